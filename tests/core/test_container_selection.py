@@ -1,0 +1,106 @@
+"""Which containers get wrapped: regular ones and native sidecars, not those that have an init."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.core.helpers import INIT, SETTINGS, container, images, mutate, mutated, outcomes, pod
+from webhook.core import InjectSettings
+
+
+@pytest.mark.parametrize(
+    "argv0",
+    [
+        "tini",
+        "/sbin/tini",
+        "/usr/bin/tini-static-amd64",
+        "dumb-init",
+        "catatonit",
+        "/sbin/docker-init",
+        "s6-svscan",
+        "runsvdir",
+        "/usr/bin/supervisord",
+        "/lib/systemd/systemd",
+        "/sbin/init",
+        "/init",
+    ],
+)
+def test_a_command_that_starts_a_known_init_is_left_alone(argv0: str) -> None:
+    mutation = mutate(pod(container(command=[argv0, "--", "app"])), SETTINGS, {})
+    name = argv0.rsplit("/", 1)[-1]
+    assert outcomes(mutation) == {"app": f"skipped: already runs an init ({name})"}
+
+
+def test_an_image_whose_entrypoint_is_tini_is_left_alone() -> None:
+    mutation = mutate(pod(container()), SETTINGS, images(app=(["/usr/bin/tini", "--"], ["app"])))
+    assert outcomes(mutation) == {"app": "skipped: already runs an init (tini)"}
+
+
+def test_the_known_init_list_is_configurable() -> None:
+    settings = InjectSettings(known_inits=("my-supervisor",))
+    mutation = mutate(
+        pod(container(command=["my-supervisor"]), container("b", command=["tini"])), settings, {}
+    )
+    assert outcomes(mutation) == {
+        "app": "skipped: already runs an init (my-supervisor)",
+        "b": "injected",
+    }
+
+
+def test_native_sidecars_are_wrapped_and_ordinary_init_containers_are_not() -> None:
+    sidecar = container("proxy", command=["envoy"], restartPolicy="Always")
+    migrate = container("migrate", command=["migrate", "up"])
+    result = mutated(pod(container(command=["app"]), initContainers=[migrate, sidecar]))
+    inits = {c["name"]: c for c in result["spec"]["initContainers"]}
+    assert result["spec"]["initContainers"][0]["name"] == "podinit-install"
+    assert inits["proxy"]["command"] == [INIT, "--", "envoy"]
+    assert inits["migrate"]["command"] == ["migrate", "up"]
+
+
+@pytest.mark.parametrize(
+    "settings, annotations",
+    [
+        (InjectSettings(inject_init_containers=True), {}),
+        (SETTINGS, {"podinit.dev/inject-init-containers": "true"}),
+    ],
+    ids=["setting", "annotation"],
+)
+def test_ordinary_init_containers_are_wrapped_when_asked(
+    settings: InjectSettings, annotations: dict[str, str]
+) -> None:
+    migrate = container("migrate", command=["migrate", "up"])
+    result = mutated(
+        pod(container(command=["app"]), initContainers=[migrate], annotations=annotations),
+        settings=settings,
+    )
+    names = [c["name"] for c in result["spec"]["initContainers"]]
+    assert names == ["podinit-install", "migrate"]
+    assert result["spec"]["initContainers"][1]["command"] == [INIT, "--", "migrate", "up"]
+
+
+def test_containers_named_in_the_skip_annotation_are_left_alone() -> None:
+    annotations = {"podinit.dev/skip-containers": " b , c"}
+    mutation = mutate(
+        pod(container(command=["a"]), container("b", command=["b"]), annotations=annotations),
+        SETTINGS,
+        {},
+    )
+    assert outcomes(mutation) == {
+        "app": "injected",
+        "b": "skipped: opted out by podinit.dev/skip-containers",
+    }
+
+
+def test_a_container_without_command_or_image_config_is_admitted_unwrapped_with_a_warning() -> None:
+    mutation = mutate(pod(container(), container("b", command=["b"])), SETTINGS, {})
+    assert outcomes(mutation) == {
+        "app": "failed: no image config for example/app:1",
+        "b": "injected",
+    }
+    assert mutation.warnings == ("podinit: app not wrapped: no image config for example/app:1",)
+    assert mutation.denied is None
+
+
+def test_a_container_without_an_image_is_reported_not_raised() -> None:
+    mutation = mutate(pod({"name": "app"}), SETTINGS, {})
+    assert outcomes(mutation) == {"app": "failed: container has no image"}

@@ -1,0 +1,185 @@
+"""The pod-level parts of the patch: volume, copy container, mounts, env and the status."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.core.helpers import SETTINGS, container, images, mutate, mutated, pod, status
+from webhook.core import (
+    ImageConfig,
+    ImageOverride,
+    InjectionMode,
+    InjectSettings,
+    InvalidPod,
+    LookupFailure,
+    LookupFailurePolicy,
+)
+
+
+def test_the_copy_container_goes_first_and_passes_pod_security_restricted() -> None:
+    result = mutated(
+        pod(container(command=["app"]), initContainers=[container("setup", command=["x"])])
+    )
+    copy = result["spec"]["initContainers"][0]
+    assert copy["name"] == "podinit-install"
+    assert copy["command"] == ["/podinit", "install", "/target/podinit"]
+    assert copy["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert copy["resources"]["requests"] == copy["resources"]["limits"]
+
+
+def test_wrapped_containers_mount_the_emptydir_read_only() -> None:
+    result = mutated(
+        pod(
+            container(command=["app"], volumeMounts=[{"name": "data", "mountPath": "/data"}]),
+            volumes=[{"name": "data", "emptyDir": {}}],
+        )
+    )
+    assert result["spec"]["volumes"][-1] == {"name": "podinit", "emptyDir": {"sizeLimit": "8Mi"}}
+    assert result["spec"]["containers"][0]["volumeMounts"] == [
+        {"name": "data", "mountPath": "/data"},
+        {"name": "podinit", "mountPath": "/podinit", "readOnly": True},
+    ]
+
+
+def test_names_and_paths_that_the_pod_already_uses_are_avoided() -> None:
+    theirs = container(
+        "podinit-install",
+        command=["x"],
+        volumeMounts=[{"name": "podinit", "mountPath": "/podinit"}],
+    )
+    result = mutated(pod(theirs, volumes=[{"name": "podinit", "configMap": {"name": "cm"}}]))
+    assert result["spec"]["initContainers"][0]["name"] == "podinit-install-1"
+    assert result["spec"]["volumes"][1]["name"] == "podinit-1"
+    assert result["spec"]["containers"][0]["command"][0] == "/podinit-1/podinit"
+    assert status(result)["volume"] == "podinit-1"
+
+
+def test_image_volume_mode_mounts_the_init_image_and_adds_no_copy_container() -> None:
+    settings = InjectSettings(
+        injection_mode=InjectionMode.IMAGE_VOLUME, init_image="reg.local/podinit:1"
+    )
+    result = mutated(pod(container(command=["app"])), settings=settings)
+    assert "initContainers" not in result["spec"]
+    assert result["spec"]["volumes"] == [
+        {
+            "name": "podinit",
+            "image": {"reference": "reg.local/podinit:1", "pullPolicy": "IfNotPresent"},
+        }
+    ]
+
+
+def test_option_annotations_become_podinit_env_without_overriding_env_the_pod_sets() -> None:
+    annotations = {
+        "podinit.dev/grace": "2.5",
+        "podinit.dev/rewrite": "TERM:QUIT, SIGHUP:0",
+        "podinit.dev/remap-exit": "143:0",
+        "podinit.dev/verbose": "true",
+        "podinit.dev/term-delay": "3",
+    }
+    app = container(command=["nginx"], env=[{"name": "PODINIT_GRACE", "value": "9"}])
+    env = mutated(pod(app, annotations=annotations))["spec"]["containers"][0]["env"]
+    assert env == [
+        {"name": "PODINIT_GRACE", "value": "9"},
+        {"name": "PODINIT_TERM_DELAY", "value": "3"},
+        {"name": "PODINIT_REWRITE", "value": "TERM:QUIT,SIGHUP:0"},
+        {"name": "PODINIT_REMAP_EXIT", "value": "143:0"},
+        {"name": "PODINIT_VERBOSE", "value": "1"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("podinit.dev/grace", "soon"),
+        ("podinit.dev/rewrite", "TERM"),
+        ("podinit.dev/rewrite", "TERM:NOPE"),
+        ("podinit.dev/remap-exit", "143:256"),
+        ("podinit.dev/verbose", "loud"),
+        ("podinit.dev/term-delay", "-1"),
+    ],
+)
+def test_a_malformed_option_annotation_leaves_the_pod_unwrapped_with_a_warning_naming_it(
+    key: str, value: str
+) -> None:
+    original = pod(container(command=["app"]), annotations={key: value})
+    mutation = mutate(original, SETTINGS, {})
+    assert mutation.warnings and key in mutation.warnings[0]
+    assert status(mutated(original))["failed"].startswith(f"bad annotation {key}: {value!r}")
+
+
+def test_the_status_annotation_key_is_json_pointer_escaped_into_an_existing_map() -> None:
+    mutation = mutate(pod(container(command=["app"]), annotations={"a/b~c": "x"}), SETTINGS, {})
+    assert mutation.patch[-1]["path"] == "/metadata/annotations/podinit.dev~1status"
+
+
+def test_existing_arrays_are_extended_never_replaced() -> None:
+    original = pod(
+        container(
+            command=["sh", "-c", "app"],
+            env=[{"name": "A", "value": "1"}],
+            volumeMounts=[{"name": "d", "mountPath": "/d"}],
+        ),
+        annotations={"podinit.dev/grace": "1"},
+        volumes=[{"name": "d", "emptyDir": {}}],
+        initContainers=[container("s", command=["s"])],
+    )
+    ops = mutate(original, SETTINGS, {}).patch
+    assert all(op["op"] == "add" for op in ops)
+    replaced = {
+        "/spec/containers/0/command",
+        "/spec/containers/0/env",
+        "/spec/containers/0/volumeMounts",
+        "/spec/volumes",
+        "/spec/initContainers",
+    }
+    assert not replaced & {op["path"] for op in ops}
+
+
+def test_lookup_failures_are_skipped_with_their_reason_or_deny_the_pod_when_configured() -> None:
+    lookup = {"example/app:1": LookupFailure("registry timed out after 3.0s")}
+    skip = mutate(pod(container()), SETTINGS, lookup)
+    assert skip.denied is None and skip.warnings == (
+        "podinit: app not wrapped: registry timed out after 3.0s",
+    )
+    deny = mutate(
+        pod(container()), InjectSettings(on_lookup_failure=LookupFailurePolicy.DENY), lookup
+    )
+    assert deny.denied == "container app: registry timed out after 3.0s"
+
+
+def test_an_override_supplies_the_image_config_without_a_lookup() -> None:
+    settings = InjectSettings(
+        image_overrides=(ImageOverride("example/*", ImageConfig(entrypoint=("/o",))),)
+    )
+    result = mutated(pod(container()), images(app=(["/registry"], [])), settings=settings)
+    assert result["spec"]["containers"][0]["command"][2:] == ["/o"]
+
+
+def test_platform_notes_from_the_image_land_in_the_status() -> None:
+    lookup = {"example/app:1": ImageConfig(entrypoint=("/a",), note="arm64 ENTRYPOINT differs")}
+    assert status(mutated(pod(container()), lookup))["notes"] == ["app: arm64 ENTRYPOINT differs"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "where"),
+    [
+        ([], "pod"),
+        ({"spec": {"containers": {}}}, "/spec/containers"),
+        ({"spec": {"containers": [1]}}, "/spec/containers/0"),
+        ({"spec": {"containers": [{"image": "x"}]}}, "/spec/containers/0/name"),
+        ({"spec": {"containers": [{"name": "a", "command": "app"}]}}, "/spec/containers/0/command"),
+        ({"metadata": {"annotations": {"a": 1}}, "spec": {}}, "/metadata/annotations/a"),
+    ],
+)
+def test_malformed_pods_raise_invalid_pod_naming_the_field(bad: object, where: str) -> None:
+    with pytest.raises(InvalidPod) as error:
+        mutate(bad, SETTINGS, {})
+    assert error.value.where == where

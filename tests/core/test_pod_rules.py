@@ -1,0 +1,94 @@
+"""Pods podinit leaves alone, and the reason it records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.core.helpers import SETTINGS, container, mutate, mutated, pod, status
+from webhook.core import InjectSettings
+
+WINDOWS_AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/os", "operator": "In", "values": ["windows"]}
+                    ]
+                }
+            ]
+        }
+    }
+}
+
+
+def test_the_pod_opt_out_annotation_leaves_the_pod_without_any_patch() -> None:
+    mutation = mutate(
+        pod(container(command=["app"]), annotations={"podinit.dev/inject": "false"}), SETTINGS, {}
+    )
+    assert mutation.patch == []
+    assert mutation.pod_reason == "opted out by podinit.dev/inject"
+
+
+def test_mirror_pods_get_no_patch_because_the_kubelet_owns_them() -> None:
+    annotations = {"kubernetes.io/config.mirror": "abc"}
+    mutation = mutate(pod(container(command=["app"]), annotations=annotations), SETTINGS, {})
+    assert mutation.patch == []
+    assert mutation.pod_reason is not None and "mirror" in mutation.pod_reason
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"os": {"name": "windows"}}, "Windows pod"),
+        ({"nodeSelector": {"kubernetes.io/os": "windows"}}, "Windows pod"),
+        ({"affinity": WINDOWS_AFFINITY}, "Windows pod"),
+        (
+            {"securityContext": {"windowsOptions": {"runAsUserName": "ContainerUser"}}},
+            "Windows pod",
+        ),
+        ({"hostPID": True}, "hostPID: the container shares the node's PID namespace"),
+        (
+            {"shareProcessNamespace": True},
+            "shareProcessNamespace: the pause container is PID 1 and reaps",
+        ),
+    ],
+    ids=["os-name", "node-selector", "node-affinity", "windows-options", "host-pid", "shared-pid"],
+)
+def test_pods_that_must_not_be_wrapped_only_get_a_status_saying_why(
+    spec: dict[str, Any], reason: str
+) -> None:
+    original = pod(container(command=["app"]), **spec)
+    result = mutated(original)
+    assert status(result) == {"skipped": reason}
+    assert result["spec"] == original["spec"]
+
+
+def test_a_container_level_windows_option_marks_the_pod_as_windows() -> None:
+    app = container(command=["app"], securityContext={"windowsOptions": {"hostProcess": False}})
+    assert status(mutated(pod(app))) == {"skipped": "Windows pod"}
+
+
+def test_affinity_that_also_allows_linux_nodes_is_not_windows() -> None:
+    affinity: Any = WINDOWS_AFFINITY
+    terms = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    linux = {
+        "matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]
+    }
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [*terms, linux]}
+        }
+    }
+    result = mutated(pod(container(command=["app"]), affinity=affinity))
+    assert status(result)["containers"] == {"app": "injected"}
+
+
+def test_shared_process_namespace_pods_are_wrapped_when_the_setting_allows_it() -> None:
+    settings = InjectSettings(skip_shared_process_namespace=False)
+    result = mutated(pod(container(command=["app"]), shareProcessNamespace=True), settings=settings)
+    assert status(result)["containers"] == {"app": "injected"}

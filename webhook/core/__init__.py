@@ -1,0 +1,22 @@
+"""The pure decision core. Everything here is synchronous and free of I/O."""
+
+from webhook.core.errors import InvalidPod
+from webhook.core.images import ImageConfig, ImageLookup, ImageOverride, LookupFailure
+from webhook.core.mutate import Decision, Mutation, Outcome, images_to_look_up, mutate
+from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
+
+__all__ = [
+    "Decision",
+    "ImageConfig",
+    "ImageLookup",
+    "ImageOverride",
+    "InjectSettings",
+    "InjectionMode",
+    "InvalidPod",
+    "LookupFailure",
+    "LookupFailurePolicy",
+    "Mutation",
+    "Outcome",
+    "images_to_look_up",
+    "mutate",
+]

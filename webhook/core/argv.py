@@ -1,0 +1,67 @@
+"""A container's effective argv, and how to put the init in front of it.
+
+Kubernetes runs `command or ENTRYPOINT` followed by `args or CMD` (`args` is ignored for the image
+CMD when `command` is set). The kubelet expands `$(VAR)` in command and args, and turns `$$` into
+`$`, so strings copied from the image are escaped to reach the app exactly as the image had them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from dataclasses import dataclass
+
+from webhook.core.images import ImageConfig
+from webhook.core.podview import ContainerSlot
+
+SEPARATOR = "--"
+
+
+def escape(strings: tuple[str, ...] | list[str]) -> list[str]:
+    return [s.replace("$", "$$") for s in strings]
+
+
+def needs_image(slot: ContainerSlot) -> bool:
+    """Only a container without `command` depends on the image's ENTRYPOINT."""
+    return slot.strings("command") is None
+
+
+@dataclass(frozen=True, slots=True)
+class Wrap:
+    """How one container's argv changes.
+
+    `command_items` go in front of the existing command (or become the command when there is
+    none); `new_args` is set only when the image CMD must be pinned because `args` was unset.
+    """
+
+    original: list[str]
+    command_items: list[str]
+    new_args: list[str] | None
+
+
+def plan_wrap(slot: ContainerSlot, image: ImageConfig | None, init_path: str) -> Wrap:
+    """`image` must be given when `needs_image(slot)`."""
+    command = slot.strings("command")
+    args = slot.strings("args")
+    prefix = [init_path, SEPARATOR]
+    if command is not None:
+        return Wrap(command + (args or []), prefix, None)
+    assert image is not None, "needs_image() containers are planned with their image config"
+    entrypoint = escape(image.entrypoint)
+    if args is not None:
+        return Wrap(entrypoint + args, prefix + entrypoint, None)
+    cmd = escape(image.cmd)
+    return Wrap(entrypoint + cmd, prefix + entrypoint, cmd or None)
+
+
+def running_init(argv: list[str], known_inits: tuple[str, ...]) -> str | None:
+    """The basename of argv[0] when it already is an init or supervisor."""
+    if not argv:
+        return None
+    name = posixpath.basename(argv[0])
+    return name if any(fnmatch.fnmatchcase(name, p) for p in known_inits) else None
+
+
+def is_wrapped(slot: ContainerSlot, init_path: str) -> bool:
+    command = slot.strings("command") or []
+    return command[:2] == [init_path, SEPARATOR]

@@ -1,0 +1,113 @@
+"""Where the init lives in a pod: volume, mount path and copy container, chosen once per pod.
+
+A pod podinit already mutated records its choices in the status annotation; they are reused when
+the volume they name is still there, so a second pass (reinvocation) lands on the same names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.core import annotations as ann
+from webhook.core.patch import free_name
+from webhook.core.podview import PodView
+from webhook.core.settings import InjectionMode, InjectSettings
+
+COPY_TARGET = "/target"  # where the copy container mounts the volume
+INIT_IN_IMAGE = "/podinit"  # the static binary at the root of the FROM-scratch init image
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    volume: str
+    mount_path: str
+    copy_container: str
+    volume_exists: bool
+    copy_exists: bool
+
+    @property
+    def init_path(self) -> str:
+        return f"{self.mount_path.rstrip('/')}/podinit"
+
+    def record(self) -> dict[str, str]:
+        return {
+            "volume": self.volume,
+            "mountPath": self.mount_path,
+            "copyContainer": self.copy_container,
+        }
+
+    @classmethod
+    def of(cls, pod: PodView, settings: InjectSettings) -> Layout:
+        previous = _recorded(pod)
+        volumes = {v.get("name"): v for v in pod.volumes()}
+        if previous and _is_ours(volumes.get(previous["volume"]), settings):
+            return cls(
+                volume=previous["volume"],
+                mount_path=previous["mountPath"],
+                copy_container=previous["copyContainer"],
+                volume_exists=True,
+                copy_exists=previous["copyContainer"] in pod.container_names(),
+            )
+        return cls(
+            volume=free_name(settings.volume_name, pod.volume_names()),
+            mount_path=free_name(settings.mount_path, pod.mount_paths()),
+            copy_container=free_name(settings.copy_container_name, pod.container_names()),
+            volume_exists=False,
+            copy_exists=False,
+        )
+
+
+def _recorded(pod: PodView) -> dict[str, str] | None:
+    try:
+        status = json.loads(pod.annotations.get(ann.STATUS, ""))
+    except ValueError:
+        return None
+    if not isinstance(status, dict):
+        return None
+    names = {key: status.get(key) for key in ("volume", "mountPath", "copyContainer")}
+    if not all(isinstance(value, str) and value for value in names.values()):
+        return None
+    if not str(names["mountPath"]).startswith("/") or "$" in str(names["mountPath"]):
+        return None
+    return {key: str(value) for key, value in names.items()}
+
+
+def _is_ours(volume: Mapping[str, Any] | None, settings: InjectSettings) -> bool:
+    if not isinstance(volume, Mapping):
+        return False
+    if settings.injection_mode is InjectionMode.IMAGE_VOLUME:
+        return isinstance(volume.get("image"), Mapping)
+    return isinstance(volume.get("emptyDir"), Mapping)
+
+
+def volume_spec(layout: Layout, settings: InjectSettings) -> dict[str, Any]:
+    if settings.injection_mode is InjectionMode.IMAGE_VOLUME:
+        source = {"reference": settings.init_image, "pullPolicy": settings.init_image_pull_policy}
+        return {"name": layout.volume, "image": source}
+    return {"name": layout.volume, "emptyDir": {"sizeLimit": settings.volume_size_limit}}
+
+
+def copy_container_spec(layout: Layout, settings: InjectSettings) -> dict[str, Any]:
+    """The first initContainer: copies the init into the volume; Pod Security 'restricted'."""
+    resources = {"cpu": settings.copy_cpu, "memory": settings.copy_memory}
+    return {
+        "name": layout.copy_container,
+        "image": settings.init_image,
+        "imagePullPolicy": settings.init_image_pull_policy,
+        "command": [INIT_IN_IMAGE, "install", f"{COPY_TARGET}/podinit"],
+        "volumeMounts": [{"name": layout.volume, "mountPath": COPY_TARGET}],
+        "resources": {"requests": dict(resources), "limits": dict(resources)},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.run_as_user,
+            "runAsGroup": settings.run_as_user,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }

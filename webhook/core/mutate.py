@@ -1,0 +1,197 @@
+"""The decision core: pod + settings + image configs in, JSON Patch + reasons out. No I/O."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from webhook.core import annotations as ann
+from webhook.core.argv import is_wrapped, needs_image, plan_wrap, running_init
+from webhook.core.eligibility import candidates, pod_skip, silent_skip
+from webhook.core.images import ImageConfig, ImageLookup, LookupFailure, find_override
+from webhook.core.layout import Layout, copy_container_spec, volume_spec
+from webhook.core.patch import PatchOp, extend, set_key
+from webhook.core.podview import ContainerSlot, PodView, mappings
+from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
+
+WARNING_LIMIT = 120  # kubectl shows admission warnings; the apiserver caps their length
+
+
+class Outcome(StrEnum):
+    INJECTED = "injected"
+    SKIPPED = "skipped"  # deliberately left alone (already has an init, opted out, ...)
+    FAILED = "failed"  # should have been wrapped but could not be (no image config, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    container: str
+    outcome: Outcome
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    patch: list[PatchOp]
+    decisions: tuple[Decision, ...] = ()
+    pod_reason: str | None = None  # why the whole pod was left alone
+    warnings: tuple[str, ...] = ()
+    denied: str | None = None  # set only with onLookupFailure: deny
+    notes: tuple[str, ...] = field(default=())
+
+
+def images_to_look_up(pod: object, settings: InjectSettings) -> set[str]:
+    """The images whose ENTRYPOINT/CMD `mutate` will need, so the caller can fetch them first."""
+    view = PodView.of(pod)
+    if silent_skip(view) or pod_skip(view, settings):
+        return set()
+    layout = Layout.of(view, settings)
+    return {
+        image
+        for slot, skip in candidates(view, settings)
+        if skip is None
+        and not is_wrapped(slot, layout.init_path)
+        and needs_image(slot)
+        and isinstance(image := slot.body.get("image"), str)
+        and image
+        and find_override(image, settings.image_overrides) is None
+    }
+
+
+def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutation:
+    """Decide per container and build the patch. Raises only `InvalidPod`."""
+    view = PodView.of(pod)
+    if reason := silent_skip(view):
+        return Mutation(patch=[], pod_reason=reason)
+    if reason := pod_skip(view, settings):
+        return Mutation(patch=_status_ops(view, {"skipped": reason}), pod_reason=reason)
+    try:
+        env = ann.init_env(view.annotations)
+    except ann.BadOption as error:
+        reason = f"bad annotation {error}"
+        return Mutation(
+            patch=_status_ops(view, {"failed": reason}),
+            pod_reason=reason,
+            warnings=(_warning(f"podinit: pod not wrapped: {reason}"),),
+        )
+
+    layout = Layout.of(view, settings)
+    decisions: list[Decision] = []
+    ops: list[PatchOp] = []
+    notes: list[str] = []
+    denied: str | None = None
+    for slot, skip in candidates(view, settings):
+        if skip is not None:
+            decisions.append(Decision(slot.name, Outcome.SKIPPED, skip))
+            continue
+        if is_wrapped(slot, layout.init_path):
+            decisions.append(Decision(slot.name, Outcome.INJECTED))
+            continue
+        image = _image_config(slot, settings, images)
+        if isinstance(image, LookupFailure):
+            decisions.append(Decision(slot.name, Outcome.FAILED, image.reason))
+            if settings.on_lookup_failure is LookupFailurePolicy.DENY:
+                denied = denied or f"container {slot.name}: {image.reason}"
+            continue
+        if image is not None and image.note:
+            notes.append(f"{slot.name}: {image.note}")
+        wrap = plan_wrap(slot, image, layout.init_path)
+        if not wrap.original:
+            decisions.append(Decision(slot.name, Outcome.FAILED, "image has no ENTRYPOINT or CMD"))
+            continue
+        if init := running_init(wrap.original, settings.known_inits):
+            decisions.append(Decision(slot.name, Outcome.SKIPPED, f"already runs an init ({init})"))
+            continue
+        ops += _wrap_ops(slot, wrap.command_items, wrap.new_args, layout, env)
+        decisions.append(Decision(slot.name, Outcome.INJECTED))
+
+    injected = any(d.outcome is Outcome.INJECTED for d in decisions)
+    if injected:
+        ops += _pod_ops(view, layout, settings)
+    status: dict[str, Any] = {
+        "containers": {d.container: _describe(d) for d in decisions},
+        **(layout.record() if injected else {}),
+        **({"notes": notes} if notes else {}),
+    }
+    ops += _status_ops(view, status)
+    failures = [d for d in decisions if d.outcome is Outcome.FAILED]
+    return Mutation(
+        patch=ops,
+        decisions=tuple(decisions),
+        warnings=tuple(
+            _warning(f"podinit: {d.container} not wrapped: {d.reason}") for d in failures
+        ),
+        denied=denied,
+        notes=tuple(notes),
+    )
+
+
+def _image_config(
+    slot: ContainerSlot, settings: InjectSettings, images: ImageLookup
+) -> ImageConfig | LookupFailure | None:
+    """None when the container does not depend on its image (it has a `command`)."""
+    if not needs_image(slot):
+        return None
+    image = slot.body.get("image")
+    if not isinstance(image, str) or not image:
+        return LookupFailure("container has no image")
+    override = find_override(image, settings.image_overrides)
+    if override is not None:
+        return override
+    return images.get(image) or LookupFailure(f"no image config for {image}")
+
+
+def _wrap_ops(
+    slot: ContainerSlot,
+    command_items: list[str],
+    new_args: list[str] | None,
+    layout: Layout,
+    env: list[tuple[str, str]],
+) -> list[PatchOp]:
+    base = slot.pointer
+    ops = extend(f"{base}/command", slot.strings("command"), command_items, at=0)
+    if new_args is not None:
+        ops += extend(f"{base}/args", slot.strings("args"), new_args, at=None)
+    mounts = slot.body.get("volumeMounts")
+    mount = {"name": layout.volume, "mountPath": layout.mount_path, "readOnly": True}
+    ops += extend(f"{base}/volumeMounts", mounts, [mount], at=None)
+    present = slot.body.get("env")
+    have = {e.get("name") for e in mappings(present, f"{base}/env")}
+    wanted = [{"name": name, "value": value} for name, value in env if name not in have]
+    ops += extend(f"{base}/env", present, wanted, at=None)
+    return ops
+
+
+def _pod_ops(view: PodView, layout: Layout, settings: InjectSettings) -> list[PatchOp]:
+    """Volume and copy container; the copy container goes last because it shifts indices."""
+    ops: list[PatchOp] = []
+    if not layout.volume_exists:
+        ops += extend(
+            "/spec/volumes", view.spec.get("volumes"), [volume_spec(layout, settings)], at=None
+        )
+    if settings.injection_mode is InjectionMode.COPY and not layout.copy_exists:
+        copy = copy_container_spec(layout, settings)
+        ops += extend("/spec/initContainers", view.spec.get("initContainers"), [copy], at=0)
+    return ops
+
+
+def _status_ops(view: PodView, status: dict[str, Any]) -> list[PatchOp]:
+    text = json.dumps(status, separators=(",", ":"))
+    if view.annotations.get(ann.STATUS) == text:
+        return []
+    annotations = view.metadata.get("annotations")
+    ops: list[PatchOp] = []
+    if "metadata" not in view.raw:
+        ops.append({"op": "add", "path": "/metadata", "value": {}})
+    ops.append(set_key("/metadata/annotations", annotations, ann.STATUS, text))
+    return ops
+
+
+def _describe(decision: Decision) -> str:
+    return f"{decision.outcome}: {decision.reason}" if decision.reason else str(decision.outcome)
+
+
+def _warning(text: str) -> str:
+    return text if len(text) <= WARNING_LIMIT else text[: WARNING_LIMIT - 3] + "..."
