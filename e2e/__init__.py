@@ -1,0 +1,1 @@
+"""End-to-end harness: tool builds (tools.sh) and a real control plane (cluster.py)."""

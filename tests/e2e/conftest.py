@@ -1,0 +1,76 @@
+"""Session fixtures for the end-to-end tests: a real control plane on loopback.
+
+Without the tools (``make e2e-tools``, Debian ``etcd-server``) the tests skip, naming
+what is missing — unless ``CI`` is set, where they fail: CI may not skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from e2e.cluster import ControlPlane, Tools, ToolsMissing, find_tools  # noqa: E402
+
+_STARTED: list[ControlPlane] = []
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: the end-to-end tests may not be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def e2e_tools() -> Tools:
+    try:
+        return find_tools()
+    except ToolsMissing as e:
+        missing = str(e)
+    _unavailable(missing)
+    raise AssertionError("unreachable: skip/fail raise")
+
+
+@pytest.fixture(scope="session")
+def control_plane(e2e_tools: Tools, request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver + kube-controller-manager, shared by the session.
+
+    Logs are kept (and their directory printed) when any test of the session failed.
+    """
+    cp = ControlPlane.start(e2e_tools)  # on a startup error the logs are kept and printed
+    _STARTED.append(cp)
+    try:
+        yield cp
+    finally:
+        _STARTED.remove(cp)
+        cp.stop(keep_logs=request.session.testsfailed > 0)
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (without waiting) afterwards."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())
+    name = f"e2e-{slug[:40].strip('-')}-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("create", "namespace", name)
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and _STARTED:
+        cp = _STARTED[-1]
+        report.sections.append(("control plane", f"logs (kept): {cp.logdir}\n{cp.log_tails(20)}"))
+    return report

@@ -1,0 +1,143 @@
+"""The control plane itself: real etcd, kube-apiserver and kube-controller-manager."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from e2e.cluster import ControlPlane
+from e2e.testwebhook import TestWebhook
+
+
+def _owned_by(obj: dict[str, Any], kind: str, name: str) -> bool:
+    return any(
+        ref["kind"] == kind and ref["name"] == name and ref.get("controller")
+        for ref in obj["metadata"].get("ownerReferences", [])
+    )
+
+
+def _deployment(name: str, replicas: int = 2) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "busybox:1.36"}]},
+            },
+        },
+    }
+
+
+def _pods_of(cp: ControlPlane, namespace: str, app: str, count: int) -> list[dict[str, Any]]:
+    def pods() -> list[dict[str, Any]] | None:
+        items: list[dict[str, Any]] = cp.kubectl_json(
+            "get", "pods", "-n", namespace, "-l", f"app={app}"
+        )["items"]
+        return items if len(items) >= count else None
+
+    result: list[dict[str, Any]] = cp.wait_for(f"{count} pods of {app}", pods, timeout=90)
+    return result
+
+
+def test_the_apiserver_serves_the_built_version_on_loopback_to_the_admin_kubeconfig(
+    control_plane: ControlPlane,
+) -> None:
+    assert control_plane.apiserver_url.startswith("https://127.0.0.1:")
+    version = json.loads(control_plane.kubectl("version", "-o", "json").stdout)
+    assert version["serverVersion"]["gitVersion"] == control_plane.tools.versions["KUBE_VERSION"]
+    assert control_plane.kubectl("auth", "can-i", "*", "*").stdout.strip() == "yes"
+
+
+def test_a_deployment_created_with_kubectl_gets_a_replicaset_and_generated_pods_from_the_controller_manager(  # noqa: E501
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    ns = "smoke"
+    cp.kubectl("create", "namespace", ns)
+    cp.kubectl("create", "deployment", "web", "--image=busybox:1.36", "--replicas=2", "-n", ns)
+
+    replicasets = cp.wait_for(
+        "a ReplicaSet owned by deployment/web",
+        lambda: [
+            rs
+            for rs in cp.kubectl_json("get", "replicasets", "-n", ns)["items"]
+            if _owned_by(rs, "Deployment", "web")
+        ],
+    )
+    assert len(replicasets) == 1
+    rs_name = replicasets[0]["metadata"]["name"]
+
+    pods = _pods_of(cp, ns, "web", 2)
+    assert len(pods) == 2
+    for pod in pods:
+        meta = pod["metadata"]
+        # created by the ReplicaSet controller with generateName: the name is server-made
+        assert meta["generateName"] == f"{rs_name}-"
+        assert meta["name"].startswith(meta["generateName"])
+        assert _owned_by(pod, "ReplicaSet", rs_name)
+        # the ServiceAccount admission plugin ran; there is no kubelet to run the pod
+        assert pod["spec"]["serviceAccountName"] == "default"
+        assert pod["status"]["phase"] == "Pending"
+        assert not pod["spec"].get("nodeName")
+
+
+def test_pod_security_admission_enforces_the_restricted_level_of_a_labelled_namespace(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    cp = control_plane
+    cp.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "privileged", "namespace": namespace},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "busybox:1.36", "securityContext": {"privileged": True}}
+            ]
+        },
+    }
+    with pytest.raises(subprocess.CalledProcessError) as err:
+        cp.kubectl("create", "-f", "-", input=json.dumps(pod))
+    assert 'violates PodSecurity "restricted:latest"' in err.value.stderr
+
+
+def test_a_webhook_on_loopback_trusted_through_its_ca_bundle_mutates_the_controller_managers_pods(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    cp = control_plane
+    hook = TestWebhook(
+        cp.ca,
+        lambda req: [{"op": "add", "path": "/metadata/annotations", "value": {"seen": "yes"}}],
+    )
+    with hook:
+        config = hook.configuration(
+            "e2e-harness-smoke",
+            namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        )
+        cp.apply(config)
+        try:
+            cp.apply(
+                {
+                    **_deployment("hooked", replicas=1),
+                    "metadata": {"name": "hooked", "namespace": namespace},
+                }
+            )
+            [pod] = _pods_of(cp, namespace, "hooked", 1)
+        finally:
+            cp.kubectl("delete", "mutatingwebhookconfiguration", "e2e-harness-smoke")
+
+    assert pod["metadata"]["annotations"]["seen"] == "yes"
+    [request] = [r for r in hook.requests() if r["namespace"] == namespace]
+    assert request["operation"] == "CREATE"
+    assert request["name"] == ""  # generateName: the name is not known yet
+    assert request["object"]["metadata"]["generateName"].startswith("hooked-")
+    assert (
+        request["userInfo"]["username"] == "system:serviceaccount:kube-system:replicaset-controller"
+    )
