@@ -1,0 +1,259 @@
+"""Registry authentication as an httpx.Auth challenge flow.
+
+Anonymous first; on `401` with `WWW-Authenticate: Bearer realm=…,service=…,scope=…` fetch a
+token (with basic credentials when we have them) and retry; on `Basic` retry with basic
+credentials. The challenge is remembered per host, so later requests (other repositories
+included) authenticate up front instead of paying a 401 round trip each time.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from .credentials import Credential
+from .errors import AuthError, BadResponse, RegistryUnavailable
+
+_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
+MAX_TOKEN_RESPONSE = 1 << 20
+# Treat tokens as expired a little early so one cannot expire in flight.
+_EXPIRY_MARGIN = 10.0
+_DEFAULT_TOKEN_LIFETIME = 60.0  # what the token spec says to assume when expires_in is absent
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    scheme: str  # "bearer" or "basic", lower case
+    realm: str = ""
+    service: str = ""
+    scope: str = ""
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """Challenges in one WWW-Authenticate value, e.g. `Bearer realm="…",service="…"`."""
+    out = []
+    # A new challenge starts with a bare token (the scheme) not followed by '='.
+    for match in re.finditer(
+        r"([A-Za-z]+)\s+((?:[^,\s=]+\s*=\s*(?:\"(?:[^\"\\]|\\.)*\"|[^,\s]*)\s*,?\s*)*)", header
+    ):
+        params = {
+            m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
+            for m in _PARAM.finditer(match.group(2))
+        }
+        out.append(
+            Challenge(
+                scheme=match.group(1).lower(),
+                realm=params.get("realm", ""),
+                service=params.get("service", ""),
+                scope=params.get("scope", ""),
+            )
+        )
+    return out
+
+
+class TokenCache:
+    """Bearer tokens by (realm, service, scope, credential fingerprint), LRU-bounded.
+
+    The fingerprint is part of the key so a token obtained with one tenant's credentials
+    is never presented on behalf of another (or of an anonymous request)."""
+
+    def __init__(self, *, max_entries: int = 4096, clock: Callable[[], float] = time.monotonic):
+        self._entries: OrderedDict[tuple[str, str, str, str], tuple[str, float]] = OrderedDict()
+        self._max = max_entries
+        self._clock = clock
+
+    def get(self, key: tuple[str, str, str, str]) -> str | None:
+        hit = self._entries.get(key)
+        if hit is None:
+            return None
+        if hit[1] <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return hit[0]
+
+    def put(self, key: tuple[str, str, str, str], token: str, lifetime: float) -> None:
+        self._entries[key] = (token, self._clock() + max(0.0, lifetime - _EXPIRY_MARGIN))
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def discard(self, key: tuple[str, str, str, str]) -> None:
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class RegistryAuth(httpx.Auth):
+    """Auth for one lookup: one registry host, one repository, at most one credential.
+
+    `used_credential` tells the resolver whether anything it fetched depended on the
+    credential; results fetched without it are shareable with everyone."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        repository: str,
+        credential: Credential | None,
+        fingerprint: str,
+        tokens: TokenCache,
+        challenges: dict[str, Challenge],
+        realm_allowed: Callable[[httpx.URL], bool],
+    ) -> None:
+        self._host = host
+        self._scope = f"repository:{repository}:pull"
+        self._credential = credential
+        self._fingerprint = fingerprint if credential else ""
+        self._tokens = tokens
+        self._challenges = challenges
+        self._realm_allowed = realm_allowed
+        self.used_credential = False
+
+    def __repr__(self) -> str:
+        return f"RegistryAuth(host={self._host!r}, scope={self._scope!r}, credential=<redacted>)"
+
+    def _basic(self) -> str | None:
+        cred = self._credential
+        if cred is None or not (cred.username or cred.password):
+            return None
+        raw = f"{cred.username}:{cred.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+
+    def _key(self, challenge: Challenge, scope: str) -> tuple[str, str, str, str]:
+        return (challenge.realm, challenge.service, scope, self._fingerprint)
+
+    def _token_request(self, challenge: Challenge, scope: str) -> httpx.Request:
+        if not challenge.realm:
+            raise AuthError(f"registry {self._host} sent a bearer challenge without a realm")
+        try:
+            url = httpx.URL(challenge.realm)
+        except httpx.InvalidURL:
+            raise AuthError(f"registry {self._host} sent an invalid token realm") from None
+        if not self._realm_allowed(url):
+            raise AuthError(f"registry {self._host} sent a token realm that is not https")
+        params = {k: v for k, v in (("service", challenge.service), ("scope", scope)) if v}
+        cred = self._credential
+        if cred is not None and cred.identity_token:
+            # OAuth2 refresh-token grant (the token spec's POST form), used by ACR & co.
+            self.used_credential = True
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": cred.identity_token,
+                "client_id": "podinit",
+                **params,
+            }
+            return httpx.Request("POST", url, data=form)
+        request = httpx.Request("GET", url.copy_merge_params(params))
+        basic = self._basic()
+        if basic is not None:
+            self.used_credential = True
+            request.headers["Authorization"] = basic
+        return request
+
+    async def _accept_token(
+        self, response: httpx.Response, challenge: Challenge, scope: str
+    ) -> str:
+        status = response.status_code
+        if status in (401, 403):
+            who = "credentials" if self._credential else "anonymous access"
+            raise AuthError(f"token service for {self._host} refused {who} ({status})")
+        if status == 429 or status >= 500:
+            raise RegistryUnavailable(f"token service for {self._host} failed ({status})")
+        if status != 200:
+            raise BadResponse(f"token service for {self._host} answered {status}")
+        length = response.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_TOKEN_RESPONSE:
+            raise BadResponse(f"token service for {self._host} sent an oversized answer")
+        await response.aread()
+        if len(response.content) > MAX_TOKEN_RESPONSE:
+            raise BadResponse(f"token service for {self._host} sent an oversized answer")
+        try:
+            data: Any = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise BadResponse(f"token service for {self._host} sent invalid JSON") from None
+        token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
+            raise BadResponse(f"token service for {self._host} sent no usable token")
+        lifetime = data.get("expires_in")
+        if not isinstance(lifetime, int | float) or lifetime <= 0:
+            lifetime = _DEFAULT_TOKEN_LIFETIME
+        self._tokens.put(self._key(challenge, scope), token, float(lifetime))
+        return token
+
+    def _cached_token(self, challenge: Challenge, scope: str) -> str | None:
+        cred = self._credential
+        if cred is not None and cred.registry_token:
+            self.used_credential = True
+            return cred.registry_token
+        token = self._tokens.get(self._key(challenge, scope))
+        if token is not None and self._fingerprint:
+            self.used_credential = True
+        return token
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        known = self._challenges.get(self._host)
+        presented_token = False
+        if known is not None and known.scheme == "bearer":
+            token = self._cached_token(known, self._scope)
+            if token is None:
+                token_response = yield self._token_request(known, self._scope)
+                token = await self._accept_token(token_response, known, self._scope)
+            request.headers["Authorization"] = f"Bearer {token}"
+            presented_token = True
+        elif known is not None and known.scheme == "basic" and (basic := self._basic()):
+            request.headers["Authorization"] = basic
+            self.used_credential = True
+        response = yield request
+        if response.status_code != 401:
+            return
+        challenge = _pick(parse_challenges(response.headers.get("www-authenticate", "")))
+        if challenge is None:
+            return
+        # Remember realm/service for the host; the scope is per request.
+        self._challenges[self._host] = Challenge(
+            challenge.scheme, challenge.realm, challenge.service
+        )
+        if challenge.scheme == "bearer":
+            scope = challenge.scope or self._scope
+            token = None
+            if presented_token:
+                # The token we had was refused (expired early, revoked): fetch a fresh one once.
+                self._tokens.discard(self._key(challenge, scope))
+            else:
+                token = self._cached_token(challenge, scope)
+            if token is None:
+                token_response = yield self._token_request(challenge, scope)
+                token = await self._accept_token(token_response, challenge, scope)
+            request.headers["Authorization"] = f"Bearer {token}"
+            yield request
+        elif challenge.scheme == "basic":
+            basic = self._basic()
+            if basic is None or request.headers.get("authorization") == basic:
+                return  # nothing (new) to offer: the 401 stands
+            request.headers["Authorization"] = basic
+            self.used_credential = True
+            yield request
+
+
+def _pick(challenges: list[Challenge]) -> Challenge | None:
+    # Prefer bearer: registries offering both expect token clients.
+    for scheme in ("bearer", "basic"):
+        for challenge in challenges:
+            if challenge.scheme == scheme:
+                return challenge
+    return None
+
+
+__all__ = ["Challenge", "RegistryAuth", "TokenCache", "parse_challenges"]

@@ -1,0 +1,456 @@
+"""ImageResolver: image reference -> ImageConfig, with caching, single flight and deadlines.
+
+Cache design (all LRU-bounded, keys never contain secrets):
+- objects (manifests, indexes, config argv) are keyed by (scope, host, repository, digest):
+  content-addressed, so kept until evicted;
+- tags map to a digest for `tag_ttl`, then are revalidated with a HEAD (free on Docker
+  Hub's rate limit); digest references are never re-resolved;
+- failures are remembered for `negative_ttl` so a broken registry is not hammered.
+`scope` is "" for things fetched without presenting any credential (shareable by everyone)
+and the credential's keyed fingerprint otherwise, so a tenant's private image is never
+served to a request that does not carry the same credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from webhook.core.images import ImageConfig
+
+from .auth import Challenge, RegistryAuth, TokenCache
+from .cache import LRU, SingleFlight
+from .client import Endpoint, RegistryClient, make_transport
+from .credentials import Keyring
+from .errors import BadResponse, DeadlineExceeded, NotFoundError, RegistryError, shorten
+from .platforms import (
+    Argv,
+    Platform,
+    disagreement_note,
+    platform_of,
+    runnable_entries,
+    select_manifest,
+)
+from .reference import ImageReference, normalize_host, parse_reference
+from .wire import Descriptor, Index, Manifest
+
+log = logging.getLogger(__name__)
+
+PullSecrets = Keyring | Iterable[bytes | str | Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolverSettings:
+    default_platform: Platform = field(default_factory=Platform)
+    mirrors: Mapping[str, str] = field(default_factory=dict)  # registry host -> mirror host
+    insecure: frozenset[str] = frozenset()  # hosts (host[:port]) reached over plain HTTP
+    ca_bundle: str | None = None  # extra CA certificates (PEM) trusted besides the system's
+    default_timeout: float = 5.0  # per resolve() call, when the caller gives none
+    fetch_timeout: float = 10.0  # bound on one shared fetch, whoever still waits for it
+    tag_ttl: float = 300.0
+    negative_ttl: float = 10.0
+    max_entries: int = 10_000
+    # Platform disagreement: fetch up to this many other platforms' configs alongside the
+    # chosen one, and wait at most `compare_grace` s for them after ours arrived.
+    compare_platforms: int = 8
+    compare_grace: float = 0.5
+
+
+@dataclass
+class ResolverStats:
+    """Counters for the server's metrics; monotonically increasing."""
+
+    lookups: Counter[str] = field(default_factory=Counter)  # by result: "ok" or error label
+    cache_hits: int = 0  # answered from cache without waiting on the registry
+    negative_hits: int = 0  # answered by a remembered failure
+    joined: int = 0  # waited on a fetch another caller had started
+    fetches: int = 0  # fetch sequences started (each may make several HTTP requests)
+    http_requests: Counter[str] = field(default_factory=Counter)  # by method
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """Everything one resolution needs, fixed before any I/O."""
+
+    ref: ImageReference
+    endpoint: Endpoint
+    platform: Platform
+    scopes: tuple[str, ...]  # cache scopes this caller may read: its fingerprint, then ""
+    auth: RegistryAuth
+
+    @property
+    def flight_key(self) -> tuple[str, str, Platform]:
+        return (self.scopes[0], str(self.ref), self.platform)
+
+
+@dataclass(frozen=True, slots=True)
+class _Config:
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+
+    @property
+    def argv(self) -> Argv:
+        return (self.entrypoint, self.cmd)
+
+
+@dataclass(frozen=True, slots=True)
+class _Comparison:
+    """ENTRYPOINT/CMD per platform of one index, for the disagreement note."""
+
+    configs: Mapping[Platform, Argv]
+
+
+_ObjKey = tuple[str, str, str, str]
+_Obj = Manifest | Index | _Config | _Comparison
+_COMPARE = "compare:"  # object-cache key prefix for an index's _Comparison
+
+
+class ImageResolver:
+    """The façade the server uses. Create once per process; `await aclose()` at shutdown."""
+
+    def __init__(
+        self,
+        settings: ResolverSettings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = s = settings or ResolverSettings()
+        self.stats = ResolverStats()
+        self._fingerprint_key = os.urandom(32)
+        insecure = frozenset(normalize_host(h) for h in s.insecure)
+        mirrors = {normalize_host(k): normalize_host(v) for k, v in s.mirrors.items()}
+        self._http = httpx.AsyncClient(
+            transport=transport or make_transport(ca_bundle=s.ca_bundle),
+            timeout=httpx.Timeout(s.fetch_timeout),
+            max_redirects=5,
+            event_hooks={"request": [self._count_request]},
+        )
+        self._client = RegistryClient(http=self._http, insecure=insecure, mirrors=mirrors)
+        self._tokens = TokenCache(max_entries=s.max_entries)
+        self._challenges: dict[str, Challenge] = {}
+        self._objects: LRU[_ObjKey, _Obj] = LRU(max_entries=s.max_entries)
+        self._tags: LRU[tuple[str, str, str, str], tuple[str, float]] = LRU(
+            max_entries=s.max_entries
+        )
+        self._failures: LRU[tuple[str, str, Platform], RegistryError] = LRU(
+            max_entries=s.max_entries
+        )
+        self._flights: SingleFlight[tuple[str, str, Platform], ImageConfig] = SingleFlight()
+
+    async def _count_request(self, request: httpx.Request) -> None:
+        self.stats.http_requests[request.method] += 1
+
+    async def __aenter__(self) -> ImageResolver:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def resolve(
+        self,
+        image: str,
+        *,
+        platform: Platform | None = None,
+        pull_secrets: PullSecrets = (),
+        timeout: float | None = None,
+        deadline: float | None = None,
+    ) -> ImageConfig:
+        """ENTRYPOINT/CMD of `image` for `platform`; raises a RegistryError subclass.
+
+        Returns or raises within `timeout` seconds (default settings.default_timeout) or by
+        `deadline` (event-loop time), whichever is first, whatever the registry does.
+        """
+        loop = asyncio.get_running_loop()
+        budget = self.settings.default_timeout if timeout is None else timeout
+        if deadline is not None:
+            budget = min(budget, deadline - loop.time())
+        try:
+            result = await self._resolve(image, platform, pull_secrets, budget)
+        except RegistryError as err:
+            self.stats.lookups[err.result] += 1
+            raise
+        self.stats.lookups["ok"] += 1
+        return result
+
+    async def _resolve(
+        self, image: str, platform: Platform | None, pull_secrets: PullSecrets, budget: float
+    ) -> ImageConfig:
+        lookup = self._prepare(image, platform, pull_secrets)
+        cached = self._from_cache(lookup)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return cached
+        failure = self._failures.get(lookup.flight_key)
+        if failure is not None:
+            self.stats.negative_hits += 1
+            raise type(failure)(failure.message)
+        if budget <= 0:
+            raise DeadlineExceeded(f"no time left to look up {shorten(image)}")
+        task, started = self._flights.start(lookup.flight_key, lambda: self._fetch(lookup))
+        if started:
+            self.stats.fetches += 1
+        else:
+            self.stats.joined += 1
+        try:
+            async with asyncio.timeout(budget):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"registry lookup of {shorten(image)} took over {budget:.3g}s"
+            ) from None
+
+    def _prepare(self, image: str, platform: Platform | None, pull_secrets: PullSecrets) -> _Lookup:
+        ref = parse_reference(image)
+        endpoint = self._client.endpoint(ref.registry)
+        keyring = (
+            pull_secrets
+            if isinstance(pull_secrets, Keyring)
+            else Keyring.from_payloads(pull_secrets)
+        )
+        # Credentials belong to the host we actually contact: Docker Hub's are not sent
+        # to a mirror, the mirror's own are.
+        credential = keyring.lookup(endpoint.host, ref.repository)
+        fingerprint = credential.fingerprint(self._fingerprint_key) if credential else ""
+        auth = RegistryAuth(
+            host=endpoint.host,
+            repository=ref.repository,
+            credential=credential,
+            fingerprint=fingerprint,
+            tokens=self._tokens,
+            challenges=self._challenges,
+            realm_allowed=self._client.realm_allowed,
+        )
+        scopes = (fingerprint, "") if fingerprint else ("",)
+        return _Lookup(
+            ref, endpoint, (platform or self.settings.default_platform).normalized(), scopes, auth
+        )
+
+    # -- cache walk ------------------------------------------------------------------------
+
+    def _get(self, lookup: _Lookup, digest: str) -> _Obj | None:
+        for scope in lookup.scopes:
+            found = self._objects.get((scope, lookup.endpoint.host, lookup.ref.repository, digest))
+            if found is not None:
+                return found
+        return None
+
+    def _put(self, lookup: _Lookup, digest: str, obj: _Obj, ttl: float | None = None) -> None:
+        # Whatever was fetched after the credential was presented is private to it.
+        scope = lookup.scopes[0] if lookup.auth.used_credential else ""
+        self._objects.put(
+            (scope, lookup.endpoint.host, lookup.ref.repository, digest), obj, ttl=ttl
+        )
+
+    def _tag_key(self, lookup: _Lookup, scope: str) -> tuple[str, str, str, str]:
+        return (scope, lookup.endpoint.host, lookup.ref.repository, lookup.ref.tag or "")
+
+    def _tag_digest(self, lookup: _Lookup) -> tuple[str, bool] | None:
+        """(digest, still fresh) of the tag, as last resolved."""
+        if lookup.ref.digest:
+            return lookup.ref.digest, True
+        loop_now = asyncio.get_running_loop().time()
+        for scope in lookup.scopes:
+            hit = self._tags.get(self._tag_key(lookup, scope))
+            if hit is not None:
+                return hit[0], hit[1] > loop_now
+        return None
+
+    def _from_cache(self, lookup: _Lookup) -> ImageConfig | None:
+        tag = self._tag_digest(lookup)
+        if tag is None or not tag[1]:
+            return None
+        top = self._get(lookup, tag[0])
+        note = None
+        if isinstance(top, Index):
+            child = select_manifest(top.manifests, lookup.platform)
+            if child is None:
+                return None
+            if self.settings.compare_platforms > 0:
+                compared = self._get(lookup, _COMPARE + tag[0])
+                if not isinstance(compared, _Comparison):
+                    return None
+                note = disagreement_note(platform_of(child), dict(compared.configs))
+            top = self._get(lookup, child.digest)
+        if not isinstance(top, Manifest):
+            return None
+        config = self._get(lookup, top.config.digest)
+        if not isinstance(config, _Config):
+            return None
+        return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, note=note)
+
+    # -- fetching (runs once per flight key, in its own task) ----------------------------------
+
+    async def _fetch(self, lookup: _Lookup) -> ImageConfig:
+        error: RegistryError
+        try:
+            async with asyncio.timeout(self.settings.fetch_timeout):
+                return await self._walk(lookup)
+        except TimeoutError:
+            error = DeadlineExceeded(
+                f"registry {lookup.endpoint.host} did not answer within "
+                f"{self.settings.fetch_timeout:.3g}s"
+            )
+        except RegistryError as err:
+            error = err
+        except Exception:
+            # A bug must not become a 500 for the admission; the server skips the container.
+            log.exception("unexpected error resolving an image from %s", lookup.endpoint.host)
+            error = RegistryError("internal error while looking up the image")
+        self._failures.put(lookup.flight_key, error, ttl=self.settings.negative_ttl)
+        raise error
+
+    async def _walk(self, lookup: _Lookup) -> ImageConfig:
+        top_digest = await self._top_digest(lookup)
+        top = self._get(lookup, top_digest)
+        if not isinstance(top, Manifest | Index):
+            _, top = await self._client.get_manifest(
+                lookup.endpoint, lookup.ref.repository, top_digest, auth=lookup.auth
+            )
+            self._put(lookup, top_digest, top)
+        if isinstance(top, Manifest):
+            config = await self._config_of(lookup, top)
+            return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd)
+        child = select_manifest(top.manifests, lookup.platform)
+        if child is None:
+            have = sorted({str(platform_of(e)) for e in runnable_entries(top.manifests)})
+            raise NotFoundError(
+                f"{shorten(lookup.ref.repository, 40)} has no {lookup.platform} image "
+                f"(has {shorten(', '.join(have) or 'none', 40)})"
+            )
+        siblings = self._start_comparison(lookup, top_digest, top, child)
+        try:
+            config = await self._image_config(lookup, child.digest)
+            note = await self._finish_comparison(lookup, top_digest, child, config, siblings)
+        finally:
+            for task in siblings.values():
+                task.cancel()
+        return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, note=note)
+
+    async def _top_digest(self, lookup: _Lookup) -> str:
+        """The digest the reference points at now (tags: cached for tag_ttl, then HEAD)."""
+        ref, client = lookup.ref, self._client
+        if ref.digest:
+            return ref.digest
+        known = self._tag_digest(lookup)
+        if known is not None and known[1]:
+            return known[0]
+        tag = ref.tag or "latest"
+        if known is not None and self._get(lookup, known[0]) is not None:
+            current = await client.head_manifest(
+                lookup.endpoint, ref.repository, tag, auth=lookup.auth
+            )
+            if current is not None:
+                self._remember_tag(lookup, current)
+                return current
+        digest, manifest = await client.get_manifest(
+            lookup.endpoint, ref.repository, tag, auth=lookup.auth
+        )
+        self._put(lookup, digest, manifest)
+        self._remember_tag(lookup, digest)
+        return digest
+
+    def _remember_tag(self, lookup: _Lookup, digest: str) -> None:
+        scope = lookup.scopes[0] if lookup.auth.used_credential else ""
+        expires = asyncio.get_running_loop().time() + self.settings.tag_ttl
+        self._tags.put(self._tag_key(lookup, scope), (digest, expires))
+
+    async def _image_config(self, lookup: _Lookup, manifest_digest: str) -> _Config:
+        manifest = self._get(lookup, manifest_digest)
+        if not isinstance(manifest, Manifest):
+            _, fetched = await self._client.get_manifest(
+                lookup.endpoint, lookup.ref.repository, manifest_digest, auth=lookup.auth
+            )
+            if not isinstance(fetched, Manifest):
+                raise BadResponse("image index points at another index; not supported")
+            manifest = fetched
+            self._put(lookup, manifest_digest, manifest)
+        return await self._config_of(lookup, manifest)
+
+    async def _config_of(self, lookup: _Lookup, manifest: Manifest) -> _Config:
+        digest = manifest.config.digest
+        config = self._get(lookup, digest)
+        if isinstance(config, _Config):
+            return config
+        entrypoint, cmd = await self._client.get_config(
+            lookup.endpoint, lookup.ref.repository, digest, auth=lookup.auth
+        )
+        config = _Config(entrypoint, cmd)
+        self._put(lookup, digest, config)
+        return config
+
+    # -- platform comparison -------------------------------------------------------------------
+    # Knowing whether platforms disagree needs every platform's config: one manifest and one
+    # blob request each. We fetch them concurrently with the chosen platform's (so it adds
+    # no latency in the common case), cap how many, and wait at most `compare_grace` for
+    # stragglers; an incomplete comparison is kept only for tag_ttl and then retried. The
+    # result is cached per index digest, so this cost is paid once per image version.
+
+    def _start_comparison(
+        self, lookup: _Lookup, index_digest: str, index: Index, chosen: Descriptor
+    ) -> dict[Platform, asyncio.Task[_Config]]:
+        limit = self.settings.compare_platforms
+        if limit <= 0 or isinstance(self._get(lookup, _COMPARE + index_digest), _Comparison):
+            return {}
+        mine = platform_of(chosen)
+        tasks: dict[Platform, asyncio.Task[_Config]] = {}
+        loop = asyncio.get_running_loop()
+        for entry in runnable_entries(index.manifests):
+            other = platform_of(entry)
+            if other == mine or other in tasks or entry.digest == chosen.digest:
+                continue
+            if len(tasks) >= limit:
+                break
+            task = loop.create_task(self._image_config(lookup, entry.digest))
+            task.add_done_callback(_retrieve)
+            tasks[other] = task
+        return tasks
+
+    async def _finish_comparison(
+        self,
+        lookup: _Lookup,
+        index_digest: str,
+        chosen: Descriptor,
+        config: _Config,
+        tasks: dict[Platform, asyncio.Task[_Config]],
+    ) -> str | None:
+        if self.settings.compare_platforms <= 0:
+            return None
+        mine = platform_of(chosen)
+        known = self._get(lookup, _COMPARE + index_digest)
+        if isinstance(known, _Comparison):
+            return disagreement_note(mine, dict(known.configs))
+        if tasks:
+            await asyncio.wait(tasks.values(), timeout=self.settings.compare_grace)
+        configs: dict[Platform, Argv] = {
+            platform: task.result().argv
+            for platform, task in tasks.items()
+            if task.done() and not task.cancelled() and task.exception() is None
+        }
+        complete = len(configs) == len(tasks)
+        configs[mine] = config.argv
+        self._put(
+            lookup,
+            _COMPARE + index_digest,
+            _Comparison(configs),
+            ttl=None if complete else self.settings.tag_ttl,
+        )
+        return disagreement_note(mine, configs)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    # Comparison fetches are best effort: their failures are expected and not worth a log.
+    if not task.cancelled():
+        task.exception()
+
+
+__all__ = ["ImageResolver", "PullSecrets", "ResolverSettings", "ResolverStats"]
