@@ -92,14 +92,13 @@ def find_tools() -> Tools:
     def cached(tool: str, version_key: str) -> Path:
         return cache / f"{tool}-{versions[version_key]}" / tool
 
-    etcd_default = (
-        Path("/usr/bin/etcd")
-        if versions.get("ETCD_VERSION", "debian") == "debian"
-        else cached("etcd", "ETCD_VERSION")
-    )
+    if versions.get("ETCD_VERSION", "debian") == "debian":
+        etcd = (Path("/usr/bin/etcd"), "Debian `etcd-server` (apt-get install etcd-server)")
+    else:
+        etcd = (cached("etcd", "ETCD_VERSION"), "`make e2e-tools`")
     kubectl_found = shutil.which("kubectl")
     wanted = {
-        "ETCD": (etcd_default, "Debian `etcd-server` (apt-get install etcd-server)"),
+        "ETCD": etcd,
         "KUBE_APISERVER": (cached("kube-apiserver", "KUBE_VERSION"), "`make e2e-tools`"),
         "KUBE_CONTROLLER_MANAGER": (
             cached("kube-controller-manager", "KUBE_VERSION"),

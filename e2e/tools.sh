@@ -103,9 +103,17 @@ build_etcd() {
             -o "$out/etcd" go.etcd.io/etcd/server/v3)
 }
 
+check_etcd_mod() {
+    local mod="$here/tools-mod/etcd/go.mod"
+    if ! grep -qE "^(require)?\s+go\.etcd\.io/etcd/server/v3 $ETCD_VERSION( |\$)" "$mod"; then
+        log "$mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION: edit it, run go mod tidy"
+        exit 1
+    fi
+}
+
 check_kube_mod() {
     local mod="$here/tools-mod/kubernetes/go.mod"
-    if ! grep -q "^require k8s.io/kubernetes $KUBE_VERSION\$" "$mod"; then
+    if ! grep -qE "^(require)?\s+k8s\.io/kubernetes $KUBE_VERSION( |\$)" "$mod"; then
         log "$mod does not require k8s.io/kubernetes $KUBE_VERSION: run e2e/tools.sh --regen-kube-mod"
         exit 1
     fi
@@ -159,7 +167,7 @@ case ${1:-} in
             missing=1
         fi
     done < <(print_paths)
-    if ((missing)); then log "run: make e2e-tools (and apt-get install etcd-server)"; fi
+    if ((missing)); then log "run: make e2e-tools"; fi
     exit $missing
     ;;
 --regen-kube-mod)
@@ -190,6 +198,7 @@ if [[ $ETCD_VERSION == debian ]]; then
         exit 1
     fi
 else
+    check_etcd_mod
     build etcd "$ETCD_VERSION" build_etcd
 fi
 print_paths
