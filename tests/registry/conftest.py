@@ -1,0 +1,157 @@
+"""Session fixtures: real docker-registry instances with images pushed by the tests."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from registry_harness import (
+    FaultServer,
+    Pki,
+    Pusher,
+    Pushed,
+    Registry,
+    TokenIssuer,
+    TokenServer,
+    make_pki,
+    require_tool,
+    start_registry,
+)
+
+USER, PASSWORD = "alice", "wonderland"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@dataclass
+class PlainImages:
+    registry: Registry
+    single: Pushed  # app/single:1.0, OCI, ENTRYPOINT ["/app"] CMD ["--serve"]
+    tini: Pushed  # app/tini:latest, Docker schema2, ENTRYPOINT ["/usr/bin/tini","--"]
+    multi: Pushed  # app/multi:1.0, OCI index, amd64 and arm64 differ
+    same: Pushed  # app/same:1.0, Docker manifest list, platforms agree
+    arm64: Pushed  # the arm64 image inside app/multi
+
+
+@pytest.fixture(scope="session")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainImages]:
+    """Plain-HTTP, anonymous registry."""
+    registry = start_registry(tmp_path_factory.mktemp("plain-registry"))
+    pusher = Pusher(registry)
+    try:
+        single = pusher.image("app/single", "1.0", entrypoint=["/app"], cmd=["--serve"])
+        tini = pusher.image(
+            "app/tini", "latest", entrypoint=["/usr/bin/tini", "--"],
+            cmd=["nginx", "-g", "daemon off;"], docker=True,
+        )
+        amd = pusher.image("app/multi", None, entrypoint=["/amd64-entry"], cmd=["run"])
+        arm = pusher.image("app/multi", None, entrypoint=["/arm64-entry"], cmd=["run"],
+                           arch="arm64", variant="v8")
+        attestation = pusher.image("app/multi", None, entrypoint=None, cmd=None, arch="unknown")
+        multi = pusher.index("app/multi", "1.0", [
+            (amd, {"os": "linux", "architecture": "amd64"}),
+            (arm, {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+            (attestation, {"os": "unknown", "architecture": "unknown"}),
+        ])
+        same_amd = pusher.image("app/same", None, entrypoint=["/same"], cmd=None, docker=True)
+        same_arm = pusher.image("app/same", None, entrypoint=["/same"], cmd=None, arch="arm64",
+                                docker=True)
+        same = pusher.index("app/same", "1.0", [
+            (same_amd, {"os": "linux", "architecture": "amd64"}),
+            (same_arm, {"os": "linux", "architecture": "arm64"}),
+        ], docker=True)
+        # For the mirror test: what Docker Hub would call `nginx:1.25`.
+        pusher.image("library/nginx", "1.25", entrypoint=["/docker-entrypoint.sh"],
+                     cmd=["nginx", "-g", "daemon off;"])
+        yield PlainImages(registry, single, tini, multi, same, arm)
+    finally:
+        pusher.close()
+        registry.stop()
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Registry]:
+    """TLS (private CA) + htpasswd basic auth, holding private/app:1.0."""
+    htpasswd = require_tool("htpasswd", "apache2-utils")
+    directory = tmp_path_factory.mktemp("basic-registry")
+    line = subprocess.run([htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True)
+    (directory / "htpasswd").write_bytes(line.stdout)
+    registry = start_registry(
+        directory, pki=pki,
+        auth={"htpasswd": {"realm": "basic-realm", "path": str(directory / "htpasswd")}},
+    )
+    pusher = Pusher(registry, verify=ssl.create_default_context(cafile=str(pki.ca_path)), auth=httpx.BasicAuth(USER, PASSWORD))
+    try:
+        pusher.image("private/app", "1.0", entrypoint=["/private"], cmd=["--secret"])
+        yield registry
+    finally:
+        pusher.close()
+        registry.stop()
+
+
+@dataclass
+class TokenSetup:
+    registry: Registry
+    server: TokenServer
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[TokenSetup]:
+    """TLS + token auth, with a real JWT token server on loopback (a real Bearer challenge)."""
+    issuer = TokenIssuer(pki)
+    server = TokenServer(issuer, users={USER: PASSWORD})
+    server.start()
+    registry = start_registry(
+        tmp_path_factory.mktemp("token-registry"), pki=pki,
+        auth={"token": {"realm": server.realm, "service": issuer.service,
+                        "issuer": issuer.issuer, "rootcertbundle": str(pki.signer_cert)}},
+    )
+    pusher = Pusher(registry, verify=ssl.create_default_context(cafile=str(pki.ca_path)), bearer=issuer)
+    try:
+        pusher.image("public/tool", "1.0", entrypoint=["/tool"], cmd=None)
+        pusher.image("public/tool", "2.0", entrypoint=["/tool2"], cmd=None)
+        pusher.image("team/secret", "1.0", entrypoint=["/secret"], cmd=["x"])
+        yield TokenSetup(registry, server)
+    finally:
+        pusher.close()
+        registry.stop()
+        server.stop()
+
+
+@pytest.fixture
+def faults() -> Iterator[FaultServer]:
+    server = FaultServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def closed_port_host() -> str:
+    """host:port on loopback where nothing listens (bound and released)."""
+    from registry_harness import free_port
+
+    return f"127.0.0.1:{free_port()}"
+
+
+def docker_config(host: str, user: str = USER, password: str = PASSWORD) -> bytes:
+    import base64
+    import json
+
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return json.dumps({"auths": {host: {"auth": auth}}}).encode()
+
+
+@pytest.fixture
+def ca_path(pki: Pki) -> Path:
+    return pki.ca_path
