@@ -10,6 +10,7 @@ from webhook.core import ImageConfig, LookupFailure
 from webhook.core.images import ImageResult
 
 IMAGES = ("example/a:1", "example/b:2", "registry.local:5000/team/c@sha256:" + "0" * 64, "busybox")
+INJECT_INITS = "podinit.dev/inject-init-containers"
 names = st.from_regex(r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 # Argv strings with the characters that matter: `$(VAR)`, `$$`, spaces, slashes, unicode.
 words = st.text(st.sampled_from("ab $()/-=~.éx"), min_size=0, max_size=8)
@@ -64,8 +65,10 @@ def pods(draw: st.DrawFn) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": "p", "namespace": "ns"}
     annotations = draw(
         st.dictionaries(
-            st.sampled_from(["a/b", "x~y", "podinit.dev/grace", "podinit.dev/skip-containers"]),
-            st.sampled_from(["1", "2.5", all_names[0], "z"]),
+            st.sampled_from(
+                ["a/b", "x~y", "podinit.dev/grace", "podinit.dev/skip-containers", INJECT_INITS]
+            ),
+            st.sampled_from(["1", "2.5", all_names[0], "z", "true"]),
             max_size=3,
         )
     )

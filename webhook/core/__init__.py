@@ -1,7 +1,8 @@
 """The pure decision core. Everything here is synchronous and free of I/O."""
 
+from webhook.core.eligibility import pod_architecture
 from webhook.core.errors import InvalidPod
-from webhook.core.images import ImageConfig, ImageLookup, ImageOverride, LookupFailure
+from webhook.core.images import ImageConfig, ImageLookup, ImageOverride, ImageResult, LookupFailure
 from webhook.core.mutate import Decision, Mutation, Outcome, images_to_look_up, mutate
 from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
 
@@ -10,6 +11,7 @@ __all__ = [
     "ImageConfig",
     "ImageLookup",
     "ImageOverride",
+    "ImageResult",
     "InjectSettings",
     "InjectionMode",
     "InvalidPod",
@@ -19,4 +21,5 @@ __all__ = [
     "Outcome",
     "images_to_look_up",
     "mutate",
+    "pod_architecture",
 ]

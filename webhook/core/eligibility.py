@@ -76,8 +76,12 @@ def required_label_values(spec: Mapping[str, Any], label: str) -> set[str] | Non
     return allowed if terms else None
 
 
-def architecture(pod: PodView, settings: InjectSettings) -> str:
+def pod_architecture(pod: object, settings: InjectSettings) -> str:
     """The CPU architecture the pod will run on, for picking a platform from an image index."""
+    return architecture(PodView.of(pod), settings)
+
+
+def architecture(pod: PodView, settings: InjectSettings) -> str:
     selected = mapping(pod.spec.get("nodeSelector"), "/spec/nodeSelector").get(ARCH_LABEL)
     if isinstance(selected, str):
         return selected
@@ -88,14 +92,19 @@ def architecture(pod: PodView, settings: InjectSettings) -> str:
 
 
 def candidates(
-    pod: PodView, settings: InjectSettings
+    pod: PodView, settings: InjectSettings, *, ours: frozenset[str]
 ) -> Iterator[tuple[ContainerSlot, str | None]]:
-    """Every container podinit may wrap, with a skip reason when it must not."""
+    """Every container podinit may wrap, with a skip reason when it must not.
+
+    `ours` names containers podinit added itself (the copy container), which are never wrapped.
+    """
     skipped = ann.skip_list(pod.annotations)
     wrap_init = settings.inject_init_containers or ann.is_true(
         pod.annotations.get(ann.INJECT_INIT_CONTAINERS, "")
     )
     for slot in pod.slots:
+        if slot.name in ours:
+            continue
         if slot.field == "initContainers" and not slot.is_sidecar and not wrap_init:
             continue
         if slot.name in skipped:

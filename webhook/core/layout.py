@@ -32,6 +32,11 @@ class Layout:
     def init_path(self) -> str:
         return f"{self.mount_path.rstrip('/')}/podinit"
 
+    @property
+    def ours(self) -> frozenset[str]:
+        """Containers podinit added to this pod earlier."""
+        return frozenset({self.copy_container}) if self.copy_exists else frozenset()
+
     def record(self) -> dict[str, str]:
         return {
             "volume": self.volume,

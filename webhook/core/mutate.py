@@ -50,7 +50,7 @@ def images_to_look_up(pod: object, settings: InjectSettings) -> set[str]:
     layout = Layout.of(view, settings)
     return {
         image
-        for slot, skip in candidates(view, settings)
+        for slot, skip in candidates(view, settings, ours=layout.ours)
         if skip is None
         and not is_wrapped(slot, layout.init_path)
         and needs_image(slot)
@@ -82,7 +82,7 @@ def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutati
     ops: list[PatchOp] = []
     notes: list[str] = []
     denied: str | None = None
-    for slot, skip in candidates(view, settings):
+    for slot, skip in candidates(view, settings, ours=layout.ours):
         if skip is not None:
             decisions.append(Decision(slot.name, Outcome.SKIPPED, skip))
             continue

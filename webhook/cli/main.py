@@ -1,0 +1,74 @@
+"""The `podinit` command line: `inject -f` offline, `serve` the webhook, `scan` a cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from webhook import __version__
+from webhook.cli import inject
+from webhook.config import ConfigError, load
+from webhook.core import ImageResult, LookupFailure
+
+
+def _kubernetes_version(text: str) -> tuple[int, int]:
+    try:
+        major, minor = text.removeprefix("v").split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a Kubernetes version like 1.35: {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podinit", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"podinit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("inject", help="wrap the containers of pods and workloads in manifests")
+    p.add_argument("-f", "--filename", required=True, help="a file, a directory, or - for stdin")
+    p.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+    p.add_argument(
+        "--explain", action="store_true", help="print the decision per container to stderr"
+    )
+    p.add_argument(
+        "--image-config", type=Path, help="YAML of IMAGE: {entrypoint: [...], cmd: [...]}"
+    )
+    p.add_argument("--offline", action="store_true", help="never contact a registry")
+    p.add_argument("--config", type=Path, help="podinit config file (YAML, camelCase keys)")
+    p.add_argument(
+        "--kubernetes-version", type=_kubernetes_version, help="target cluster, e.g. 1.35"
+    )
+    return parser
+
+
+def _offline_lookup(configs: dict[str, ImageResult]) -> inject.Lookup:
+    def lookup(images: set[str], architecture: str) -> dict[str, ImageResult]:
+        missing = LookupFailure("not in --image-config (offline)")
+        return {image: configs.get(image, missing) for image in images}
+
+    return lookup
+
+
+def _inject(args: argparse.Namespace) -> int:
+    config = load(args.config)
+    settings = config.inject_settings(kubernetes_version=args.kubernetes_version)
+    configs = inject.read_image_configs(args.image_config) if args.image_config else {}
+    lookup = _offline_lookup(configs)
+    return inject.run(args.filename, settings, lookup, output=args.output, explain=args.explain)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "inject":
+            return _inject(args)
+    except (inject.InputError, ConfigError) as error:
+        print(f"podinit: {error}", file=sys.stderr)
+        return 1
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

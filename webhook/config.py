@@ -1,0 +1,144 @@
+"""Configuration: one name per setting, camelCase in the config file and Helm values
+(`initImage`), upper snake case with the PODINIT_ prefix in the environment
+(`PODINIT_INIT_IMAGE`). Precedence: command-line flags, then environment, then file, then defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from webhook.core import ImageConfig, ImageOverride, InjectionMode, InjectSettings
+from webhook.core.settings import DEFAULT_KNOWN_INITS, LookupFailurePolicy
+
+# Kubernetes turned the ImageVolume feature on by default in this minor release.
+IMAGE_VOLUME_DEFAULT_SINCE = (1, 35)
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the setting or file."""
+
+
+class OverrideEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PODINIT_", extra="forbid", frozen=True)
+
+    # What gets injected
+    init_image: str = "docker.io/podinit/init:0.1.0"
+    init_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    injection_mode: Literal["auto", "copy", "imageVolume"] = "auto"
+    mount_path: str = "/podinit"
+    volume_name: str = "podinit"
+    volume_size_limit: str = "8Mi"
+    copy_container_name: str = "podinit-install"
+    run_as_user: int = Field(65532, gt=0)
+    # Which containers
+    known_inits: list[str] = list(DEFAULT_KNOWN_INITS)
+    inject_init_containers: bool = False
+    skip_shared_process_namespace: bool = True
+    # Image configs
+    on_lookup_failure: Literal["skip", "deny"] = "skip"
+    default_architecture: str = "amd64"
+    image_overrides: dict[str, OverrideEntry] = {}
+
+    config_file: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings
+
+    def inject_settings(
+        self, *, kubernetes_version: tuple[int, int] | None = None
+    ) -> InjectSettings:
+        """The core's settings; `auto` mode picks imageVolume on clusters that have it on."""
+        mode = self.injection_mode
+        if mode == "auto":
+            modern = (
+                kubernetes_version is not None and kubernetes_version >= IMAGE_VOLUME_DEFAULT_SINCE
+            )
+            mode = "imageVolume" if modern else "copy"
+        overrides = tuple(
+            ImageOverride(pattern, ImageConfig(entrypoint=tuple(e.entrypoint), cmd=tuple(e.cmd)))
+            for pattern, e in self.image_overrides.items()
+        )
+        try:
+            return InjectSettings(
+                init_image=self.init_image,
+                init_image_pull_policy=self.init_image_pull_policy,
+                injection_mode=InjectionMode(mode),
+                mount_path=self.mount_path,
+                volume_name=self.volume_name,
+                volume_size_limit=self.volume_size_limit,
+                copy_container_name=self.copy_container_name,
+                run_as_user=self.run_as_user,
+                known_inits=tuple(self.known_inits),
+                inject_init_containers=self.inject_init_containers,
+                skip_shared_process_namespace=self.skip_shared_process_namespace,
+                on_lookup_failure=LookupFailurePolicy(self.on_lookup_failure),
+                default_architecture=self.default_architecture,
+                image_overrides=overrides,
+            )
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """A YAML config file, keys in camelCase, turned into field names."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"config file {path}: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: must be a mapping of settings")
+    fields = set(Config.model_fields)
+    unknown = sorted(k for k in data if snake(str(k)) not in fields or "_" in str(k))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown settings {', '.join(map(str, unknown))}")
+    return {snake(str(k)): v for k, v in data.items()}
+
+
+def load(config_file: Path | None = None, **flags: Any) -> Config:
+    """File values under environment values under flags (flags that are None are not given)."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        from_env = Config(**given)
+        path = config_file or from_env.config_file
+        if path is None:
+            return from_env
+        env_set = from_env.model_fields_set - set(given)
+        file_values = {k: v for k, v in read_file(path).items() if k not in env_set}
+        return Config(**{**file_values, **given})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{camel(str(e['loc'][0])) if e['loc'] else 'config'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise ConfigError(problems) from error
