@@ -87,9 +87,18 @@ def disagreement_note(chosen: Platform, configs: dict[Platform, Argv]) -> str | 
         return None
     mine = configs[chosen]
     others = sorted(str(p) for p, argv in configs.items() if argv != mine)
-    listed = ", ".join(others[:3]) + (f" +{len(others) - 3}" if len(others) > 3 else "")
-    return f"entrypoint/cmd differ across platforms; used {chosen}, differs on {listed}"
+    head = f"ENTRYPOINT/CMD differ by platform; used {chosen}, other on "
+    listed: list[str] = []
+    for index, name in enumerate(others):
+        rest = len(others) - index - 1
+        tail = f" +{rest}" if rest else ""
+        if len(head + ", ".join([*listed, name]) + tail) > _MAX_NOTE:
+            return head + ", ".join(listed) + f" +{len(others) - index}"
+        listed.append(name)
+    return head + ", ".join(listed)
 
+
+_MAX_NOTE = 100  # the note ends up in an annotation and a warning; keep it readable
 
 __all__ = [
     "Argv",

@@ -160,7 +160,9 @@ def _argv(value: Any, name: str) -> tuple[str, ...]:
 def parse_image_config(body: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(entrypoint, cmd) from an image config blob; absent or null fields are empty."""
     data = _load(body, "image config")
-    config = data.get("config") or {}
+    config = data.get("config")
+    if config is None:
+        config = {}  # images built FROM scratch without any config section
     if not isinstance(config, dict):
         raise BadResponse("image config 'config' is not an object")
     return _argv(config.get("Entrypoint"), "Entrypoint"), _argv(config.get("Cmd"), "Cmd")
