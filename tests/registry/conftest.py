@@ -5,40 +5,31 @@ from __future__ import annotations
 import ssl
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from registry_harness import (
+    PASSWORD,
+    USER,
     FaultServer,
     Pki,
+    PlainImages,
     Pusher,
-    Pushed,
     Registry,
     TokenIssuer,
     TokenServer,
+    TokenSetup,
+    free_port,
     make_pki,
     require_tool,
     start_registry,
 )
 
-USER, PASSWORD = "alice", "wonderland"
-
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@dataclass
-class PlainImages:
-    registry: Registry
-    single: Pushed  # app/single:1.0, OCI, ENTRYPOINT ["/app"] CMD ["--serve"]
-    tini: Pushed  # app/tini:latest, Docker schema2, ENTRYPOINT ["/usr/bin/tini","--"]
-    multi: Pushed  # app/multi:1.0, OCI index, amd64 and arm64 differ
-    same: Pushed  # app/same:1.0, Docker manifest list, platforms agree
-    arm64: Pushed  # the arm64 image inside app/multi
 
 
 @pytest.fixture(scope="session")
@@ -49,28 +40,46 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainImages]:
     try:
         single = pusher.image("app/single", "1.0", entrypoint=["/app"], cmd=["--serve"])
         tini = pusher.image(
-            "app/tini", "latest", entrypoint=["/usr/bin/tini", "--"],
-            cmd=["nginx", "-g", "daemon off;"], docker=True,
+            "app/tini",
+            "latest",
+            entrypoint=["/usr/bin/tini", "--"],
+            cmd=["nginx", "-g", "daemon off;"],
+            docker=True,
         )
         amd = pusher.image("app/multi", None, entrypoint=["/amd64-entry"], cmd=["run"])
-        arm = pusher.image("app/multi", None, entrypoint=["/arm64-entry"], cmd=["run"],
-                           arch="arm64", variant="v8")
+        arm = pusher.image(
+            "app/multi", None, entrypoint=["/arm64-entry"], cmd=["run"], arch="arm64", variant="v8"
+        )
         attestation = pusher.image("app/multi", None, entrypoint=None, cmd=None, arch="unknown")
-        multi = pusher.index("app/multi", "1.0", [
-            (amd, {"os": "linux", "architecture": "amd64"}),
-            (arm, {"os": "linux", "architecture": "arm64", "variant": "v8"}),
-            (attestation, {"os": "unknown", "architecture": "unknown"}),
-        ])
+        multi = pusher.index(
+            "app/multi",
+            "1.0",
+            [
+                (amd, {"os": "linux", "architecture": "amd64"}),
+                (arm, {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+                (attestation, {"os": "unknown", "architecture": "unknown"}),
+            ],
+        )
         same_amd = pusher.image("app/same", None, entrypoint=["/same"], cmd=None, docker=True)
-        same_arm = pusher.image("app/same", None, entrypoint=["/same"], cmd=None, arch="arm64",
-                                docker=True)
-        same = pusher.index("app/same", "1.0", [
-            (same_amd, {"os": "linux", "architecture": "amd64"}),
-            (same_arm, {"os": "linux", "architecture": "arm64"}),
-        ], docker=True)
+        same_arm = pusher.image(
+            "app/same", None, entrypoint=["/same"], cmd=None, arch="arm64", docker=True
+        )
+        same = pusher.index(
+            "app/same",
+            "1.0",
+            [
+                (same_amd, {"os": "linux", "architecture": "amd64"}),
+                (same_arm, {"os": "linux", "architecture": "arm64"}),
+            ],
+            docker=True,
+        )
         # For the mirror test: what Docker Hub would call `nginx:1.25`.
-        pusher.image("library/nginx", "1.25", entrypoint=["/docker-entrypoint.sh"],
-                     cmd=["nginx", "-g", "daemon off;"])
+        pusher.image(
+            "library/nginx",
+            "1.25",
+            entrypoint=["/docker-entrypoint.sh"],
+            cmd=["nginx", "-g", "daemon off;"],
+        )
         yield PlainImages(registry, single, tini, multi, same, arm)
     finally:
         pusher.close()
@@ -85,22 +94,21 @@ def basic_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterat
     line = subprocess.run([htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True)
     (directory / "htpasswd").write_bytes(line.stdout)
     registry = start_registry(
-        directory, pki=pki,
+        directory,
+        pki=pki,
         auth={"htpasswd": {"realm": "basic-realm", "path": str(directory / "htpasswd")}},
     )
-    pusher = Pusher(registry, verify=ssl.create_default_context(cafile=str(pki.ca_path)), auth=httpx.BasicAuth(USER, PASSWORD))
+    pusher = Pusher(
+        registry,
+        verify=ssl.create_default_context(cafile=str(pki.ca_path)),
+        auth=httpx.BasicAuth(USER, PASSWORD),
+    )
     try:
         pusher.image("private/app", "1.0", entrypoint=["/private"], cmd=["--secret"])
         yield registry
     finally:
         pusher.close()
         registry.stop()
-
-
-@dataclass
-class TokenSetup:
-    registry: Registry
-    server: TokenServer
 
 
 @pytest.fixture(scope="session")
@@ -110,11 +118,20 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterat
     server = TokenServer(issuer, users={USER: PASSWORD})
     server.start()
     registry = start_registry(
-        tmp_path_factory.mktemp("token-registry"), pki=pki,
-        auth={"token": {"realm": server.realm, "service": issuer.service,
-                        "issuer": issuer.issuer, "rootcertbundle": str(pki.signer_cert)}},
+        tmp_path_factory.mktemp("token-registry"),
+        pki=pki,
+        auth={
+            "token": {
+                "realm": server.realm,
+                "service": issuer.service,
+                "issuer": issuer.issuer,
+                "rootcertbundle": str(pki.signer_cert),
+            }
+        },
     )
-    pusher = Pusher(registry, verify=ssl.create_default_context(cafile=str(pki.ca_path)), bearer=issuer)
+    pusher = Pusher(
+        registry, verify=ssl.create_default_context(cafile=str(pki.ca_path)), bearer=issuer
+    )
     try:
         pusher.image("public/tool", "1.0", entrypoint=["/tool"], cmd=None)
         pusher.image("public/tool", "2.0", entrypoint=["/tool2"], cmd=None)
@@ -139,17 +156,7 @@ def faults() -> Iterator[FaultServer]:
 @pytest.fixture
 def closed_port_host() -> str:
     """host:port on loopback where nothing listens (bound and released)."""
-    from registry_harness import free_port
-
     return f"127.0.0.1:{free_port()}"
-
-
-def docker_config(host: str, user: str = USER, password: str = PASSWORD) -> bytes:
-    import base64
-    import json
-
-    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return json.dumps({"auths": {host: {"auth": auth}}}).encode()
 
 
 @pytest.fixture

@@ -592,3 +592,29 @@ def running(server: FaultServer | TokenServer) -> Iterator[None]:
         yield
     finally:
         server.stop()
+
+
+# -- what the session fixtures provide ---------------------------------------------------------
+
+USER, PASSWORD = "alice", "wonderland"
+
+
+@dataclass
+class PlainImages:
+    registry: Registry
+    single: Pushed  # app/single:1.0, OCI, ENTRYPOINT ["/app"] CMD ["--serve"]
+    tini: Pushed  # app/tini:latest, Docker schema2, ENTRYPOINT ["/usr/bin/tini","--"]
+    multi: Pushed  # app/multi:1.0, OCI index, amd64 and arm64 differ
+    same: Pushed  # app/same:1.0, Docker manifest list, platforms agree
+    arm64: Pushed  # the arm64 image inside app/multi
+
+
+@dataclass
+class TokenSetup:
+    registry: Registry
+    server: TokenServer
+
+
+def docker_config(host: str, user: str = USER, password: str = PASSWORD) -> bytes:
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return json.dumps({"auths": {host: {"auth": auth}}}).encode()

@@ -19,10 +19,16 @@ def b64(text: str) -> str:
 
 
 def test_the_auth_field_and_username_password_fields_both_give_credentials() -> None:
-    ring = Keyring.from_payloads([config({
-        "a.example.com": {"auth": b64("ann:pa:ss")},
-        "b.example.com": {"username": "bob", "password": "hunter2"},
-    })])
+    ring = Keyring.from_payloads(
+        [
+            config(
+                {
+                    "a.example.com": {"auth": b64("ann:pa:ss")},
+                    "b.example.com": {"username": "bob", "password": "hunter2"},
+                }
+            )
+        ]
+    )
     assert ring.lookup("a.example.com") == Credential("ann", "pa:ss")
     assert ring.lookup("b.example.com") == Credential("bob", "hunter2")
     assert ring.lookup("c.example.com") is None
@@ -44,18 +50,25 @@ def test_keys_given_as_urls_match_by_host_and_port() -> None:
 
 def test_the_first_payload_that_matches_wins() -> None:
     pod = config({"reg.example.com": {"auth": b64("pod:1")}})
-    service_account = config({"reg.example.com": {"auth": b64("sa:2")},
-                              "other.example.com": {"auth": b64("sa:3")}})
+    service_account = config(
+        {"reg.example.com": {"auth": b64("sa:2")}, "other.example.com": {"auth": b64("sa:3")}}
+    )
     ring = Keyring.from_payloads([pod, service_account])
     assert ring.lookup("reg.example.com") == Credential("pod", "1")
     assert ring.lookup("other.example.com") == Credential("sa", "3")
 
 
 def test_within_one_payload_the_longest_repository_prefix_wins() -> None:
-    ring = Keyring.from_payloads([config({
-        "reg.example.com": {"auth": b64("all:1")},
-        "reg.example.com/team": {"auth": b64("team:2")},
-    })])
+    ring = Keyring.from_payloads(
+        [
+            config(
+                {
+                    "reg.example.com": {"auth": b64("all:1")},
+                    "reg.example.com/team": {"auth": b64("team:2")},
+                }
+            )
+        ]
+    )
     assert ring.lookup("reg.example.com", "team/app") == Credential("team", "2")
     assert ring.lookup("reg.example.com", "teams/app") == Credential("all", "1")
 
@@ -73,8 +86,12 @@ def test_the_legacy_dockercfg_format_without_auths_is_understood() -> None:
 
 def test_broken_payloads_are_skipped_without_breaking_the_others() -> None:
     good = config({"reg.example.com": {"auth": b64("u:p")}})
-    broken = [b"not json", b"[1,2]", json.dumps({"auths": 3}).encode(),
-              config({"reg.example.com": {"auth": "%%%"}})]
+    broken = [
+        b"not json",
+        b"[1,2]",
+        json.dumps({"auths": 3}).encode(),
+        config({"reg.example.com": {"auth": "%%%"}}),
+    ]
     assert Keyring.from_payloads([*broken, good]).lookup("reg.example.com") == Credential("u", "p")
 
 

@@ -8,8 +8,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from conftest import PASSWORD, USER, PlainImages, TokenSetup, docker_config
-from registry_harness import CountingTransport, Pki, Registry
+from registry_harness import (
+    PASSWORD,
+    USER,
+    CountingTransport,
+    Pki,
+    PlainImages,
+    Registry,
+    TokenSetup,
+    docker_config,
+)
 
 from webhook.core.images import ImageConfig
 from webhook.registry import (
@@ -80,8 +88,10 @@ def test_a_multi_arch_index_resolves_per_platform_and_notes_the_disagreement(
 
     async def body(resolver: ImageResolver, _: CountingTransport) -> list[ImageConfig]:
         image = f"{host}/app/multi:1.0"
-        return [await resolver.resolve(image, timeout=10),
-                await resolver.resolve(image, platform=ARM64, timeout=10)]
+        return [
+            await resolver.resolve(image, timeout=10),
+            await resolver.resolve(image, platform=ARM64, timeout=10),
+        ]
 
     amd, arm = run(body, insecure=(host,))
     assert (amd.entrypoint, arm.entrypoint) == (("/amd64-entry",), ("/arm64-entry",))
@@ -125,16 +135,19 @@ def test_a_digest_reference_resolves_and_a_platform_digest_skips_the_index(
     host = plain.registry.host
 
     async def body(resolver: ImageResolver, _: CountingTransport) -> list[ImageConfig]:
-        return [await resolver.resolve(f"{host}/app/multi@{plain.multi.digest}", timeout=10),
-                await resolver.resolve(f"{host}/app/multi@{plain.arm64.digest}", timeout=10)]
+        return [
+            await resolver.resolve(f"{host}/app/multi@{plain.multi.digest}", timeout=10),
+            await resolver.resolve(f"{host}/app/multi@{plain.arm64.digest}", timeout=10),
+        ]
 
     by_index, by_platform_digest = run(body, insecure=(host,))
     assert by_index.entrypoint == ("/amd64-entry",)
     assert by_platform_digest == ImageConfig(entrypoint=("/arm64-entry",), cmd=("run",))
 
 
-@pytest.mark.parametrize("image", ["app/single:nope", "app/nothing:1.0",
-                                   "app/single@sha256:" + "0" * 64])
+@pytest.mark.parametrize(
+    "image", ["app/single:nope", "app/nothing:1.0", "app/single@sha256:" + "0" * 64]
+)
 def test_a_missing_tag_repository_or_digest_is_not_found(plain: PlainImages, image: str) -> None:
     host = plain.registry.host
 
@@ -206,7 +219,7 @@ def test_a_registry_whose_certificate_is_not_trusted_is_unavailable(
     async def body(resolver: ImageResolver, _: CountingTransport) -> None:
         await resolver.resolve(f"{host}/private/app:1.0", pull_secrets=[docker_config(host)])
 
-    with pytest.raises(RegistryUnavailable, match="TLS certificate .* is not trusted"):
+    with pytest.raises(RegistryUnavailable, match=r"TLS certificate .* is not trusted"):
         run(body)
 
 
@@ -232,7 +245,7 @@ def test_a_private_image_behind_token_auth_needs_credentials_for_its_token(
     async def body(resolver: ImageResolver, _: CountingTransport) -> ImageConfig:
         with pytest.raises(AuthError):
             await resolver.resolve(f"{host}/team/secret:1.0", timeout=10)
-        with pytest.raises(AuthError, match="token service .* refused credentials"):
+        with pytest.raises(AuthError, match=r"token service .* refused credentials"):
             bad = [docker_config(host, password="wrong")]
             await resolver.resolve(f"{host}/team/secret:1.0", pull_secrets=bad, timeout=10)
         good = [docker_config(host)]
@@ -342,8 +355,9 @@ def test_a_result_fetched_anonymously_is_shared_with_requests_that_carry_credent
     async def body(resolver: ImageResolver, transport: CountingTransport) -> None:
         await resolver.resolve(f"{host}/app/single:1.0", timeout=10)
         before = len(transport.seen)
-        await resolver.resolve(f"{host}/app/single:1.0", pull_secrets=[docker_config(host)],
-                               timeout=10)
+        await resolver.resolve(
+            f"{host}/app/single:1.0", pull_secrets=[docker_config(host)], timeout=10
+        )
         assert len(transport.seen) == before
 
     run(body, insecure=(host,))

@@ -17,14 +17,22 @@ def test_a_bare_name_becomes_docker_hub_library_latest() -> None:
     ref = parse_reference("nginx")
     assert str(ref) == "registry-1.docker.io/library/nginx:latest"
     assert (ref.registry, ref.repository, ref.tag, ref.digest) == (
-        DOCKER_HUB, "library/nginx", "latest", None
+        DOCKER_HUB,
+        "library/nginx",
+        "latest",
+        None,
     )
 
 
 @pytest.mark.parametrize(
     "image",
-    ["nginx:1.25", "docker.io/nginx:1.25", "docker.io/library/nginx:1.25",
-     "index.docker.io/library/nginx:1.25", "registry-1.docker.io/library/nginx:1.25"],
+    [
+        "nginx:1.25",
+        "docker.io/nginx:1.25",
+        "docker.io/library/nginx:1.25",
+        "index.docker.io/library/nginx:1.25",
+        "registry-1.docker.io/library/nginx:1.25",
+    ],
 )
 def test_every_spelling_of_docker_hub_is_the_same_image(image: str) -> None:
     assert str(parse_reference(image)) == "registry-1.docker.io/library/nginx:1.25"

@@ -73,24 +73,42 @@ def test_a_note_names_the_platforms_that_disagree_and_stays_short() -> None:
 
 
 def test_an_oci_manifest_without_media_type_is_recognised_by_its_shape() -> None:
-    body = json.dumps({"schemaVersion": 2, "config": {"mediaType": "x", "digest": D, "size": 3},
-                       "layers": []}).encode()
+    body = json.dumps(
+        {"schemaVersion": 2, "config": {"mediaType": "x", "digest": D, "size": 3}, "layers": []}
+    ).encode()
     assert parse_manifest(body, None) == Manifest(Descriptor("x", D, 3))
 
 
 def test_an_index_keeps_each_entrys_platform() -> None:
-    body = json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": "m", "digest": D, "size": 1,
-         "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}}]}).encode()
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "m",
+                    "digest": D,
+                    "size": 1,
+                    "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+                }
+            ],
+        }
+    ).encode()
     parsed = parse_manifest(body, "application/vnd.oci.image.index.v1+json")
     assert parsed == Index((Descriptor("m", D, 1, "linux", "arm64", "v8"),))
 
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"\x00\xff", b"[]", b'{"schemaVersion": 1}', b'{"schemaVersion": 2}',
-     b'{"manifests": 3}', b'{"manifests": [{"digest": "sha256:zz"}]}',
-     b'{"config": {"mediaType": "x", "digest": "' + D.encode() + b'", "size": -1}}'],
+    [
+        b"",
+        b"\x00\xff",
+        b"[]",
+        b'{"schemaVersion": 1}',
+        b'{"schemaVersion": 2}',
+        b'{"manifests": 3}',
+        b'{"manifests": [{"digest": "sha256:zz"}]}',
+        b'{"config": {"mediaType": "x", "digest": "' + D.encode() + b'", "size": -1}}',
+    ],
 )
 def test_garbage_manifests_raise_bad_response(body: bytes) -> None:
     with pytest.raises(BadResponse):
@@ -103,8 +121,9 @@ def test_null_or_missing_entrypoint_and_cmd_are_empty() -> None:
     assert parse_image_config(b'{"config": {"Cmd": ["a", "b"]}}') == ((), ("a", "b"))
 
 
-@pytest.mark.parametrize("body", [b'{"config": {"Cmd": "sh"}}', b'{"config": {"Cmd": [1]}}',
-                                  b'{"config": []}'])
+@pytest.mark.parametrize(
+    "body", [b'{"config": {"Cmd": "sh"}}', b'{"config": {"Cmd": [1]}}', b'{"config": []}']
+)
 def test_malformed_entrypoint_or_cmd_raises_bad_response(body: bytes) -> None:
     with pytest.raises(BadResponse):
         parse_image_config(body)
@@ -114,11 +133,18 @@ def test_malformed_entrypoint_or_cmd_raises_bad_response(body: bytes) -> None:
 
 
 def test_a_bearer_challenge_yields_realm_service_and_scope() -> None:
-    header = ('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
-              'scope="repository:library/nginx:pull"')
-    assert parse_challenges(header) == [Challenge(
-        "bearer", "https://auth.docker.io/token", "registry.docker.io",
-        "repository:library/nginx:pull")]
+    header = (
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
+        'scope="repository:library/nginx:pull"'
+    )
+    assert parse_challenges(header) == [
+        Challenge(
+            "bearer",
+            "https://auth.docker.io/token",
+            "registry.docker.io",
+            "repository:library/nginx:pull",
+        )
+    ]
 
 
 def test_several_challenges_in_one_header_are_all_seen() -> None:

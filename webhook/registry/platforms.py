@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .wire import Descriptor
@@ -81,7 +81,7 @@ def platform_of(entry: Descriptor) -> Platform:
 Argv = tuple[tuple[str, ...], tuple[str, ...]]
 
 
-def disagreement_note(chosen: Platform, configs: dict[Platform, Argv]) -> str | None:
+def disagreement_note(chosen: Platform, configs: Mapping[Platform, Argv]) -> str | None:
     """A short note if the platforms of one index run different commands, else None."""
     if chosen not in configs or len(set(configs.values())) <= 1:
         return None
