@@ -60,6 +60,32 @@ class Config(BaseSettings):
     default_architecture: str = "amd64"
     image_overrides: dict[str, OverrideEntry] = {}
 
+    # Admission server
+    host: str = "0.0.0.0"
+    port: int = Field(8443, gt=0, lt=65536)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_reload_seconds: float = Field(2.0, gt=0)
+    timeout_seconds: int = Field(5, ge=1, le=30)  # the webhook configuration's timeoutSeconds
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Certificates: files (tlsCertFile/tlsKeyFile, e.g. from cert-manager) or selfManaged
+    certificates: Literal["files", "selfManaged"] = "files"
+    service_name: str = "podinit"
+    namespace: str = "podinit"
+    certificate_secret: str = "podinit-tls"
+    webhook_configuration: str = "podinit"
+    # Registry lookups
+    registry_mirrors: dict[str, str] = {}
+    insecure_registries: list[str] = []
+    registry_ca_file: Path | None = None
+    docker_config_file: Path | None = None  # extra dockerconfigjson, tried after pull secrets
+    pull_secret_lookups: bool = True  # read the pod's and its ServiceAccount's imagePullSecrets
+    tag_ttl_seconds: float = Field(300.0, ge=0)
+    negative_ttl_seconds: float = Field(10.0, ge=0)
+    cache_entries: int = Field(10_000, gt=0)
+    kubeconfig: Path | None = None  # outside a cluster; inside, the ServiceAccount is used
+    default_platform_os: str = "linux"
+
     config_file: Path | None = None
 
     @classmethod
@@ -72,6 +98,11 @@ class Config(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings
+
+    @property
+    def lookup_budget(self) -> float:
+        """Seconds the registry may take within one admission, leaving time to answer."""
+        return max(0.5, self.timeout_seconds * 0.8 - 0.5)
 
     def inject_settings(
         self, *, kubernetes_version: tuple[int, int] | None = None

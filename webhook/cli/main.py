@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +41,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kubernetes-version", type=_kubernetes_version, help="target cluster, e.g. 1.35"
     )
+
+    p = commands.add_parser("serve", help="run the mutating admission webhook over TLS")
+    p.add_argument("--config", type=Path, help="podinit config file (YAML, camelCase keys)")
+    p.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8443)")
+    p.add_argument("--tls-cert-file", type=Path, help="serving certificate (PEM), reloaded")
+    p.add_argument("--tls-key-file", type=Path, help="its private key (PEM)")
+    p.add_argument("--kubeconfig", type=Path, help="outside a cluster: API access for pull secrets")
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from webhook.server.serve import serve  # the server's imports are heavy; inject needs none
+
+    flags = {
+        "host": args.host,
+        "port": args.port,
+        "tls_cert_file": args.tls_cert_file,
+        "tls_key_file": args.tls_key_file,
+        "kubeconfig": args.kubeconfig,
+    }
+    asyncio.run(serve(load(args.config, **flags)))
+    return 0
 
 
 def _offline_lookup(configs: dict[str, ImageResult]) -> inject.Lookup:
@@ -64,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "inject":
             return _inject(args)
+        if args.command == "serve":
+            return _serve(args)
     except (inject.InputError, ConfigError) as error:
         print(f"podinit: {error}", file=sys.stderr)
         return 1

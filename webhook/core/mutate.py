@@ -30,6 +30,7 @@ class Decision:
     container: str
     outcome: Outcome
     reason: str = ""
+    code: str = ""  # a short, fixed label for metrics: wrapped, has-init, lookup-failed, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +85,14 @@ def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutati
     denied: str | None = None
     for slot, skip in candidates(view, settings, ours=layout.ours):
         if skip is not None:
-            decisions.append(Decision(slot.name, Outcome.SKIPPED, skip))
+            decisions.append(Decision(slot.name, Outcome.SKIPPED, skip, "opted-out"))
             continue
         if is_wrapped(slot, layout.init_path):
-            decisions.append(Decision(slot.name, Outcome.INJECTED))
+            decisions.append(Decision(slot.name, Outcome.INJECTED, code="already-wrapped"))
             continue
         image = _image_config(slot, settings, images)
         if isinstance(image, LookupFailure):
-            decisions.append(Decision(slot.name, Outcome.FAILED, image.reason))
+            decisions.append(Decision(slot.name, Outcome.FAILED, image.reason, "lookup-failed"))
             if settings.on_lookup_failure is LookupFailurePolicy.DENY:
                 denied = denied or f"container {slot.name}: {image.reason}"
             continue
@@ -99,13 +100,17 @@ def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutati
             notes.append(f"{slot.name}: {image.note}")
         wrap = plan_wrap(slot, image, layout.init_path)
         if not wrap.original:
-            decisions.append(Decision(slot.name, Outcome.FAILED, "image has no ENTRYPOINT or CMD"))
+            decisions.append(
+                Decision(slot.name, Outcome.FAILED, "image has no ENTRYPOINT or CMD", "no-argv")
+            )
             continue
         if init := running_init(wrap.original, settings.known_inits):
-            decisions.append(Decision(slot.name, Outcome.SKIPPED, f"already runs an init ({init})"))
+            decisions.append(
+                Decision(slot.name, Outcome.SKIPPED, f"already runs an init ({init})", "has-init")
+            )
             continue
         ops += _wrap_ops(slot, wrap.command_items, wrap.new_args, layout, env)
-        decisions.append(Decision(slot.name, Outcome.INJECTED))
+        decisions.append(Decision(slot.name, Outcome.INJECTED, code="wrapped"))
 
     injected = any(d.outcome is Outcome.INJECTED for d in decisions)
     if injected:

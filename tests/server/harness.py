@@ -1,0 +1,154 @@
+"""A real `podinit serve` process on 127.0.0.1 with real TLS, for the server tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trustme
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Certs:
+    ca: trustme.CA
+    directory: Path
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "ca.pem"
+
+    def issue(self, name: str) -> tuple[Path, Path]:
+        """A serving certificate for 127.0.0.1/localhost, written as `name`.crt/.key."""
+        cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        cert_file, key_file = self.directory / f"{name}.crt", self.directory / f"{name}.key"
+        cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+        key_file.write_bytes(cert.private_key_pem.bytes())
+        return cert_file, key_file
+
+
+def make_certs(directory: Path) -> Certs:
+    certs = Certs(trustme.CA(), directory)
+    certs.ca.cert_pem.write_to_path(str(certs.ca_file))
+    return certs
+
+
+@dataclass
+class Webhook:
+    url: str
+    ca_file: Path
+    process: subprocess.Popen[bytes]
+    log_file: Path
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        return httpx.Client(base_url=self.url, verify=context, timeout=30, **kwargs)
+
+    def logs(self) -> list[dict[str, Any]]:
+        return [
+            json.loads(line)
+            for line in self.log_file.read_text().splitlines()
+            if line.startswith("{")
+        ]
+
+
+@contextmanager
+def run_webhook(
+    certs: Certs,
+    tmp: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cert: tuple[Path, Path] | None = None,
+) -> Iterator[Webhook]:
+    cert_file, key_file = cert or certs.issue("serving")
+    port = free_port()
+    log_file = tmp / f"webhook-{port}.log"
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PODINIT_")},
+        "PODINIT_TLS_RELOAD_SECONDS": "0.2",
+        **(env or {}),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "webhook.cli.main",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--tls-cert-file",
+        str(cert_file),
+        "--tls-key-file",
+        str(key_file),
+    ]
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=log, cwd=ROOT)
+    webhook = Webhook(f"https://127.0.0.1:{port}", certs.ca_file, process, log_file)
+    try:
+        _wait_ready(webhook)
+        yield webhook
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(webhook: Webhook) -> None:
+    deadline = time.monotonic() + 30
+    with webhook.client() as client:
+        while time.monotonic() < deadline:
+            if webhook.process.poll() is not None:
+                raise RuntimeError(f"podinit serve exited: {webhook.log_file.read_text()}")
+            try:
+                if client.get("/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"podinit serve not ready in 30s: {webhook.log_file.read_text()}")
+
+
+def review(
+    pod: dict[str, Any], *, operation: str = "CREATE", namespace: str = "default"
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": namespace,
+            "operation": operation,
+            "object": pod,
+        },
+    }
+
+
+def decoded_patch(response: dict[str, Any]) -> list[dict[str, Any]]:
+    return json.loads(base64.b64decode(response["response"]["patch"]))  # type: ignore[no-any-return]

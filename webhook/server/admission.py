@@ -1,0 +1,141 @@
+"""One admission: look up what the core needs, ask the core, turn its answer into a response."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from webhook.core import (
+    ImageResult,
+    InjectSettings,
+    InvalidPod,
+    LookupFailure,
+    Mutation,
+    images_to_look_up,
+    mutate,
+    pod_architecture,
+)
+from webhook.registry import ImageResolver, Platform, RegistryError
+from webhook.server.metrics import Metrics
+from webhook.server.pullsecrets import PullSecretReader
+from webhook.server.review import AdmissionRequest, respond
+
+log = logging.getLogger("podinit.admission")
+
+
+class Admitter:
+    def __init__(
+        self,
+        *,
+        settings: InjectSettings,
+        metrics: Metrics,
+        resolver: ImageResolver | None,
+        pull_secrets: PullSecretReader | None = None,
+        extra_docker_config: bytes | None = None,
+        budget: float = 3.5,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.resolver = resolver
+        self.pull_secrets = pull_secrets
+        self.extra_docker_config = extra_docker_config
+        self.budget = budget
+
+    async def admit(self, request: AdmissionRequest) -> dict[str, Any]:
+        started = time.perf_counter()
+        uid = request["uid"]
+        try:
+            response, outcome = await self._admit(request)
+        except Exception:  # a bug must not break pod creation: admit unchanged, say so
+            log.exception("admission failed", extra={"uid": uid})
+            response, outcome = (
+                respond(uid, warnings=["podinit: internal error, pod not wrapped"]),
+                "error",
+            )
+        self.metrics.admissions.labels(outcome).inc()
+        self.metrics.latency.observe(time.perf_counter() - started)
+        return response
+
+    async def _admit(self, request: AdmissionRequest) -> tuple[dict[str, Any], str]:
+        uid = request["uid"]
+        if request["operation"] != "CREATE" or request.get("subResource"):
+            return respond(uid), "ignored"
+        pod = request.get("object")
+        try:
+            wanted = images_to_look_up(pod, self.settings)
+            found = await self._look_up(wanted, pod, request.get("namespace", "")) if wanted else {}
+            mutation = mutate(pod, self.settings, found)
+        except InvalidPod as error:
+            log.info("invalid pod: %s", error, extra={"uid": uid})
+            return respond(uid, warnings=[f"podinit: pod not wrapped: {error}"]), "invalid"
+        self._count(mutation)
+        self._log(uid, request, mutation)
+        if mutation.denied:
+            return respond(uid, denied=f"podinit: {mutation.denied}"), "denied"
+        outcome = "mutated" if mutation.patch else "unchanged"
+        return respond(uid, patch=mutation.patch, warnings=mutation.warnings), outcome
+
+    async def _look_up(self, images: set[str], pod: Any, namespace: str) -> dict[str, ImageResult]:
+        if self.resolver is None:
+            return {image: LookupFailure("registry lookups are disabled") for image in images}
+        deadline = asyncio.get_running_loop().time() + self.budget
+        secrets = await self._secrets(namespace, pod, deadline)
+        platform = Platform(architecture=pod_architecture(pod, self.settings))
+        ordered = sorted(images)
+        results = await asyncio.gather(
+            *(self._resolve(image, platform, secrets, deadline) for image in ordered)
+        )
+        return dict(zip(ordered, results, strict=True))
+
+    async def _secrets(
+        self, namespace: str, pod: Mapping[str, Any], deadline: float
+    ) -> list[bytes]:
+        payloads: list[bytes] = []
+        if self.pull_secrets is not None and namespace:
+            try:
+                # Half the budget at most: credentials are useless without time to use them.
+                timeout = (deadline - asyncio.get_running_loop().time()) / 2
+                async with asyncio.timeout(timeout):
+                    payloads = await self.pull_secrets.for_pod(namespace, pod)
+            except TimeoutError:
+                log.warning("reading pull secrets in %s timed out", namespace)
+        if self.extra_docker_config:
+            payloads.append(self.extra_docker_config)
+        return payloads
+
+    async def _resolve(
+        self, image: str, platform: Platform, secrets: list[bytes], deadline: float
+    ) -> ImageResult:
+        assert self.resolver is not None
+        try:
+            return await self.resolver.resolve(
+                image, platform=platform, pull_secrets=secrets, deadline=deadline
+            )
+        except RegistryError as error:
+            return LookupFailure(error.message)
+
+    def _count(self, mutation: Mutation) -> None:
+        for decision in mutation.decisions:
+            self.metrics.containers.labels(str(decision.outcome), decision.code).inc()
+
+    def _log(self, uid: str, request: AdmissionRequest, mutation: Mutation) -> None:
+        level = logging.INFO if mutation.patch or mutation.warnings else logging.DEBUG
+        if not log.isEnabledFor(level):
+            return
+        pod = request.get("object") or {}
+        metadata = pod.get("metadata") or {}
+        log.log(
+            level,
+            "admitted",
+            extra={
+                "uid": uid,
+                "namespace": request.get("namespace", ""),
+                "pod": metadata.get("name") or metadata.get("generateName", ""),
+                "decisions": {d.container: d.outcome.value for d in mutation.decisions},
+                "podReason": mutation.pod_reason,
+                "warnings": list(mutation.warnings),
+            },
+        )

@@ -1,0 +1,141 @@
+"""`podinit serve`: wire config, Kubernetes client, resolver, TLS and uvicorn together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from kubernetes.aio import client as kube
+from kubernetes.aio import config as kube_config
+
+from webhook.config import Config, ConfigError
+from webhook.registry import ImageResolver, Platform, ResolverSettings
+from webhook.server import logs
+from webhook.server.admission import Admitter
+from webhook.server.app import create_app
+from webhook.server.metrics import Metrics
+from webhook.server.pullsecrets import PullSecretReader
+from webhook.server.tls import CertReloader
+
+log = logging.getLogger("podinit.serve")
+
+
+@dataclass
+class Parts:
+    admitter: Admitter
+    resolver: ImageResolver
+    metrics: Metrics
+    api: kube.ApiClient | None
+
+
+async def _kubernetes(config: Config) -> kube.ApiClient | None:
+    """An API client in a cluster or with a kubeconfig; None means: no pull-secret lookups."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kube_config.load_incluster_config()
+        return kube.ApiClient()
+    if config.kubeconfig is not None:
+        configuration = kube.Configuration()
+        await kube_config.load_kube_config(
+            config_file=str(config.kubeconfig), client_configuration=configuration
+        )
+        return kube.ApiClient(configuration)
+    return None
+
+
+async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | None:
+    if api is None:
+        return None
+    try:
+        info = await kube.VersionApi(api).get_code()
+        return int(info.major), int("".join(ch for ch in info.minor if ch.isdigit()))
+    except Exception as error:  # an unknown version only means: no imageVolume in auto mode
+        log.warning("cannot read the Kubernetes version: %s", type(error).__name__)
+        return None
+
+
+@contextlib.asynccontextmanager
+async def build(config: Config) -> AsyncIterator[Parts]:
+    api = await _kubernetes(config)
+    settings = config.inject_settings(kubernetes_version=await _kubernetes_version(api))
+    ca = config.registry_ca_file.read_text() if config.registry_ca_file else None
+    resolver = ImageResolver(
+        ResolverSettings(
+            default_platform=Platform(
+                os=config.default_platform_os, architecture=config.default_architecture
+            ),
+            mirrors=config.registry_mirrors,
+            insecure=frozenset(config.insecure_registries),
+            ca_bundle=ca,
+            default_timeout=config.lookup_budget,
+            tag_ttl=config.tag_ttl_seconds,
+            negative_ttl=config.negative_ttl_seconds,
+            max_entries=config.cache_entries,
+        )
+    )
+    metrics = Metrics(resolver.stats)
+    reader = (
+        PullSecretReader(kube.CoreV1Api(api))
+        if api is not None and config.pull_secret_lookups
+        else None
+    )
+    extra = config.docker_config_file.read_bytes() if config.docker_config_file else None
+    admitter = Admitter(
+        settings=settings,
+        metrics=metrics,
+        resolver=resolver,
+        pull_secrets=reader,
+        extra_docker_config=extra,
+        budget=config.lookup_budget,
+    )
+    try:
+        yield Parts(admitter, resolver, metrics, api)
+    finally:
+        await resolver.aclose()
+        if api is not None:
+            await api.close()
+
+
+def uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
+    if config.tls_cert_file is None or config.tls_key_file is None:
+        raise ConfigError(
+            "tlsCertFile and tlsKeyFile are required to serve (the apiserver only speaks TLS)"
+        )
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        ssl_certfile=str(config.tls_cert_file),
+        ssl_keyfile=str(config.tls_key_file),
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def serve(config: Config) -> None:
+    logs.setup(config.log_level)
+    async with build(config) as parts:
+        reloader: CertReloader | None = None
+
+        def ready() -> bool:
+            return reloader is not None and reloader.ready
+
+        app = create_app(admitter=parts.admitter, metrics=parts.metrics, ready=ready)
+        server_config = uvicorn_config(app, config)
+        server_config.load()
+        assert server_config.ssl is not None and config.tls_cert_file and config.tls_key_file
+        reloader = CertReloader(server_config.ssl, config.tls_cert_file, config.tls_key_file)
+        reloader.check()
+        watcher = asyncio.create_task(reloader.watch(config.tls_reload_seconds))
+        log.info("serving", extra={"host": config.host, "port": config.port})
+        try:
+            await uvicorn.Server(server_config).serve()
+        finally:
+            watcher.cancel()
