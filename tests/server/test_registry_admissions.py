@@ -1,0 +1,147 @@
+"""Admissions that need the image's ENTRYPOINT/CMD, against a real registry and a faulty one."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from tests.registry.registry_harness import FaultServer, Pusher, Registry, running, start_registry
+from tests.server.harness import Certs, Webhook, decoded_patch, review, run_webhook
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    registry = start_registry(tmp_path_factory.mktemp("registry"))
+    pusher = Pusher(registry)
+    pusher.image("shop/api", "1.0", entrypoint=["/bin/sh", "-c", "exec api --port=$PORT"], cmd=None)
+    pusher.image(
+        "shop/tini", "1.0", entrypoint=["/usr/bin/tini", "--"], cmd=["worker"], docker=True
+    )
+    amd = pusher.image("shop/multi", None, entrypoint=["/amd64-entry"], cmd=["run"])
+    arm = pusher.image(
+        "shop/multi", None, entrypoint=["/arm64-entry"], cmd=["run"], arch="arm64", variant="v8"
+    )
+    pusher.index(
+        "shop/multi",
+        "1.0",
+        [
+            (amd, {"os": "linux", "architecture": "amd64"}),
+            (arm, {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+        ],
+    )
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def faults() -> Iterator[FaultServer]:
+    server = FaultServer()
+    with running(server):
+        yield server
+
+
+@pytest.fixture(scope="module")
+def lookup_webhook(
+    certs: Certs, registry: Registry, faults: FaultServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Webhook]:
+    env = {
+        "PODINIT_INSECURE_REGISTRIES": json.dumps([registry.host, faults.host]),
+        "PODINIT_TIMEOUT_SECONDS": "2",
+    }
+    with run_webhook(certs, tmp_path_factory.mktemp("lookups"), env=env) as webhook:
+        yield webhook
+
+
+def pod(*images: str, **spec: Any) -> dict[str, Any]:
+    containers = [{"name": f"c{i}", "image": image} for i, image in enumerate(images)]
+    return {"metadata": {"name": "p"}, "spec": {"containers": containers, **spec}}
+
+
+def admit(webhook: Webhook, body: dict[str, Any]) -> dict[str, Any]:
+    with webhook.client() as client:
+        return client.post("/mutate", json=review(body)).json()  # type: ignore[no-any-return]
+
+
+def test_a_container_without_command_gets_the_entrypoint_from_the_registry(
+    lookup_webhook: Webhook, registry: Registry
+) -> None:
+    original = pod(f"{registry.host}/shop/api:1.0")
+    answer = admit(lookup_webhook, original)
+    result = jsonpatch.apply_patch(copy.deepcopy(original), decoded_patch(answer))
+    assert result["spec"]["containers"][0]["command"] == [
+        "/podinit/podinit",
+        "--",
+        "/bin/sh",
+        "-c",
+        "exec api --port=$$PORT",
+    ]
+
+
+def test_an_image_whose_entrypoint_is_tini_is_not_wrapped(
+    lookup_webhook: Webhook, registry: Registry
+) -> None:
+    original = pod(f"{registry.host}/shop/tini:1.0")
+    answer = admit(lookup_webhook, original)
+    result = jsonpatch.apply_patch(copy.deepcopy(original), decoded_patch(answer))
+    assert "command" not in result["spec"]["containers"][0]
+    status = json.loads(result["metadata"]["annotations"]["podinit.dev/status"])
+    assert status["containers"] == {"c0": "skipped: already runs an init (tini)"}
+
+
+def test_the_platform_comes_from_the_pods_arch_node_selector(
+    lookup_webhook: Webhook, registry: Registry
+) -> None:
+    image = f"{registry.host}/shop/multi:1.0"
+    for arch, entry in (("amd64", "/amd64-entry"), ("arm64", "/arm64-entry")):
+        original = pod(image, nodeSelector={"kubernetes.io/arch": arch})
+        result = jsonpatch.apply_patch(
+            copy.deepcopy(original), decoded_patch(admit(lookup_webhook, original))
+        )
+        assert result["spec"]["containers"][0]["command"][2:] == [entry]
+        status = json.loads(result["metadata"]["annotations"]["podinit.dev/status"])
+        chosen = "linux/amd64" if arch == "amd64" else "linux/arm64/v8"
+        assert status["notes"] == [
+            f"c0: ENTRYPOINT/CMD differ by platform; used {chosen}, other on "
+            + ("linux/arm64/v8" if arch == "amd64" else "linux/amd64")
+        ]
+
+
+@pytest.mark.parametrize(
+    "repository", ["hang/app", "drip/app", "err500/app", "garbage/app", "deny/app", "missing/app"]
+)
+def test_every_registry_fault_is_answered_in_time_with_a_warning_and_the_pod_admitted(
+    lookup_webhook: Webhook, faults: FaultServer, registry: Registry, repository: str
+) -> None:
+    original = pod(f"{faults.host}/{repository}:1", f"{registry.host}/shop/api:1.0")
+    started = time.monotonic()
+    answer = admit(lookup_webhook, original)
+    elapsed = time.monotonic() - started
+    response = answer["response"]
+    assert response["allowed"] is True
+    assert len(response["warnings"]) == 1 and response["warnings"][0].startswith(
+        "podinit: c0 not wrapped: "
+    )
+    result = jsonpatch.apply_patch(copy.deepcopy(original), decoded_patch(answer))
+    assert result["spec"]["containers"][1]["command"][0] == "/podinit/podinit"
+    assert elapsed < 2 + 5, f"answered after {elapsed:.1f}s, over the 2s webhook timeout plus slack"
+
+
+def test_deny_mode_rejects_the_pod_naming_the_container(
+    certs: Certs, faults: FaultServer, tmp_path: Path
+) -> None:
+    env = {
+        "PODINIT_INSECURE_REGISTRIES": json.dumps([faults.host]),
+        "PODINIT_ON_LOOKUP_FAILURE": "deny",
+    }
+    with run_webhook(certs, tmp_path, env=env) as webhook:
+        response = admit(webhook, pod(f"{faults.host}/missing/app:1"))["response"]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    assert response["status"]["message"].startswith("podinit: container c0: ")
