@@ -367,3 +367,18 @@ def test_settings_are_plain_frozen_data() -> None:
     settings = ResolverSettings()
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.tag_ttl = 1  # type: ignore[misc]
+
+
+def test_the_ca_bundle_may_be_given_as_pem_text_with_the_default_transport(
+    basic_registry: Registry, pki: Pki
+) -> None:
+    host = basic_registry.host
+
+    async def main() -> ImageConfig:
+        settings = ResolverSettings(ca_bundle=pki.ca_path.read_text())
+        async with ImageResolver(settings) as resolver:
+            return await resolver.resolve(
+                f"{host}/private/app:1.0", pull_secrets=[docker_config(host)], timeout=10
+            )
+
+    assert asyncio.run(main()).entrypoint == ("/private",)

@@ -2,7 +2,8 @@
 
 Layout: reference (parsing), credentials (dockerconfigjson), auth (httpx.Auth challenge
 flow), wire (formats), client (HTTP I/O), platforms (index selection), cache (LRU, single
-flight), resolver (policy: caching, deadlines, metrics), errors (the exception tree).
+flight), store (credential-scoped caches), settings, resolver (the façade: policy,
+deadlines, metrics), errors (the exception tree).
 """
 
 from .credentials import Credential, CredentialsError, Keyring, parse_docker_config
@@ -17,7 +18,8 @@ from .errors import (
 )
 from .platforms import Platform
 from .reference import ImageReference, parse_reference
-from .resolver import ImageResolver, PullSecrets, ResolverSettings, ResolverStats
+from .resolver import ImageResolver
+from .settings import PullSecrets, ResolverSettings, ResolverStats
 
 __all__ = [
     "AuthError",

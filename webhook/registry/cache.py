@@ -89,6 +89,10 @@ class SingleFlight(Generic[K, V]):
         if not task.cancelled():
             task.exception()
 
+    def cancel_all(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+
     async def run(self, key: K, fn: Callable[[], Awaitable[V]]) -> V:
         task, _ = self.start(key, fn)
         return await asyncio.shield(task)

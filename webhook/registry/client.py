@@ -38,9 +38,13 @@ USER_AGENT = "podinit-webhook"
 
 
 def make_ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
-    """System trust store, plus a private CA bundle if configured (for in-house registries)."""
+    """System trust store, plus a private CA bundle if configured (for in-house registries).
+
+    `ca_bundle` is PEM text or the path of a PEM file: settings may carry either."""
     context = ssl.create_default_context()
-    if ca_bundle:
+    if ca_bundle and "-----BEGIN" in ca_bundle:
+        context.load_verify_locations(cadata=ca_bundle)
+    elif ca_bundle:
         context.load_verify_locations(cafile=ca_bundle)
     return context
 

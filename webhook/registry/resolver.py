@@ -1,14 +1,11 @@
 """ImageResolver: image reference -> ImageConfig, with caching, single flight and deadlines.
 
-Cache design (all LRU-bounded, keys never contain secrets):
-- objects (manifests, indexes, config argv) are keyed by (scope, host, repository, digest):
-  content-addressed, so kept until evicted;
-- tags map to a digest for `tag_ttl`, then are revalidated with a HEAD (free on Docker
-  Hub's rate limit); digest references are never re-resolved;
-- failures are remembered for `negative_ttl` so a broken registry is not hammered.
-`scope` is "" for things fetched without presenting any credential (shareable by everyone)
-and the credential's keyed fingerprint otherwise, so a tenant's private image is never
-served to a request that does not carry the same credential.
+Caching (see store.py for scopes; all LRU-bounded, keys never contain secrets):
+- manifests, indexes and configs by digest: content-addressed, kept until evicted;
+- a tag's digest for `tag_ttl`, then revalidated with a HEAD (free on Docker Hub's rate
+  limit); digest references are never re-resolved;
+- failures for `negative_ttl`, so a broken registry is not hammered;
+- one fetch per (credential scope, reference, platform) at a time (single flight).
 """
 
 from __future__ import annotations
@@ -16,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -39,40 +34,11 @@ from .platforms import (
     select_manifest,
 )
 from .reference import ImageReference, normalize_host, parse_reference
+from .settings import PullSecrets, ResolverSettings, ResolverStats
+from .store import Cached, CachedConfig, Comparison, ScopedStore
 from .wire import Descriptor, Index, Manifest
 
 log = logging.getLogger(__name__)
-
-PullSecrets = Keyring | Iterable[bytes | str | Mapping[str, Any]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResolverSettings:
-    default_platform: Platform = field(default_factory=Platform)
-    mirrors: Mapping[str, str] = field(default_factory=dict)  # registry host -> mirror host
-    insecure: frozenset[str] = frozenset()  # hosts (host[:port]) reached over plain HTTP
-    ca_bundle: str | None = None  # extra CA certificates (PEM) trusted besides the system's
-    default_timeout: float = 5.0  # per resolve() call, when the caller gives none
-    fetch_timeout: float = 10.0  # bound on one shared fetch, whoever still waits for it
-    tag_ttl: float = 300.0
-    negative_ttl: float = 10.0
-    max_entries: int = 10_000
-    # Platform disagreement: fetch up to this many other platforms' configs alongside the
-    # chosen one, and wait at most `compare_grace` s for them after ours arrived.
-    compare_platforms: int = 8
-    compare_grace: float = 0.5
-
-
-@dataclass
-class ResolverStats:
-    """Counters for the server's metrics; monotonically increasing."""
-
-    lookups: Counter[str] = field(default_factory=Counter)  # by result: "ok" or error label
-    cache_hits: int = 0  # answered from cache without waiting on the registry
-    negative_hits: int = 0  # answered by a remembered failure
-    joined: int = 0  # waited on a fetch another caller had started
-    fetches: int = 0  # fetch sequences started (each may make several HTTP requests)
-    http_requests: Counter[str] = field(default_factory=Counter)  # by method
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,27 +55,13 @@ class _Lookup:
     def flight_key(self) -> tuple[str, str, Platform]:
         return (self.scopes[0], str(self.ref), self.platform)
 
-
-@dataclass(frozen=True, slots=True)
-class _Config:
-    entrypoint: tuple[str, ...]
-    cmd: tuple[str, ...]
-
     @property
-    def argv(self) -> Argv:
-        return (self.entrypoint, self.cmd)
+    def store_scope(self) -> str:
+        # Whatever was fetched after the credential was presented is private to it.
+        return self.scopes[0] if self.auth.used_credential else ""
 
 
-@dataclass(frozen=True, slots=True)
-class _Comparison:
-    """ENTRYPOINT/CMD per platform of one index, for the disagreement note."""
-
-    configs: Mapping[Platform, Argv]
-
-
-_ObjKey = tuple[str, str, str, str]
-_Obj = Manifest | Index | _Config | _Comparison
-_COMPARE = "compare:"  # object-cache key prefix for an index's _Comparison
+_COMPARE = "compare:"  # object key prefix for an index's Comparison
 
 
 class ImageResolver:
@@ -135,10 +87,7 @@ class ImageResolver:
         self._client = RegistryClient(http=self._http, insecure=insecure, mirrors=mirrors)
         self._tokens = TokenCache(max_entries=s.max_entries)
         self._challenges: dict[str, Challenge] = {}
-        self._objects: LRU[_ObjKey, _Obj] = LRU(max_entries=s.max_entries)
-        self._tags: LRU[tuple[str, str, str, str], tuple[str, float]] = LRU(
-            max_entries=s.max_entries
-        )
+        self._store = ScopedStore(max_entries=s.max_entries, tag_ttl=s.tag_ttl)
         self._failures: LRU[tuple[str, str, Platform], RegistryError] = LRU(
             max_entries=s.max_entries
         )
@@ -154,6 +103,8 @@ class ImageResolver:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Stop in-flight fetches and close connections."""
+        self._flights.cancel_all()
         await self._http.aclose()
 
     async def resolve(
@@ -237,33 +188,21 @@ class ImageResolver:
 
     # -- cache walk ------------------------------------------------------------------------
 
-    def _get(self, lookup: _Lookup, digest: str) -> _Obj | None:
-        for scope in lookup.scopes:
-            found = self._objects.get((scope, lookup.endpoint.host, lookup.ref.repository, digest))
-            if found is not None:
-                return found
-        return None
+    def _get(self, lookup: _Lookup, key: str) -> Cached | None:
+        return self._store.get(lookup.scopes, lookup.endpoint.host, lookup.ref.repository, key)
 
-    def _put(self, lookup: _Lookup, digest: str, obj: _Obj, ttl: float | None = None) -> None:
-        # Whatever was fetched after the credential was presented is private to it.
-        scope = lookup.scopes[0] if lookup.auth.used_credential else ""
-        self._objects.put(
-            (scope, lookup.endpoint.host, lookup.ref.repository, digest), obj, ttl=ttl
+    def _put(self, lookup: _Lookup, key: str, obj: Cached, ttl: float | None = None) -> None:
+        self._store.put(
+            lookup.store_scope, lookup.endpoint.host, lookup.ref.repository, key, obj, ttl=ttl
         )
 
-    def _tag_key(self, lookup: _Lookup, scope: str) -> tuple[str, str, str, str]:
-        return (scope, lookup.endpoint.host, lookup.ref.repository, lookup.ref.tag or "")
-
     def _tag_digest(self, lookup: _Lookup) -> tuple[str, bool] | None:
-        """(digest, still fresh) of the tag, as last resolved."""
+        """(digest, still fresh) of the reference, as last resolved."""
         if lookup.ref.digest:
             return lookup.ref.digest, True
-        loop_now = asyncio.get_running_loop().time()
-        for scope in lookup.scopes:
-            hit = self._tags.get(self._tag_key(lookup, scope))
-            if hit is not None:
-                return hit[0], hit[1] > loop_now
-        return None
+        return self._store.tag(
+            lookup.scopes, lookup.endpoint.host, lookup.ref.repository, lookup.ref.tag or ""
+        )
 
     def _from_cache(self, lookup: _Lookup) -> ImageConfig | None:
         tag = self._tag_digest(lookup)
@@ -277,14 +216,14 @@ class ImageResolver:
                 return None
             if self.settings.compare_platforms > 0:
                 compared = self._get(lookup, _COMPARE + tag[0])
-                if not isinstance(compared, _Comparison):
+                if not isinstance(compared, Comparison):
                     return None
                 note = disagreement_note(platform_of(child), dict(compared.configs))
             top = self._get(lookup, child.digest)
         if not isinstance(top, Manifest):
             return None
         config = self._get(lookup, top.config.digest)
-        if not isinstance(config, _Config):
+        if not isinstance(config, CachedConfig):
             return None
         return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, note=note)
 
@@ -346,9 +285,12 @@ class ImageResolver:
             return known[0]
         tag = ref.tag or "latest"
         if known is not None and self._get(lookup, known[0]) is not None:
-            current = await client.head_manifest(
-                lookup.endpoint, ref.repository, tag, auth=lookup.auth
-            )
+            try:
+                current = await client.head_manifest(
+                    lookup.endpoint, ref.repository, tag, auth=lookup.auth
+                )
+            except BadResponse:
+                current = None  # registries that mishandle HEAD still answer GET
             if current is not None:
                 self._remember_tag(lookup, current)
                 return current
@@ -360,11 +302,15 @@ class ImageResolver:
         return digest
 
     def _remember_tag(self, lookup: _Lookup, digest: str) -> None:
-        scope = lookup.scopes[0] if lookup.auth.used_credential else ""
-        expires = asyncio.get_running_loop().time() + self.settings.tag_ttl
-        self._tags.put(self._tag_key(lookup, scope), (digest, expires))
+        self._store.remember_tag(
+            lookup.store_scope,
+            lookup.endpoint.host,
+            lookup.ref.repository,
+            lookup.ref.tag or "",
+            digest,
+        )
 
-    async def _image_config(self, lookup: _Lookup, manifest_digest: str) -> _Config:
+    async def _image_config(self, lookup: _Lookup, manifest_digest: str) -> CachedConfig:
         manifest = self._get(lookup, manifest_digest)
         if not isinstance(manifest, Manifest):
             _, fetched = await self._client.get_manifest(
@@ -376,15 +322,15 @@ class ImageResolver:
             self._put(lookup, manifest_digest, manifest)
         return await self._config_of(lookup, manifest)
 
-    async def _config_of(self, lookup: _Lookup, manifest: Manifest) -> _Config:
+    async def _config_of(self, lookup: _Lookup, manifest: Manifest) -> CachedConfig:
         digest = manifest.config.digest
         config = self._get(lookup, digest)
-        if isinstance(config, _Config):
+        if isinstance(config, CachedConfig):
             return config
         entrypoint, cmd = await self._client.get_config(
             lookup.endpoint, lookup.ref.repository, digest, auth=lookup.auth
         )
-        config = _Config(entrypoint, cmd)
+        config = CachedConfig(entrypoint, cmd)
         self._put(lookup, digest, config)
         return config
 
@@ -397,12 +343,12 @@ class ImageResolver:
 
     def _start_comparison(
         self, lookup: _Lookup, index_digest: str, index: Index, chosen: Descriptor
-    ) -> dict[Platform, asyncio.Task[_Config]]:
+    ) -> dict[Platform, asyncio.Task[CachedConfig]]:
         limit = self.settings.compare_platforms
-        if limit <= 0 or isinstance(self._get(lookup, _COMPARE + index_digest), _Comparison):
+        if limit <= 0 or isinstance(self._get(lookup, _COMPARE + index_digest), Comparison):
             return {}
         mine = platform_of(chosen)
-        tasks: dict[Platform, asyncio.Task[_Config]] = {}
+        tasks: dict[Platform, asyncio.Task[CachedConfig]] = {}
         loop = asyncio.get_running_loop()
         for entry in runnable_entries(index.manifests):
             other = platform_of(entry)
@@ -420,14 +366,14 @@ class ImageResolver:
         lookup: _Lookup,
         index_digest: str,
         chosen: Descriptor,
-        config: _Config,
-        tasks: dict[Platform, asyncio.Task[_Config]],
+        config: CachedConfig,
+        tasks: dict[Platform, asyncio.Task[CachedConfig]],
     ) -> str | None:
         if self.settings.compare_platforms <= 0:
             return None
         mine = platform_of(chosen)
         known = self._get(lookup, _COMPARE + index_digest)
-        if isinstance(known, _Comparison):
+        if isinstance(known, Comparison):
             return disagreement_note(mine, dict(known.configs))
         if tasks:
             await asyncio.wait(tasks.values(), timeout=self.settings.compare_grace)
@@ -441,7 +387,7 @@ class ImageResolver:
         self._put(
             lookup,
             _COMPARE + index_digest,
-            _Comparison(configs),
+            Comparison(configs),
             ttl=None if complete else self.settings.tag_ttl,
         )
         return disagreement_note(mine, configs)
@@ -453,4 +399,4 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-__all__ = ["ImageResolver", "PullSecrets", "ResolverSettings", "ResolverStats"]
+__all__ = ["ImageResolver"]
