@@ -1,0 +1,49 @@
+"""Main child for the drain tests: leaves an orphan behind, then exits 3.
+
+The orphan lives in its own session, so only the drain can signal it. It prints
+'orphan ready PID', and then by MODE:
+  handler  on SIGTERM prints 'orphan got TERM', lingers LINGER s, prints
+           'orphan finished' and exits
+  ignore   ignores SIGTERM and lives on
+With --wait the main child waits for SIGTERM before it exits.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("mode", choices=["handler", "ignore"])
+parser.add_argument("--linger", type=float, default=0.0)
+parser.add_argument("--wait", action="store_true")
+args = parser.parse_args()
+
+
+def on_term(signum: int, frame: object) -> None:
+    print("orphan got TERM", flush=True)
+    time.sleep(args.linger)
+    print("orphan finished", flush=True)
+    os._exit(0)
+
+
+ready_r, ready_w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(ready_r)
+        action = on_term if args.mode == "handler" else signal.SIG_IGN
+        signal.signal(signal.SIGTERM, action)
+        print(f"orphan ready {os.getpid()}", flush=True)
+        os.close(ready_w)
+        while True:
+            time.sleep(1)
+    os._exit(0)
+os.close(ready_w)
+os.wait()
+os.read(ready_r, 1)  # EOF once the orphan has its handler
+if args.wait:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    signal.sigwait({signal.SIGTERM})
+sys.exit(3)

@@ -1,0 +1,51 @@
+"""3g and 3h: when the child exits, what is left gets SIGTERM, a grace period,
+then SIGKILL, and podinit exits with the child's status."""
+
+import signal
+from typing import Any
+
+from .conftest import alive, helper, stat_fields, wait_until
+
+
+def orphan_pid(init: Any) -> int:
+    return int(init.expect("orphan ready").split()[-1])
+
+
+def test_orphans_get_sigterm_and_run_their_handler(run: Any, pid1: bool) -> None:
+    init = run(["--grace", "60", *helper("spawn_orphan.py", "handler", "--linger", "1")], pid1=pid1)
+    orphan = orphan_pid(init)
+    assert init.wait() == 3
+    assert init.rest() == ["orphan got TERM", "orphan finished"]
+    # As PID 1 the printed pid is the namespace's, which dies with podinit anyway.
+    assert pid1 or not alive(orphan)
+
+
+def test_the_default_grace_lets_a_handler_finish(run: Any) -> None:
+    init = run(helper("spawn_orphan.py", "handler", "--linger", "0.5"))
+    orphan_pid(init)
+    assert init.wait() == 3
+    assert init.rest() == ["orphan got TERM", "orphan finished"]
+
+
+def test_an_orphan_ignoring_sigterm_is_killed_after_the_grace(run: Any, pid1: bool) -> None:
+    init = run(helper("spawn_orphan.py", "ignore"), pid1=pid1, env={"PODINIT_GRACE": "0.5"})
+    orphan = orphan_pid(init)
+    assert init.wait() == 3
+    assert pid1 or not alive(orphan)
+
+
+def test_a_subreaper_adopts_orphans_without_a_warning(run: Any) -> None:
+    init = run(helper("spawn_orphan.py", "handler", "--wait"), pid1=False)
+    orphan = orphan_pid(init)
+    assert wait_until("the orphan's adoption", lambda: stat_fields(orphan)[2] == init.pid)
+    init.kill(signal.SIGTERM)
+    assert init.wait() == 3
+    assert init.err_lines == []
+
+
+def test_a_subreaper_leaks_no_orphan_to_its_parent(run: Any) -> None:
+    init = run(["--grace", "0.2", *helper("spawn_orphan.py", "ignore")], pid1=False)
+    orphan = orphan_pid(init)
+    assert init.wait() == 3
+    # Leaked, it would now be a live child of the machine's init.
+    assert not alive(orphan)

@@ -1,0 +1,79 @@
+"""3a: how the command is started."""
+
+import fcntl
+import os
+import signal
+import stat
+import termios
+from pathlib import Path
+from typing import Any
+
+from .conftest import PYTHON, alive, children_of, wait_until
+
+PROBE = "import os; print(os.getpgrp() == os.getpid(), os.getpgrp() != os.getpgid(os.getppid()))"
+
+
+def test_the_command_is_found_through_path(run: Any, tmp_path: Path) -> None:
+    tool = tmp_path / "hello-from-path"
+    tool.write_text("#!/bin/sh\necho found $1\n")
+    tool.chmod(0o755)
+    init = run(["hello-from-path", "it"], env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert init.line() == "found it"
+    assert init.wait() == 0
+
+
+def test_the_child_leads_its_own_process_group(run: Any, pid1: bool) -> None:
+    init = run([PYTHON, "-c", PROBE], pid1=pid1)
+    assert init.line() == "True True"
+    assert init.wait() == 0
+
+
+def test_the_child_gets_the_terminal_foreground(run: Any) -> None:
+    controller, terminal = os.openpty()
+
+    def take_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    code = "import os; print(os.tcgetpgrp(0) == os.getpgrp() == os.getpid())"
+    init = run(
+        [PYTHON, "-c", code],
+        pid1=False,
+        stdin=terminal,
+        start_new_session=True,
+        preexec_fn=take_terminal,
+    )
+    os.close(terminal)
+    try:
+        assert init.line() == "True"
+        assert init.wait() == 0
+    finally:
+        os.close(controller)
+
+
+def status_mask(line: str) -> int:
+    return int(line.split(":")[1], 16)
+
+
+def test_the_child_starts_with_no_blocked_or_ignored_signal(run: Any) -> None:
+    def inherit_a_mess() -> None:
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2, signal.SIGHUP})
+
+    init = run(["cat", "/proc/self/status"], pid1=False, preexec_fn=inherit_a_mess)
+    fields = dict(line.split(":", 1) for line in init.rest() if ":" in line)
+    assert init.wait() == 0
+    assert int(fields["SigBlk"], 16) == 0
+    assert int(fields["SigIgn"], 16) == 0
+
+
+def test_no_file_descriptor_of_podinit_leaks_into_the_child(run: Any, pid1: bool) -> None:
+    init = run(["sleep", "1000"], pid1=pid1)
+    child = wait_until("the child", lambda: children_of(init.pid))[0]
+    wait_until("sleep to exec", lambda: Path(f"/proc/{child}/comm").read_text() == "sleep\n")
+    fds = sorted(int(fd) for fd in os.listdir(f"/proc/{child}/fd"))
+    assert fds == [0, 1, 2]
+    assert stat.S_ISFIFO(os.stat(f"/proc/{child}/fd/1").st_mode)
+    init.kill(signal.SIGTERM)
+    assert init.wait() == 128 + signal.SIGTERM
+    assert not alive(child)
