@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +18,14 @@ from typing import Any
 import httpx
 import orjson
 
+from .cache import LRU
 from .credentials import Credential
 from .errors import AuthError, BadResponse, RegistryUnavailable
 
+# One challenge: a scheme, then comma-separated key=value or key="quoted value" params.
+_CHALLENGE = re.compile(
+    r"([A-Za-z]+)\s+((?:[^,\s=]+\s*=\s*(?:\"(?:[^\"\\]|\\.)*\"|[^,\s]*)\s*,?\s*)*)"
+)
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
 MAX_TOKEN_RESPONSE = 1 << 20
 # Treat tokens as expired a little early so one cannot expire in flight.
@@ -40,10 +44,7 @@ class Challenge:
 def parse_challenges(header: str) -> list[Challenge]:
     """Challenges in one WWW-Authenticate value, e.g. `Bearer realm="…",service="…"`."""
     out = []
-    # A new challenge starts with a bare token (the scheme) not followed by '='.
-    for match in re.finditer(
-        r"([A-Za-z]+)\s+((?:[^,\s=]+\s*=\s*(?:\"(?:[^\"\\]|\\.)*\"|[^,\s]*)\s*,?\s*)*)", header
-    ):
+    for match in _CHALLENGE.finditer(header):
         params = {
             m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
             for m in _PARAM.finditer(match.group(2))
@@ -65,32 +66,22 @@ class TokenCache:
     The fingerprint is part of the key so a token obtained with one tenant's credentials
     is never presented on behalf of another (or of an anonymous request)."""
 
-    def __init__(self, *, max_entries: int = 4096, clock: Callable[[], float] = time.monotonic):
-        self._entries: OrderedDict[tuple[str, str, str, str], tuple[str, float]] = OrderedDict()
-        self._max = max_entries
-        self._clock = clock
+    def __init__(
+        self, *, max_entries: int = 4096, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._lru: LRU[tuple[str, str, str, str], str] = LRU(max_entries=max_entries, clock=clock)
 
     def get(self, key: tuple[str, str, str, str]) -> str | None:
-        hit = self._entries.get(key)
-        if hit is None:
-            return None
-        if hit[1] <= self._clock():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return hit[0]
+        return self._lru.get(key)
 
     def put(self, key: tuple[str, str, str, str], token: str, lifetime: float) -> None:
-        self._entries[key] = (token, self._clock() + max(0.0, lifetime - _EXPIRY_MARGIN))
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self._lru.put(key, token, ttl=max(0.0, lifetime - _EXPIRY_MARGIN))
 
     def discard(self, key: tuple[str, str, str, str]) -> None:
-        self._entries.pop(key, None)
+        self._lru.pop(key)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._lru)
 
 
 class RegistryAuth(httpx.Auth):
@@ -107,7 +98,7 @@ class RegistryAuth(httpx.Auth):
         credential: Credential | None,
         fingerprint: str,
         tokens: TokenCache,
-        challenges: dict[str, Challenge],
+        challenges: LRU[str, Challenge],
         realm_allowed: Callable[[httpx.URL], bool],
     ) -> None:
         self._host = host
@@ -222,8 +213,8 @@ class RegistryAuth(httpx.Auth):
         if challenge is None:
             return
         # Remember realm/service for the host; the scope is per request.
-        self._challenges[self._host] = Challenge(
-            challenge.scheme, challenge.realm, challenge.service
+        self._challenges.put(
+            self._host, Challenge(challenge.scheme, challenge.realm, challenge.service)
         )
         if challenge.scheme == "bearer":
             scope = challenge.scope or self._scope

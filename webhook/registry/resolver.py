@@ -86,7 +86,8 @@ class ImageResolver:
         )
         self._client = RegistryClient(http=self._http, insecure=insecure, mirrors=mirrors)
         self._tokens = TokenCache(max_entries=s.max_entries)
-        self._challenges: dict[str, Challenge] = {}
+        # Which auth scheme/realm each host uses; bounded since hosts come from pod specs.
+        self._challenges: LRU[str, Challenge] = LRU(max_entries=s.max_entries)
         self._store = ScopedStore(max_entries=s.max_entries, tag_ttl=s.tag_ttl)
         self._failures: LRU[tuple[str, str, Platform], RegistryError] = LRU(
             max_entries=s.max_entries
