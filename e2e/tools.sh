@@ -68,7 +68,9 @@ build() {
     out=$tmp "$@"
     end=$(date +%s)
     echo $((end - start)) >"$tmp/build-seconds"
-    "$tmp/$tool" version >"$tmp/version.txt" 2>&1 || "$tmp/$tool" --version >"$tmp/version.txt" 2>&1 || true
+    local version_cmd=(--version)
+    [[ $tool == helm ]] && version_cmd=(version)
+    timeout 10 "$tmp/$tool" "${version_cmd[@]}" >"$tmp/version.txt" 2>&1 || true
     rm -rf "$dir"
     mv "$tmp" "$dir"
     log "$tool $version: built in $((end - start))s -> $dir/$tool"
