@@ -10,8 +10,8 @@ from pathlib import Path
 
 from webhook import __version__
 from webhook.cli import inject
+from webhook.cli.lookup import OfflineLookup, RegistryLookup
 from webhook.config import ConfigError, load
-from webhook.core import ImageResult, LookupFailure
 
 
 def _kubernetes_version(text: str) -> tuple[int, int]:
@@ -66,20 +66,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _offline_lookup(configs: dict[str, ImageResult]) -> inject.Lookup:
-    def lookup(images: set[str], architecture: str) -> dict[str, ImageResult]:
-        missing = LookupFailure("not in --image-config (offline)")
-        return {image: configs.get(image, missing) for image in images}
-
-    return lookup
-
-
 def _inject(args: argparse.Namespace) -> int:
     config = load(args.config)
     settings = config.inject_settings(kubernetes_version=args.kubernetes_version)
-    configs = inject.read_image_configs(args.image_config) if args.image_config else {}
-    lookup = _offline_lookup(configs)
-    return inject.run(args.filename, settings, lookup, output=args.output, explain=args.explain)
+    known = inject.read_image_configs(args.image_config) if args.image_config else {}
+    if args.offline:
+        lookup = OfflineLookup(known)
+        return inject.run(args.filename, settings, lookup, output=args.output, explain=args.explain)
+    with RegistryLookup(config, known) as online:
+        return inject.run(args.filename, settings, online, output=args.output, explain=args.explain)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,8 @@ from webhook.core import (
     mutate,
     pod_architecture,
 )
-from webhook.registry import ImageResolver, Platform, RegistryError
+from webhook.lookups import resolve_all
+from webhook.registry import ImageResolver
 from webhook.server.metrics import Metrics
 from webhook.server.pullsecrets import PullSecretReader
 from webhook.server.review import AdmissionRequest, respond
@@ -83,12 +84,14 @@ class Admitter:
             return {image: LookupFailure("registry lookups are disabled") for image in images}
         deadline = asyncio.get_running_loop().time() + self.budget
         secrets = await self._secrets(namespace, pod, deadline)
-        platform = Platform(architecture=pod_architecture(pod, self.settings))
-        ordered = sorted(images)
-        results = await asyncio.gather(
-            *(self._resolve(image, platform, secrets, deadline) for image in ordered)
+        architecture = pod_architecture(pod, self.settings)
+        return await resolve_all(
+            self.resolver,
+            images,
+            architecture=architecture,
+            pull_secrets=secrets,
+            deadline=deadline,
         )
-        return dict(zip(ordered, results, strict=True))
 
     async def _secrets(
         self, namespace: str, pod: Mapping[str, Any], deadline: float
@@ -105,17 +108,6 @@ class Admitter:
         if self.extra_docker_config:
             payloads.append(self.extra_docker_config)
         return payloads
-
-    async def _resolve(
-        self, image: str, platform: Platform, secrets: list[bytes], deadline: float
-    ) -> ImageResult:
-        assert self.resolver is not None
-        try:
-            return await self.resolver.resolve(
-                image, platform=platform, pull_secrets=secrets, deadline=deadline
-            )
-        except RegistryError as error:
-            return LookupFailure(error.message)
 
     def _count(self, mutation: Mutation) -> None:
         for decision in mutation.decisions:

@@ -15,7 +15,8 @@ from kubernetes.aio import client as kube
 from kubernetes.aio import config as kube_config
 
 from webhook.config import Config, ConfigError
-from webhook.registry import ImageResolver, Platform, ResolverSettings
+from webhook.lookups import make_resolver
+from webhook.registry import ImageResolver
 from webhook.server import logs
 from webhook.server.admission import Admitter
 from webhook.server.app import create_app
@@ -63,21 +64,7 @@ async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | N
 async def build(config: Config) -> AsyncIterator[Parts]:
     api = await _kubernetes(config)
     settings = config.inject_settings(kubernetes_version=await _kubernetes_version(api))
-    ca = config.registry_ca_file.read_text() if config.registry_ca_file else None
-    resolver = ImageResolver(
-        ResolverSettings(
-            default_platform=Platform(
-                os=config.default_platform_os, architecture=config.default_architecture
-            ),
-            mirrors=config.registry_mirrors,
-            insecure=frozenset(config.insecure_registries),
-            ca_bundle=ca,
-            default_timeout=config.lookup_budget,
-            tag_ttl=config.tag_ttl_seconds,
-            negative_ttl=config.negative_ttl_seconds,
-            max_entries=config.cache_entries,
-        )
-    )
+    resolver = make_resolver(config)
     metrics = Metrics(resolver.stats)
     reader = (
         PullSecretReader(kube.CoreV1Api(api))

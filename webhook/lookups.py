@@ -1,0 +1,52 @@
+"""Image-config lookups shared by the server and the CLI: the resolver built from config, and
+many images resolved at once into what the core takes (a config or a failure per image)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from webhook.config import Config
+from webhook.core import ImageResult, LookupFailure
+from webhook.registry import ImageResolver, Platform, PullSecrets, RegistryError, ResolverSettings
+
+
+def make_resolver(config: Config) -> ImageResolver:
+    ca = config.registry_ca_file.read_text() if config.registry_ca_file else None
+    return ImageResolver(
+        ResolverSettings(
+            default_platform=Platform(
+                os=config.default_platform_os, architecture=config.default_architecture
+            ),
+            mirrors=config.registry_mirrors,
+            insecure=frozenset(config.insecure_registries),
+            ca_bundle=ca,
+            default_timeout=config.lookup_budget,
+            tag_ttl=config.tag_ttl_seconds,
+            negative_ttl=config.negative_ttl_seconds,
+            max_entries=config.cache_entries,
+        )
+    )
+
+
+async def resolve_all(
+    resolver: ImageResolver,
+    images: Iterable[str],
+    *,
+    architecture: str,
+    pull_secrets: PullSecrets,
+    deadline: float,
+) -> dict[str, ImageResult]:
+    """Every image resolved concurrently; a registry error becomes that image's LookupFailure."""
+    platform = Platform(architecture=architecture)
+
+    async def one(image: str) -> ImageResult:
+        try:
+            return await resolver.resolve(
+                image, platform=platform, pull_secrets=pull_secrets, deadline=deadline
+            )
+        except RegistryError as error:
+            return LookupFailure(error.message)
+
+    ordered = sorted(images)
+    return dict(zip(ordered, await asyncio.gather(*(one(i) for i in ordered)), strict=True))
