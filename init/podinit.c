@@ -428,17 +428,23 @@ static void set_sigmask(sigmask_t mask)
 		die_errno(1, "rt_sigprocmask");
 }
 
-/* An ignored signal is discarded and would stay ignored across exec, and an
+/* An ignored signal is discarded and stays ignored across exec, and an
  * ignored SIGCHLD would even make the kernel reap for us: undo what our
- * parent set. Handlers (a sanitizer's) are left alone; exec resets them. */
+ * parent set. Raw rt_sigaction, as libc refuses the signals it reserves.
+ * Handlers (a sanitizer's) are left alone; exec resets those anyway. */
 static void reset_ignored(void)
 {
+	/* The kernel's layout on x86-64 and arm64; all zero means SIG_DFL. */
+	struct { void (*handler)(int); unsigned long flags; void *restorer; sigmask_t mask; }
+		dfl = {0}, old;
 	for (int sig = 1; sig <= NSIGS; sig++) {
-		struct sigaction sa;
-		if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0)
-			continue; /* EINVAL: a signal libc keeps to itself */
-		if (sa.sa_handler == SIG_IGN && signal(sig, SIG_DFL) == SIG_ERR)
-			die_errno(1, "sigaction");
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (syscall(SYS_rt_sigaction, sig, NULL, &old, sizeof(sigmask_t)) < 0)
+			die_errno(1, "rt_sigaction");
+		if (old.handler == SIG_IGN &&
+		    syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(sigmask_t)) < 0)
+			die_errno(1, "rt_sigaction");
 	}
 }
 

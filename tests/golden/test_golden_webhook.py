@@ -28,7 +28,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 def webhooks(
     certs: Certs, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[Path, Webhook]]:
-    """One webhook per settings folder, configured like `inject --config` with the images as overrides."""
+    """One webhook per settings folder, configured as `inject --config`, images as overrides."""
     images = yaml.safe_load(IMAGES.read_text())
     running: dict[Path, Webhook] = {}
     stack: list[Any] = []
@@ -57,7 +57,7 @@ def webhooks(
 
 
 def comparable(pod: dict[str, Any]) -> dict[str, Any]:
-    """Failure reasons differ by path (offline vs registry); outcomes and everything else may not."""
+    """Failure reasons differ by path (offline vs registry); outcomes and the rest may not."""
     pod = copy.deepcopy(pod)
     annotations = pod.get("metadata", {}).get("annotations", {})
     if "podinit.dev/status" in annotations:
