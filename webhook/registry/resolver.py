@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -23,7 +23,7 @@ from webhook.core.images import ImageConfig
 from .auth import Challenge, RegistryAuth, TokenCache
 from .cache import LRU, SingleFlight
 from .client import Endpoint, RegistryClient, make_transport
-from .credentials import Keyring
+from .credentials import Credential, Keyring
 from .errors import BadResponse, DeadlineExceeded, NotFoundError, RegistryError, shorten
 from .platforms import (
     Argv,
@@ -61,6 +61,7 @@ class _Lookup:
         return self.scopes[0] if self.auth.used_credential else ""
 
 
+_NO_KEYRING = Keyring()
 _COMPARE = "compare:"  # object key prefix for an index's Comparison
 
 
@@ -88,6 +89,9 @@ class ImageResolver:
         self._tokens = TokenCache(max_entries=s.max_entries)
         # Which auth scheme/realm each host uses; bounded since hosts come from pod specs.
         self._challenges: LRU[str, Challenge] = LRU(max_entries=s.max_entries)
+        # Memos; they hold secrets in memory only, like the pull-secret payloads themselves.
+        self._keyrings: LRU[tuple[bytes | str, ...], Keyring] = LRU(max_entries=1024)
+        self._fingerprints: LRU[Credential, str] = LRU(max_entries=1024)
         self._store = ScopedStore(max_entries=s.max_entries, tag_ttl=s.tag_ttl)
         self._failures: LRU[tuple[str, str, Platform], RegistryError] = LRU(
             max_entries=s.max_entries
@@ -164,15 +168,16 @@ class ImageResolver:
     def _prepare(self, image: str, platform: Platform | None, pull_secrets: PullSecrets) -> _Lookup:
         ref = parse_reference(image)
         endpoint = self._client.endpoint(ref.registry)
-        keyring = (
-            pull_secrets
-            if isinstance(pull_secrets, Keyring)
-            else Keyring.from_payloads(pull_secrets)
-        )
+        keyring = self._keyring(pull_secrets)
         # Credentials belong to the host we actually contact: Docker Hub's are not sent
         # to a mirror, the mirror's own are.
         credential = keyring.lookup(endpoint.host, ref.repository)
-        fingerprint = credential.fingerprint(self._fingerprint_key) if credential else ""
+        fingerprint = ""
+        if credential is not None:
+            fingerprint = self._fingerprints.get(credential) or ""
+            if not fingerprint:
+                fingerprint = credential.fingerprint(self._fingerprint_key)
+                self._fingerprints.put(credential, fingerprint)
         auth = RegistryAuth(
             host=endpoint.host,
             repository=ref.repository,
@@ -186,6 +191,23 @@ class ImageResolver:
         return _Lookup(
             ref, endpoint, (platform or self.settings.default_platform).normalized(), scopes, auth
         )
+
+    def _keyring(self, pull_secrets: PullSecrets) -> Keyring:
+        """Parsed pull secrets; memoised because the same Secrets arrive with every admission
+        of a workload and parsing JSON per lookup would dominate cache-hit latency."""
+        if isinstance(pull_secrets, Keyring):
+            return pull_secrets
+        payloads = tuple(pull_secrets)
+        if not payloads:
+            return _NO_KEYRING
+        if not all(isinstance(p, bytes | str) for p in payloads):
+            return Keyring.from_payloads(payloads)  # mappings are not hashable: no memo
+        key = cast(tuple[bytes | str, ...], payloads)
+        keyring = self._keyrings.get(key)
+        if keyring is None:
+            keyring = Keyring.from_payloads(key)
+            self._keyrings.put(key, keyring)
+        return keyring
 
     # -- cache walk ------------------------------------------------------------------------
 
