@@ -115,7 +115,7 @@ def basic_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterat
 def token_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[TokenSetup]:
     """TLS + token auth, with a real JWT token server on loopback (a real Bearer challenge)."""
     issuer = TokenIssuer(pki)
-    server = TokenServer(issuer, users={USER: PASSWORD})
+    server = TokenServer(issuer, users={USER: PASSWORD}, refresh_tokens={"refresh-alice": USER})
     server.start()
     registry = start_registry(
         tmp_path_factory.mktemp("token-registry"),

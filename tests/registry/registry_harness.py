@@ -189,6 +189,7 @@ class TokenServer:
     issuer: TokenIssuer
     users: dict[str, str]
     port: int = 0
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> user
     requests: list[tuple[str, str]] = field(default_factory=list)  # (user or "", scope)
     _server: http.server.ThreadingHTTPServer | None = None
 
@@ -203,6 +204,18 @@ class TokenServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def do_POST(self) -> None:
+                # OAuth2 refresh-token grant, as used with `identitytoken` credentials.
+                length = int(self.headers.get("Content-Length", "0"))
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                user = outer.refresh_tokens.get(form.get("refresh_token", [""])[0], "")
+                if form.get("grant_type") != ["refresh_token"] or not user:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self._grant(user, form.get("scope", []), key="access_token")
+
             def do_GET(self) -> None:
                 url = urllib.parse.urlsplit(self.path)
                 query = urllib.parse.parse_qs(url.query)
@@ -216,19 +229,20 @@ class TokenServer:
                         self.end_headers()
                         return
                     user = name
-                scopes = query.get("scope", [])
+                self._grant(user, query.get("scope", []), key="token")
+
+            def _grant(self, user: str, scopes: list[str], *, key: str) -> None:
                 outer.requests.append((user, " ".join(scopes)))
                 access = []
                 for scope in scopes:
                     kind, name, actions = scope.split(":")
-                    allowed = (
-                        actions.split(",")
-                        if user
-                        else (["pull"] if name.startswith("public/") else [])
-                    )
+                    if user:
+                        allowed = actions.split(",")
+                    else:
+                        allowed = ["pull"] if name.startswith("public/") else []
                     access.append({"type": kind, "name": name, "actions": allowed})
                 token = outer.issuer.mint(user or "anonymous", access)
-                body = json.dumps({"token": token, "expires_in": 300}).encode()
+                body = json.dumps({key: token, "expires_in": 300}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -382,3 +383,24 @@ def test_the_ca_bundle_may_be_given_as_pem_text_with_the_default_transport(
             )
 
     assert asyncio.run(main()).entrypoint == ("/private",)
+
+
+def test_an_identity_token_is_exchanged_for_a_bearer_token_with_the_oauth2_grant(
+    token_registry: TokenSetup, pki: Pki
+) -> None:
+    host = token_registry.registry.host
+    config = json.dumps(
+        {
+            "auths": {
+                host: {
+                    "username": "00000000-0000-0000-0000-000000000000",
+                    "identitytoken": "refresh-alice",
+                }
+            }
+        }
+    ).encode()
+
+    async def body(resolver: ImageResolver, _: CountingTransport) -> ImageConfig:
+        return await resolver.resolve(f"{host}/team/secret:1.0", pull_secrets=[config], timeout=10)
+
+    assert run(body, pki=pki, insecure=(token_host(token_registry),)).entrypoint == ("/secret",)
