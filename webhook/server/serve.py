@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -20,11 +21,14 @@ from webhook.registry import ImageResolver
 from webhook.server import logs
 from webhook.server.admission import Admitter
 from webhook.server.app import create_app
+from webhook.server.certs import CertificateManager
 from webhook.server.metrics import Metrics
 from webhook.server.pullsecrets import PullSecretReader
 from webhook.server.tls import CertReloader
 
 log = logging.getLogger("podinit.serve")
+# Writable in the webhook pod (an emptyDir on /tmp; the root filesystem is read-only).
+SELF_MANAGED_DIR = Path("/tmp/podinit-certs")
 
 
 @dataclass
@@ -88,17 +92,13 @@ async def build(config: Config) -> AsyncIterator[Parts]:
             await api.close()
 
 
-def uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
-    if config.tls_cert_file is None or config.tls_key_file is None:
-        raise ConfigError(
-            "tlsCertFile and tlsKeyFile are required to serve (the apiserver only speaks TLS)"
-        )
+def uvicorn_config(app: Any, config: Config, cert_file: Path, key_file: Path) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
-        ssl_certfile=str(config.tls_cert_file),
-        ssl_keyfile=str(config.tls_key_file),
+        ssl_certfile=str(cert_file),
+        ssl_keyfile=str(key_file),
         log_config=None,
         access_log=False,
         lifespan="off",
@@ -106,23 +106,61 @@ def uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
     )
 
 
+def certificate_files(config: Config) -> tuple[Path, Path]:
+    if config.certificates == "selfManaged":
+        return (
+            config.tls_cert_file or SELF_MANAGED_DIR / "tls.crt",
+            config.tls_key_file or SELF_MANAGED_DIR / "tls.key",
+        )
+    if config.tls_cert_file is None or config.tls_key_file is None:
+        raise ConfigError("tlsCertFile and tlsKeyFile are required with certificates: files")
+    return config.tls_cert_file, config.tls_key_file
+
+
+async def _self_managed(
+    config: Config, api: kube.ApiClient | None, files: tuple[Path, Path]
+) -> CertificateManager:
+    if api is None:
+        raise ConfigError(
+            "certificates: selfManaged needs Kubernetes API access (in cluster or kubeconfig)"
+        )
+    manager = CertificateManager(
+        core=kube.CoreV1Api(api),
+        admission=kube.AdmissionregistrationV1Api(api),
+        namespace=config.namespace,
+        service=config.service_name,
+        secret=config.certificate_secret,
+        webhook_configuration=config.webhook_configuration,
+        cert_file=files[0],
+        key_file=files[1],
+    )
+    await manager.ensure()
+    return manager
+
+
 async def serve(config: Config) -> None:
     logs.setup(config.log_level)
+    files = certificate_files(config)
     async with build(config) as parts:
+        background: list[asyncio.Task[None]] = []
+        if config.certificates == "selfManaged":
+            manager = await _self_managed(config, parts.api, files)
+            background.append(asyncio.create_task(manager.run(config.certificate_check_seconds)))
         reloader: CertReloader | None = None
 
         def ready() -> bool:
             return reloader is not None and reloader.ready
 
         app = create_app(admitter=parts.admitter, metrics=parts.metrics, ready=ready)
-        server_config = uvicorn_config(app, config)
+        server_config = uvicorn_config(app, config, *files)
         server_config.load()
-        assert server_config.ssl is not None and config.tls_cert_file and config.tls_key_file
-        reloader = CertReloader(server_config.ssl, config.tls_cert_file, config.tls_key_file)
+        assert server_config.ssl is not None
+        reloader = CertReloader(server_config.ssl, *files)
         reloader.check()
-        watcher = asyncio.create_task(reloader.watch(config.tls_reload_seconds))
+        background.append(asyncio.create_task(reloader.watch(config.tls_reload_seconds)))
         log.info("serving", extra={"host": config.host, "port": config.port})
         try:
             await uvicorn.Server(server_config).serve()
         finally:
-            watcher.cancel()
+            for task in background:
+                task.cancel()

@@ -1,0 +1,289 @@
+"""Self-managed certificates: a CA and a serving certificate for `<service>.<namespace>.svc`.
+
+The Secret is the source of truth shared by all replicas: whoever finds it missing or due for
+renewal writes a new one (optimistic concurrency: a conflict means another replica won, so its
+Secret is read back and used). Each replica writes the pair to local files, which the TLS
+reloader picks up, and makes sure the webhook configuration's caBundle trusts the CA. While a
+CA is replaced the bundle carries the old CA too, so no in-flight admission fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = logging.getLogger("podinit.certs")
+
+CA_LIFETIME = dt.timedelta(days=3650)
+SERVING_LIFETIME = dt.timedelta(days=365)
+RENEW_WHEN_LEFT = 1 / 3  # renew once two thirds of a certificate's lifetime have passed
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """PEM texts as stored in the Secret."""
+
+    ca_cert: bytes
+    ca_key: bytes
+    cert: bytes
+    key: bytes
+    previous_ca: bytes = b""  # kept in the caBundle while a replaced CA may still be in use
+
+    @property
+    def ca_bundle(self) -> bytes:
+        return self.ca_cert + self.previous_ca
+
+    def to_secret_data(self) -> dict[str, str]:
+        fields = {
+            "ca.crt": self.ca_bundle,
+            "ca.key": self.ca_key,
+            "tls.crt": self.cert,
+            "tls.key": self.key,
+            "ca-current.crt": self.ca_cert,
+        }
+        return {k: base64.b64encode(v).decode() for k, v in fields.items()}
+
+    @classmethod
+    def from_secret_data(cls, data: dict[str, str] | None) -> Bundle | None:
+        try:
+            raw = {k: base64.b64decode(v) for k, v in (data or {}).items()}
+            current = raw["ca-current.crt"]
+            return cls(
+                current,
+                raw["ca.key"],
+                raw["tls.crt"],
+                raw["tls.key"],
+                raw["ca.crt"][len(current) :],
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def dns_names(service: str, namespace: str) -> list[str]:
+    return [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    ]
+
+
+def new_ca(now: dt.datetime) -> tuple[bytes, bytes]:
+    key = _key()
+    name = _name("podinit-webhook-ca")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + CA_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+def new_serving(
+    ca_cert: bytes, ca_key: bytes, names: list[str], now: dt.datetime
+) -> tuple[bytes, bytes]:
+    issuer = x509.load_pem_x509_certificate(ca_cert)
+    signer = serialization.load_pem_private_key(ca_key, password=None)
+    assert isinstance(signer, ec.EllipticCurvePrivateKey)
+    key = _key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(names[2]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(min(now + SERVING_LIFETIME, issuer.not_valid_after_utc))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(signer, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+def _due(cert: x509.Certificate, now: dt.datetime) -> bool:
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    return cert.not_valid_after_utc - now < lifetime * RENEW_WHEN_LEFT
+
+
+def renewed(bundle: Bundle | None, names: list[str], now: dt.datetime) -> Bundle | None:
+    """A new bundle when `bundle` is missing, unusable, for other names or due; else None."""
+    try:
+        ca = x509.load_pem_x509_certificate(bundle.ca_cert) if bundle else None
+        serving = x509.load_pem_x509_certificate(bundle.cert) if bundle else None
+    except ValueError:
+        ca = serving = None
+    if bundle is None or ca is None or _due(ca, now):
+        ca_cert, ca_key = new_ca(now)
+        previous = bundle.ca_cert if bundle and ca and ca.not_valid_after_utc > now else b""
+        return Bundle(
+            ca_cert, ca_key, *new_serving(ca_cert, ca_key, names, now), previous_ca=previous
+        )
+    assert serving is not None
+    san = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    if sorted(san.get_values_for_type(x509.DNSName)) != sorted(names) or _due(serving, now):
+        return Bundle(
+            bundle.ca_cert, bundle.ca_key, *new_serving(bundle.ca_cert, bundle.ca_key, names, now)
+        )
+    return None
+
+
+def write_files(bundle: Bundle, cert_file: Path, key_file: Path) -> None:
+    """Key first, then certificate, each replaced atomically; the reloader checks the pair."""
+    for path, content, mode in ((key_file, bundle.key, 0o600), (cert_file, bundle.cert, 0o644)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f".{path.name}.tmp")
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.replace(staged, path)
+
+
+class CertificateManager:
+    """Keeps Secret, local files and caBundle in step; `ensure()` once, then `run()` forever."""
+
+    def __init__(
+        self,
+        *,
+        core: Any,
+        admission: Any,
+        namespace: str,
+        service: str,
+        secret: str,
+        webhook_configuration: str,
+        cert_file: Path,
+        key_file: Path,
+    ) -> None:
+        self.core = core
+        self.admission = admission
+        self.namespace = namespace
+        self.secret = secret
+        self.webhook_configuration = webhook_configuration
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.names = dns_names(service, namespace)
+
+    async def ensure(self) -> Bundle:
+        bundle: Bundle | None = None
+        for _attempt in range(5):
+            bundle, version = await self._read()
+            fresh = renewed(bundle, self.names, dt.datetime.now(dt.UTC))
+            if fresh is None and bundle is not None:
+                break
+            assert fresh is not None
+            if await self._store(fresh, version):
+                bundle = fresh
+                log.info(
+                    "stored a new serving certificate in secret %s/%s", self.namespace, self.secret
+                )
+                break
+        if bundle is None:
+            raise RuntimeError(
+                f"could not store certificates in secret {self.namespace}/{self.secret}"
+            )
+        write_files(bundle, self.cert_file, self.key_file)
+        await self._patch_ca_bundle(bundle.ca_bundle)
+        return bundle
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.ensure()
+            except Exception:  # keep serving with what we have; try again next round
+                log.exception("certificate check failed")
+
+    async def _read(self) -> tuple[Bundle | None, str | None]:
+        try:
+            secret = await self.core.read_namespaced_secret(self.secret, self.namespace)
+        except Exception as error:
+            if getattr(error, "status", None) == 404:
+                return None, None
+            raise
+        return Bundle.from_secret_data(secret.data), secret.metadata.resource_version
+
+    async def _store(self, bundle: Bundle, version: str | None) -> bool:
+        """False when another replica changed the Secret first (409): read theirs and retry."""
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {
+                "name": self.secret,
+                "namespace": self.namespace,
+                "labels": {"app.kubernetes.io/name": "podinit"},
+            },
+            "data": bundle.to_secret_data(),
+        }
+        try:
+            if version is None:
+                await self.core.create_namespaced_secret(self.namespace, body)
+            else:
+                body["metadata"]["resourceVersion"] = version
+                await self.core.replace_namespaced_secret(self.secret, self.namespace, body)
+        except Exception as error:
+            if getattr(error, "status", None) in (409,):
+                return False
+            raise
+        return True
+
+    async def _patch_ca_bundle(self, ca_bundle: bytes) -> None:
+        try:
+            config = await self.admission.read_mutating_webhook_configuration(
+                self.webhook_configuration
+            )
+        except Exception as error:
+            if getattr(error, "status", None) == 404:
+                log.warning("webhook configuration %s not found yet", self.webhook_configuration)
+                return
+            raise
+        wanted = base64.b64encode(ca_bundle).decode()
+        ops = [
+            {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": wanted}
+            for i, hook in enumerate(config.webhooks or [])
+            if base64.b64encode(hook.client_config.ca_bundle or b"").decode() != wanted
+            and hook.client_config.ca_bundle != wanted
+        ]
+        if ops:
+            await self.admission.patch_mutating_webhook_configuration(
+                self.webhook_configuration, ops, _content_type="application/json-patch+json"
+            )
+            log.info("caBundle of %s updated", self.webhook_configuration)
