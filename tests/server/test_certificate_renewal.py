@@ -1,0 +1,92 @@
+"""When self-managed certificates are made, kept and renewed (pure logic, no API)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from webhook.server.certs import Bundle, dns_names, renewed, write_files
+
+NAMES = dns_names("podinit", "podinit-system")
+NOW = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
+
+
+def first() -> Bundle:
+    bundle = renewed(None, NAMES, NOW)
+    assert bundle is not None
+    return bundle
+
+
+def test_a_missing_secret_gets_a_ca_and_a_serving_certificate_for_the_service_names() -> None:
+    bundle = first()
+    cert = x509.load_pem_x509_certificate(bundle.cert)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [
+        "podinit",
+        "podinit.podinit-system",
+        "podinit.podinit-system.svc",
+        "podinit.podinit-system.svc.cluster.local",
+    ]
+    assert cert.issuer == x509.load_pem_x509_certificate(bundle.ca_cert).subject
+
+
+def handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) -> None:
+    """A full TLS handshake in memory; raises ssl.SSLCertVerificationError on a bad chain."""
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server_end = server.wrap_bio(to_server, to_client, server_side=True)
+    client_end = client.wrap_bio(to_client, to_server, server_hostname=hostname)
+    for _ in range(10):
+        done = 0
+        for end in (client_end, server_end):
+            try:
+                end.do_handshake()
+                done += 1
+            except ssl.SSLWantReadError:
+                pass
+        if done == 2:
+            return
+    raise AssertionError("handshake did not finish")
+
+
+def test_the_pair_verifies_against_the_ca_bundle_for_the_service_dns_name(tmp_path: Path) -> None:
+    bundle = first()
+    write_files(bundle, tmp_path / "tls.crt", tmp_path / "tls.key")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    client = ssl.create_default_context(cadata=bundle.ca_bundle.decode())
+    handshake(server, client, "podinit.podinit-system.svc")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        handshake(server, client, "other.podinit-system.svc")
+    assert oct((tmp_path / "tls.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_fresh_bundle_is_kept() -> None:
+    assert renewed(first(), NAMES, NOW + dt.timedelta(days=200)) is None
+
+
+def test_a_serving_certificate_two_thirds_through_its_life_is_renewed_under_the_same_ca() -> None:
+    bundle = first()
+    again = renewed(bundle, NAMES, NOW + dt.timedelta(days=250))
+    assert again is not None and again.ca_cert == bundle.ca_cert and again.cert != bundle.cert
+
+
+def test_a_ca_near_its_end_is_replaced_and_the_old_ca_stays_in_the_bundle() -> None:
+    bundle = first()
+    again = renewed(bundle, NAMES, NOW + dt.timedelta(days=3000))
+    assert again is not None and again.ca_cert != bundle.ca_cert
+    assert again.ca_bundle == again.ca_cert + bundle.ca_cert
+
+
+def test_a_certificate_for_other_names_is_reissued() -> None:
+    assert renewed(first(), dns_names("other", "podinit-system"), NOW) is not None
+
+
+def test_the_secret_data_round_trips_and_garbage_reads_as_missing() -> None:
+    bundle = first()
+    assert Bundle.from_secret_data(bundle.to_secret_data()) == bundle
+    assert Bundle.from_secret_data({"tls.crt": "!!"}) is None
+    assert renewed(Bundle(b"junk", b"junk", b"junk", b"junk"), NAMES, NOW) is not None
