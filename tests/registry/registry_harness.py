@@ -484,7 +484,8 @@ class Pusher:
 class FaultServer:
     """Plain-HTTP server whose behaviour is chosen by the repository name:
     hang/…, drip/…, err500/…, garbage/…, deny/… (401 Basic), missing/… (404),
-    baddigest/… (valid manifest, config blob that does not match its digest)."""
+    baddigest/… (valid manifest, config blob that does not match its digest),
+    slowsibling/… (an index whose arm64 entry never arrives)."""
 
     def __init__(self) -> None:
         self.stop_event = threading.Event()
@@ -506,6 +507,51 @@ class FaultServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _slow_sibling(self) -> None:
+                # An index whose amd64 image is served at once and whose arm64 image hangs.
+                config = json.dumps({"config": {"Entrypoint": ["/fast"]}}).encode()
+                amd64 = json.dumps(
+                    {
+                        "schemaVersion": 2,
+                        "mediaType": OCI_MANIFEST,
+                        "layers": [],
+                        "config": {
+                            "mediaType": "application/vnd.oci.image.config.v1+json",
+                            "digest": digest_of(config),
+                            "size": len(config),
+                        },
+                    }
+                ).encode()
+                hanging = "sha256:" + "e" * 64
+                index = json.dumps(
+                    {
+                        "schemaVersion": 2,
+                        "mediaType": OCI_INDEX,
+                        "manifests": [
+                            {
+                                "mediaType": OCI_MANIFEST,
+                                "digest": digest_of(amd64),
+                                "size": len(amd64),
+                                "platform": {"os": "linux", "architecture": "amd64"},
+                            },
+                            {
+                                "mediaType": OCI_MANIFEST,
+                                "digest": hanging,
+                                "size": 100,
+                                "platform": {"os": "linux", "architecture": "arm64"},
+                            },
+                        ],
+                    }
+                ).encode()
+                if self.path.endswith(hanging):
+                    outer.stop_event.wait(60)
+                elif self.path.endswith(digest_of(config)):
+                    self._send(200, config)
+                elif self.path.endswith(digest_of(amd64)):
+                    self._send(200, amd64, {"Content-Type": OCI_MANIFEST})
+                else:
+                    self._send(200, index, {"Content-Type": OCI_INDEX})
 
             def do_HEAD(self) -> None:
                 self.do_GET()
@@ -541,6 +587,8 @@ class FaultServer:
                     )
                 elif mode == "missing":
                     self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+                elif mode == "slowsibling":
+                    self._slow_sibling()
                 elif mode == "baddigest":
                     if "/blobs/" in self.path:
                         self._send(200, b'{"config":{"Entrypoint":["/evil"]}}')

@@ -15,6 +15,7 @@ from registry_harness import (
     PlainImages,
 )
 
+from webhook.core.images import ImageConfig
 from webhook.registry import (
     AuthError,
     BadResponse,
@@ -166,3 +167,29 @@ def test_a_cancelled_waiter_does_not_cancel_the_fetch_the_others_share(
             assert resolver.stats.fetches == 1
 
     asyncio.run(main())
+
+
+def test_a_platform_that_never_arrives_delays_the_answer_by_the_grace_at_most(
+    faults: FaultServer,
+) -> None:
+    async def main() -> ImageConfig:
+        settings = ResolverSettings(insecure=frozenset({faults.host}), compare_grace=0.2)
+        async with ImageResolver(settings) as resolver:
+            return await resolver.resolve(f"{faults.host}/slowsibling/app:1", timeout=5)
+
+    started = time.monotonic()
+    assert asyncio.run(main()) == ImageConfig(entrypoint=("/fast",))
+    assert time.monotonic() - started < 0.2 + SLACK
+
+
+def test_a_deadline_during_the_platform_comparison_still_gets_the_config_without_a_note(
+    faults: FaultServer,
+) -> None:
+    async def main() -> ImageConfig:
+        settings = ResolverSettings(insecure=frozenset({faults.host}), compare_grace=30)
+        async with ImageResolver(settings) as resolver:
+            return await resolver.resolve(f"{faults.host}/slowsibling/app:1", timeout=1.0)
+
+    started = time.monotonic()
+    assert asyncio.run(main()) == ImageConfig(entrypoint=("/fast",))
+    assert time.monotonic() - started < 1.0 + SLACK

@@ -96,6 +96,8 @@ class ImageResolver:
         self._failures: LRU[tuple[str, str, Platform], RegistryError] = LRU(
             max_entries=s.max_entries
         )
+        # Results known before their platform comparison finished, by flight key.
+        self._partial: dict[tuple[str, str, Platform], ImageConfig] = {}
         self._flights: SingleFlight[tuple[str, str, Platform], ImageConfig] = SingleFlight()
 
     async def _count_request(self, request: httpx.Request) -> None:
@@ -161,6 +163,11 @@ class ImageResolver:
             async with asyncio.timeout(budget):
                 return await asyncio.shield(task)
         except TimeoutError:
+            # Our config may be known while the platform comparison still runs: better an
+            # answer without the note than none.
+            partial = self._partial.get(lookup.flight_key)
+            if partial is not None:
+                return partial
             raise DeadlineExceeded(
                 f"registry lookup of {shorten(image)} took over {budget:.3g}s"
             ) from None
@@ -292,8 +299,10 @@ class ImageResolver:
         siblings = self._start_comparison(lookup, top_digest, top, child)
         try:
             config = await self._image_config(lookup, child.digest)
+            self._partial[lookup.flight_key] = ImageConfig(config.entrypoint, config.cmd)
             note = await self._finish_comparison(lookup, top_digest, child, config, siblings)
         finally:
+            self._partial.pop(lookup.flight_key, None)
             for task in siblings.values():
                 task.cancel()
         return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, note=note)
