@@ -5,15 +5,15 @@ SHELL := /bin/bash
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 BUILD  ?= build
-# Built tools (helm, kube-apiserver, ...) are cached outside the repo, keyed by version.
-TOOLS_CACHE ?= $(HOME)/.cache/podinit-tools
+PYTEST := $(PY) -m pytest -q
 
-.PHONY: help venv lint test test-py demo bench clean
+.PHONY: help venv lint test test-py e2e-tools e2e demo bench bench-webhook clean
 
 help:
-	@echo "make demo   - serve the webhook locally, mutate realistic pods, run the shell-wrapped example"
-	@echo "make test   - set up the venv, build the init, lint, run every test"
-	@echo "make bench  - benchmarks (ratios against baselines measured in the same run)"
+	@echo "make demo       - serve the webhook locally over TLS, mutate realistic pods, run the shell-wrapped example"
+	@echo "make test       - set up the venv, build the init, lint, run every test (sanitizers and e2e included)"
+	@echo "make e2e-tools  - build kube-apiserver, kube-controller-manager, etcd, helm (cached outside the repo)"
+	@echo "make bench      - benchmarks, as ratios against baselines measured in the same run"
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,19 +24,32 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 lint: venv
-	$(VENV)/bin/ruff check webhook tests
-	$(VENV)/bin/ruff format --check webhook tests
+	$(VENV)/bin/ruff check webhook tests e2e bench demo
+	$(VENV)/bin/ruff format --check webhook tests e2e bench demo
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 include init/init.mk
 
+# Everything but the sanitizer re-runs of tests/init, which have their own targets.
 test-py: venv init
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 
 test: lint test-py test-init-sanitizers
 
-bench: bench-init
+e2e-tools:
+	bash e2e/tools.sh
+
+e2e: venv init
+	$(PYTEST) tests/e2e
+
+demo: venv init
+	$(PY) -m demo
+
+bench: bench-init bench-webhook
+
+bench-webhook: venv
+	$(PY) bench/webhook/bench.py
 
 clean:
 	rm -rf $(BUILD)

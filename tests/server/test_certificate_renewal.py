@@ -26,9 +26,9 @@ def test_a_missing_secret_gets_a_ca_and_a_serving_certificate_for_the_service_na
     cert = x509.load_pem_x509_certificate(bundle.cert)
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == [
+        "podinit.podinit-system.svc",
         "podinit",
         "podinit.podinit-system",
-        "podinit.podinit-system.svc",
         "podinit.podinit-system.svc.cluster.local",
     ]
     assert cert.issuer == x509.load_pem_x509_certificate(bundle.ca_cert).subject

@@ -85,12 +85,9 @@ def _name(common_name: str) -> x509.Name:
 
 
 def dns_names(service: str, namespace: str) -> list[str]:
-    return [
-        service,
-        f"{service}.{namespace}",
-        f"{service}.{namespace}.svc",
-        f"{service}.{namespace}.svc.cluster.local",
-    ]
+    """The names the apiserver may use for the Service; the first is the certificate's CN."""
+    svc = f"{service}.{namespace}.svc"
+    return [svc, service, f"{service}.{namespace}", f"{svc}.cluster.local"]
 
 
 def new_ca(now: dt.datetime) -> tuple[bytes, bytes]:
@@ -123,7 +120,7 @@ def new_serving(
     key = _key()
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(names[2]))
+        .subject_name(_name(names[0]))
         .issuer_name(issuer.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

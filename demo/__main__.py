@@ -1,0 +1,199 @@
+"""`make demo`: serve the webhook over TLS on 127.0.0.1, send it realistic pods, print what it
+decided and the patched specs; where runc is present, run a shell-wrapped app with and without
+podinit and print stop times and zombie counts."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonpatch
+import yaml
+
+from webhook.server.certs import new_ca, new_serving
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+UNREACHABLE = "127.0.0.1:9"  # lookups of images not in images.yaml fail at once, locally
+
+
+def heading(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    now = dt.datetime.now(dt.UTC)
+    ca_cert, ca_key = new_ca(now)
+    cert, key = new_serving(ca_cert, ca_key, ["localhost"], now)
+    paths = directory / "ca.crt", directory / "tls.crt", directory / "tls.key"
+    for path, content in zip(paths, (ca_cert, cert, key), strict=True):
+        path.write_bytes(content)
+    return paths
+
+
+def start_webhook(directory: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    ca, cert, key = write_certificates(directory)
+    config = {
+        "imageOverrides": yaml.safe_load((HERE / "images.yaml").read_text()),
+        "timeoutSeconds": 2,
+    }
+    (directory / "config.yaml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    env = {
+        **os.environ,
+        "PODINIT_CONFIG_FILE": str(directory / "config.yaml"),
+        "PODINIT_REGISTRY_MIRRORS": json.dumps(
+            {"registry.local:5000": UNREACHABLE, "docker.io": UNREACHABLE}
+        ),
+        "PODINIT_INSECURE_REGISTRIES": json.dumps([UNREACHABLE]),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "webhook.cli.main",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--tls-cert-file",
+        str(cert),
+        "--tls-key-file",
+        str(key),
+    ]
+    log = (directory / "webhook.log").open("wb")
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=ROOT)
+    url = f"https://localhost:{port}"
+    context = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", verify=context).status_code == 200:
+                return process, url, ca
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"the webhook did not start:\n{(directory / 'webhook.log').read_text()}")
+
+
+def review(pod: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": pod["metadata"].get("namespace", "default"),
+            "operation": "CREATE",
+            "object": pod,
+        },
+    }
+
+
+def show(pod: dict[str, Any], answer: dict[str, Any], elapsed: float) -> None:
+    response = answer["response"]
+    name = pod["metadata"].get("name") or pod["metadata"]["generateName"] + "<generated>"
+    patch = json.loads(base64.b64decode(response["patch"])) if "patch" in response else []
+    result = jsonpatch.apply_patch(copy.deepcopy(pod), patch)
+    print(
+        f"\npod {name}: allowed={response['allowed']}, {len(patch)} patch operations, {elapsed * 1000:.1f} ms"
+    )
+    status = result["metadata"].get("annotations", {}).get("podinit.dev/status")
+    decisions = json.loads(status) if status else {"skipped": "opted out: no patch at all"}
+    for container, decision in decisions.get("containers", {}).items():
+        print(f"  {container:10} {decision}")
+    if "containers" not in decisions:
+        print(f"  (pod) {decisions}")
+    for warning in response.get("warnings", []):
+        print(f"  kubectl would print -> Warning: {warning}")
+    for before, after in zip(pod["spec"]["containers"], result["spec"]["containers"], strict=True):
+        if before != after:
+            old = (before.get("command") or ["<ENTRYPOINT>"]) + (
+                before.get("args") or ["<CMD>"] if not before.get("command") else []
+            )
+            print(f"  {before['name']}: {json.dumps(old)}")
+            print(
+                f"  {'':{len(before['name'])}}  -> {json.dumps(after.get('command', []) + after.get('args', []))}"
+            )
+    copies = [
+        c["name"]
+        for c in result["spec"].get("initContainers", [])
+        if c["name"].startswith("podinit")
+    ]
+    if copies:
+        print(
+            f"  + initContainer {copies[0]} copies the init into emptyDir '{decisions['volume']}'"
+        )
+
+
+def admissions(url: str, ca: Path) -> None:
+    heading(
+        "Admission reviews sent to the webhook over TLS (what the apiserver does for each new pod)"
+    )
+    context = ssl.create_default_context(cafile=str(ca))
+    with httpx.Client(base_url=url, verify=context) as client:
+        for pod in yaml.safe_load_all((HERE / "pods.yaml").read_text()):
+            started = time.perf_counter()
+            answer = client.post("/mutate", json=review(pod)).json()
+            show(pod, answer, time.perf_counter() - started)
+        metrics = [
+            line
+            for line in client.get("/metrics").text.splitlines()
+            if line.startswith("podinit_admissions_total")
+        ]
+    print("\n/metrics: " + "; ".join(metrics))
+
+
+def runtime() -> None:
+    heading("A shell-wrapped app in a real container (runc), stopped with SIGTERM")
+    if os.geteuid() != 0 or not shutil.which("runc") or not Path("/bin/busybox").exists():
+        print("skipped: needs root and the Debian packages runc and busybox-static")
+        return
+    try:
+        from e2e.runtime import stop_time_demo
+    except ImportError:
+        print("skipped: e2e/runtime.py is not available in this checkout")
+        return
+    rows = stop_time_demo(ROOT / "build" / "podinit")
+    print(f"{'variant':34} {'stop after SIGTERM':>20} {'zombies':>8}")
+    for row in rows:
+        print(f"{row[0]:34} {row[1]:>19.3f}s {row[2]:>8}")
+
+
+def main() -> None:
+    heading("podinit: every container gets a real PID 1")
+    print("sh -c 'app' as PID 1 ignores SIGTERM (no handler) and never reaps orphans; the kubelet")
+    print("waits the whole grace period, then SIGKILLs. podinit runs in front of the app instead.")
+    with tempfile.TemporaryDirectory(prefix="podinit-demo-") as tmp:
+        process, url, ca = start_webhook(Path(tmp))
+        try:
+            admissions(url, ca)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=15)
+    runtime()
+
+
+if __name__ == "__main__":
+    main()
