@@ -292,11 +292,22 @@ def free_port() -> int:
 
 
 _PR_SET_PDEATHSIG = 1
+_SETPRIV = shutil.which("setpriv")
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _with_parent_death_signal(
+    argv: list[str],
+) -> tuple[list[str], Callable[[], None] | None]:
+    """SIGKILL the child when the thread that spawned it dies: util-linux ``setpriv``
+    (no Python code between fork and exec, safe with threads), else a preexec_fn."""
+    if _SETPRIV:
+        return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv], None
+    return argv, _die_with_parent
 
 
 @dataclass
@@ -400,7 +411,8 @@ class ControlPlane:
     apiserver_url: str
     kubeconfig: Path
     etcd_url: str
-    procs: list[Process] = field(default_factory=list)
+    procs: list[Process] = field(default_factory=list)  # everything spawned
+    core: list[Process] = field(default_factory=list)  # etcd, apiserver, controller-manager
     _admin: IssuedCert | None = None
 
     # ---- lifecycle
@@ -451,6 +463,7 @@ class ControlPlane:
         for p in reversed(self.procs):
             p.stop()
         self.procs.clear()
+        self.core.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
         if keep_logs:
             print(f"\npodinit e2e: control-plane logs kept in {self.logdir}", file=sys.stderr)
@@ -463,22 +476,36 @@ class ControlPlane:
     def __exit__(self, exc_type: object, *_: object) -> None:
         self.stop(keep_logs=exc_type is not None)
 
-    def _spawn(self, name: str, argv: list[str]) -> Process:
+    def spawn(
+        self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None
+    ) -> Process:
+        """Start a process (e.g. ``podinit serve``) managed like the control plane: its
+        output goes to ``logdir/<name>.log`` (shown for failing tests), it runs in its own
+        process group and is stopped with the control plane. ``Process.stop()`` stops it
+        earlier. ``env`` defaults to ``self.env()`` (KUBECONFIG set)."""
+        argv = [str(a) for a in argv]
         log = self.logdir / f"{name}.log"
         with log.open("ab") as out:
             out.write(f"# {' '.join(argv)}\n".encode())
             out.flush()
+            cmd, preexec = _with_parent_death_signal(argv)
             popen = subprocess.Popen(
-                argv,
+                cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
+                env=self.env() if env is None else env,
                 start_new_session=True,  # own process group, killed as a whole
-                preexec_fn=_die_with_parent,  # the test process is single-threaded here
+                preexec_fn=preexec,
             )
         proc = Process(name, argv, log, popen)
         self.procs.append(proc)
+        return proc
+
+    def _core_spawn(self, name: str, argv: list[str]) -> Process:
+        proc = self.spawn(name, argv)
+        self.core.append(proc)
         return proc
 
     def _start_all(self, timeout: float) -> None:
@@ -489,7 +516,7 @@ class ControlPlane:
         etcd_port, peer_port = free_port(), free_port()
         self.etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer = f"http://127.0.0.1:{peer_port}"
-        etcd = self._spawn(
+        etcd = self._core_spawn(
             "etcd",
             [
                 str(t.etcd),
@@ -504,7 +531,7 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
-        _wait("etcd /health", lambda: _http_ok(f"{self.etcd_url}/health"), 30, [etcd])
+        _wait("etcd /health", lambda: http_ok(f"{self.etcd_url}/health"), 30, [etcd])
 
         # -- certificates and keys
         serving = self.ca.issue_server(
@@ -539,7 +566,7 @@ class ControlPlane:
         # -- kube-apiserver
         port = free_port()
         self.apiserver_url = f"https://127.0.0.1:{port}"
-        apiserver = self._spawn(
+        apiserver = self._core_spawn(
             "kube-apiserver",
             [
                 str(t.kube_apiserver),
@@ -588,7 +615,7 @@ class ControlPlane:
         kcm_kubeconfig = self.workdir / "kcm.kubeconfig"
         self._write_kubeconfig(kcm_kubeconfig, kcm_client, "kube-controller-manager")
         kcm_port = free_port()
-        kcm = self._spawn(
+        kcm = self._core_spawn(
             "kube-controller-manager",
             [
                 str(t.kube_controller_manager),
@@ -613,7 +640,7 @@ class ControlPlane:
         )
         _wait(
             "kube-controller-manager /healthz",
-            lambda: _http_ok(f"https://127.0.0.1:{kcm_port}/healthz", verify=False),
+            lambda: http_ok(f"https://127.0.0.1:{kcm_port}/healthz", verify=False),
             60,
             [etcd, apiserver, kcm],
         )
@@ -738,7 +765,8 @@ class ControlPlane:
     ) -> Any:
         """Poll ``check`` until it returns something truthy (returned); fails with ``what``.
 
-        Also fails early, with the log tail, if a control-plane process has died.
+        Also fails early, with the log tails, if etcd, the apiserver or the
+        controller-manager has died (not for processes started with ``spawn``).
         """
         result: list[Any] = []
 
@@ -749,7 +777,7 @@ class ControlPlane:
                 return True
             return False
 
-        _wait(what, probe, timeout, self.procs, interval)
+        _wait(what, probe, timeout, self.core, interval)
         return result[0]
 
     def audit_events(self) -> list[dict[str, Any]]:
@@ -811,7 +839,8 @@ def mutating_webhook_configuration(
     }
 
 
-def _http_ok(url: str, verify: bool = True) -> bool:
+def http_ok(url: str, verify: bool = True) -> bool:
+    """GET ``url`` answers 200 (``verify=False``: any TLS certificate)."""
     ctx = None
     if url.startswith("https") and not verify:
         ctx = ssl.create_default_context()
