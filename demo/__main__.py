@@ -116,9 +116,8 @@ def show(pod: dict[str, Any], answer: dict[str, Any], elapsed: float) -> None:
     name = pod["metadata"].get("name") or pod["metadata"]["generateName"] + "<generated>"
     patch = json.loads(base64.b64decode(response["patch"])) if "patch" in response else []
     result = jsonpatch.apply_patch(copy.deepcopy(pod), patch)
-    print(
-        f"\npod {name}: allowed={response['allowed']}, {len(patch)} patch operations, {elapsed * 1000:.1f} ms"
-    )
+    took = f"{elapsed * 1000:.1f} ms"
+    print(f"\npod {name}: allowed={response['allowed']}, {len(patch)} patch operations, {took}")
     status = result["metadata"].get("annotations", {}).get("podinit.dev/status")
     decisions = json.loads(status) if status else {"skipped": "opted out: no patch at all"}
     for container, decision in decisions.get("containers", {}).items():
@@ -129,13 +128,11 @@ def show(pod: dict[str, Any], answer: dict[str, Any], elapsed: float) -> None:
         print(f"  kubectl would print -> Warning: {warning}")
     for before, after in zip(pod["spec"]["containers"], result["spec"]["containers"], strict=True):
         if before != after:
-            old = (before.get("command") or ["<ENTRYPOINT>"]) + (
-                before.get("args") or ["<CMD>"] if not before.get("command") else []
-            )
+            image_part = [] if before.get("command") else ["(image ENTRYPOINT)"]
+            old = (before.get("command") or image_part) + (before.get("args") or [])
+            new = after.get("command", []) + after.get("args", [])
             print(f"  {before['name']}: {json.dumps(old)}")
-            print(
-                f"  {'':{len(before['name'])}}  -> {json.dumps(after.get('command', []) + after.get('args', []))}"
-            )
+            print(f"  {'':{len(before['name'])}}  -> {json.dumps(new)}")
     copies = [
         c["name"]
         for c in result["spec"].get("initContainers", [])
