@@ -485,11 +485,13 @@ class FaultServer:
     """Plain-HTTP server whose behaviour is chosen by the repository name:
     hang/…, drip/…, err500/…, garbage/…, deny/… (401 Basic), missing/… (404),
     baddigest/… (valid manifest, config blob that does not match its digest),
-    slowsibling/… (an index whose arm64 entry never arrives)."""
+    slowsibling/… (an index whose arm64 entry never arrives), badrealm/… (a bearer
+    challenge naming a token service that is down)."""
 
     def __init__(self) -> None:
         self.stop_event = threading.Event()
         self.requests: list[str] = []
+        self.dead_realm = f"127.0.0.1:{free_port()}"  # a token service that is down
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -587,6 +589,9 @@ class FaultServer:
                     )
                 elif mode == "missing":
                     self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+                elif mode == "badrealm":
+                    challenge = f'Bearer realm="http://{outer.dead_realm}/token",service="x"'
+                    self._send(401, b"{}", {"WWW-Authenticate": challenge})
                 elif mode == "slowsibling":
                     self._slow_sibling()
                 elif mode == "baddigest":

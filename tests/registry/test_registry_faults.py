@@ -32,11 +32,14 @@ from webhook.registry.errors import MAX_MESSAGE
 SLACK = 3.0  # generous: CI machines stall
 
 
-def resolve_once(image: str, *, host: str, timeout: float, **settings: Any) -> RegistryError:
+def resolve_once(
+    image: str, *, host: str, timeout: float, insecure_extra: str = "", **settings: Any
+) -> RegistryError:
     """Resolve `image` expecting failure; returns the error after checking the deadline held."""
 
     async def main() -> RegistryError:
-        config = ResolverSettings(insecure=frozenset({host}), **settings)
+        insecure = frozenset({host, insecure_extra} - {""})
+        config = ResolverSettings(insecure=insecure, **settings)
         async with ImageResolver(config) as resolver:
             try:
                 await resolver.resolve(image, timeout=timeout)
@@ -193,3 +196,14 @@ def test_a_deadline_during_the_platform_comparison_still_gets_the_config_without
     started = time.monotonic()
     assert asyncio.run(main()) == ImageConfig(entrypoint=("/fast",))
     assert time.monotonic() - started < 1.0 + SLACK
+
+
+def test_a_token_service_that_is_down_is_named_in_the_error(faults: FaultServer) -> None:
+    error = resolve_once(
+        f"{faults.host}/badrealm/app:1",
+        host=faults.host,
+        timeout=2.0,
+        insecure_extra=faults.dead_realm,
+    )
+    assert isinstance(error, RegistryUnavailable)
+    assert f"cannot connect to {faults.dead_realm} (for {faults.host})" == str(error)

@@ -217,20 +217,30 @@ class _Exchange:
 
 
 def _transport_error(exc: httpx.HTTPError, host: str) -> RegistryError:
+    server = _server(exc, host)
     if isinstance(exc, httpx.ConnectError):
         cause: BaseException | None = exc
         while cause is not None:
             if isinstance(cause, ssl.SSLCertVerificationError):
-                return RegistryUnavailable(f"TLS certificate of {host} is not trusted")
+                return RegistryUnavailable(f"TLS certificate of {server} is not trusted")
             cause = cause.__cause__ or cause.__context__
-        return RegistryUnavailable(f"cannot connect to registry {host}")
+        return RegistryUnavailable(f"cannot connect to {server}")
     if isinstance(exc, httpx.TimeoutException):
-        return RegistryUnavailable(f"registry {host} timed out")
+        return RegistryUnavailable(f"{server} timed out")
     if isinstance(exc, httpx.TooManyRedirects):
-        return BadResponse(f"registry {host} redirected too often")
+        return BadResponse(f"{server} redirected too often")
     if isinstance(exc, httpx.DecodingError | httpx.RemoteProtocolError | httpx.LocalProtocolError):
-        return BadResponse(f"registry {host} broke the HTTP protocol")
-    return RegistryUnavailable(f"registry {host}: {type(exc).__name__}")
+        return BadResponse(f"{server} broke the HTTP protocol")
+    return RegistryUnavailable(f"{server}: {type(exc).__name__}")
+
+
+def _server(exc: httpx.HTTPError, host: str) -> str:
+    """Who failed: the registry, or the token service / blob storage it sent us to."""
+    try:
+        netloc = exc.request.url.netloc.decode()
+    except RuntimeError:  # raised by httpx when the error carries no request
+        return f"registry {host}"
+    return f"registry {host}" if netloc == host else f"{shorten(netloc, 40)} (for {host})"
 
 
 __all__ = ["Endpoint", "RegistryClient", "make_ssl_context", "make_transport"]
