@@ -6,13 +6,23 @@ import asyncio
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webhook.registry import BadResponse, Platform, RegistryError
 from webhook.registry.auth import Challenge, TokenCache, parse_challenges
 from webhook.registry.cache import LRU, SingleFlight
 from webhook.registry.errors import MAX_MESSAGE
 from webhook.registry.platforms import disagreement_note, select_manifest
-from webhook.registry.wire import Descriptor, Index, Manifest, parse_image_config, parse_manifest
+from webhook.registry.wire import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    Index,
+    Manifest,
+    parse_image_config,
+    parse_manifest,
+)
 
 D = "sha256:" + "1" * 64
 
@@ -223,3 +233,36 @@ def test_a_cancelled_caller_does_not_cancel_the_shared_work_for_the_others() -> 
 
 def test_error_messages_are_cut_to_a_warning_sized_length() -> None:
     assert len(str(RegistryError("x" * 500))) <= MAX_MESSAGE
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+manifest_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "schemaVersion": json_values,
+        "mediaType": st.sampled_from([OCI_INDEX, OCI_MANIFEST, "x"]) | json_values,
+        "manifests": json_values,
+        "config": json_values,
+    },
+)
+
+
+@given(st.binary(max_size=200) | manifest_like.map(lambda d: json.dumps(d).encode()))
+def test_any_registry_body_parses_or_raises_bad_response_and_nothing_else(body: bytes) -> None:
+    for parse in (lambda: parse_manifest(body, None), lambda: parse_image_config(body)):
+        try:
+            parse()
+        except BadResponse as err:
+            assert len(str(err)) <= MAX_MESSAGE
+
+
+@given(st.text(max_size=200))
+def test_any_www_authenticate_header_parses_without_raising(header: str) -> None:
+    for challenge in parse_challenges(header):
+        assert challenge.scheme == challenge.scheme.lower()
