@@ -36,6 +36,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +223,11 @@ class CertAuthority:
     ) -> IssuedCert:
         key = ec.generate_private_key(ec.SECP256R1())
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+        # Kubernetes usernames (the CN) may exceed X.509's 64-character upper bound,
+        # which the apiserver does not enforce; cryptography does unless told not to.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name, _validate=False))
         now = dt.datetime.now(dt.UTC)
         usages = []
         if server:
@@ -470,6 +475,9 @@ class ControlPlane:
         else:
             shutil.rmtree(self.logdir, ignore_errors=True)
 
+    def __repr__(self) -> str:
+        return f"ControlPlane({self.apiserver_url or 'starting'}, logs={self.logdir})"
+
     def __enter__(self) -> ControlPlane:
         return self
 
@@ -685,6 +693,25 @@ class ControlPlane:
         }
         path.write_text(yaml.safe_dump(config))
         path.chmod(0o600)
+
+    def user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
+        """A kubeconfig authenticating as ``user`` in ``groups`` (client cert), so RBAC
+        applies as to that identity. For a ServiceAccount (e.g. the chart's, to run
+        ``podinit serve`` outside the cluster with exactly its RBAC) use
+        ``service_account_kubeconfig``."""
+        slug = "".join(c if c.isalnum() else "-" for c in user)
+        cred = self.ca.issue_client(f"user-{slug}", user, groups)
+        path = self.workdir / f"user-{slug}.kubeconfig"
+        self._write_kubeconfig(path, cred, user)
+        return path
+
+    def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
+        """A kubeconfig with the identity of ServiceAccount ``namespace/name``: RBAC
+        matches ServiceAccount subjects by this username and these groups."""
+        return self.user_kubeconfig(
+            f"system:serviceaccount:{namespace}:{name}",
+            ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+        )
 
     def ssl_context(self) -> ssl.SSLContext:
         """Verifies the apiserver and authenticates as the admin (system:masters)."""

@@ -142,3 +142,26 @@ def test_a_webhook_on_loopback_trusted_through_its_ca_bundle_mutates_the_control
     assert (
         request["userInfo"]["username"] == "system:serviceaccount:kube-system:replicaset-controller"
     )
+
+
+def test_a_service_account_kubeconfig_is_authorised_by_exactly_the_rbac_of_that_account(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    cp = control_plane
+    cp.kubectl("create", "serviceaccount", "reader", "-n", namespace)
+    cp.kubectl("create", "role", "read-pods", "--verb=get,list", "--resource=pods", "-n", namespace)
+    cp.kubectl(
+        "create", "rolebinding", "reader", "--role=read-pods",
+        f"--serviceaccount={namespace}:reader", "-n", namespace,
+    )  # fmt: skip
+    kubeconfig = str(cp.service_account_kubeconfig(namespace, "reader"))
+
+    def can_i(*args: str) -> str:
+        res = cp.kubectl("--kubeconfig", kubeconfig, "auth", "can-i", *args, check=False)
+        return res.stdout.strip()
+
+    assert can_i("list", "pods", "-n", namespace) == "yes"
+    assert can_i("list", "secrets", "-n", namespace) == "no"
+    assert can_i("list", "pods", "-n", "kube-system") == "no"
+    whoami = cp.kubectl_json("--kubeconfig", kubeconfig, "auth", "whoami")
+    assert whoami["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:reader"
