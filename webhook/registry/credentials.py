@@ -63,7 +63,7 @@ class CredentialsError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class KeyringEntry:
     host: str  # may contain fnmatch wildcards (kubelet allows "*.example.com")
     path: str  # repository prefix, "" for the whole registry
     credential: Credential
@@ -102,7 +102,7 @@ def _credential(entry: Mapping[str, Any]) -> Credential | None:
     return cred
 
 
-def parse_docker_config(payload: bytes | str | Mapping[str, Any]) -> list[_Entry]:
+def parse_docker_config(payload: bytes | str | Mapping[str, Any]) -> list[KeyringEntry]:
     """Entries of one dockerconfigjson (or legacy .dockercfg, which lacks `auths`)."""
     if isinstance(payload, bytes | str):
         try:
@@ -123,7 +123,7 @@ def parse_docker_config(payload: bytes | str | Mapping[str, Any]) -> list[_Entry
         cred = _credential(value)
         if cred is not None and key.strip():
             host, path = _split_key(key)
-            entries.append(_Entry(host, path, cred))
+            entries.append(KeyringEntry(host, path, cred))
     return entries
 
 
@@ -133,7 +133,7 @@ class Keyring:
 
     __slots__ = ("_layers",)
 
-    def __init__(self, layers: Iterable[list[_Entry]] = ()) -> None:
+    def __init__(self, layers: Iterable[list[KeyringEntry]] = ()) -> None:
         self._layers = [layer for layer in layers if layer]
 
     @classmethod
@@ -185,4 +185,11 @@ def _glob_host(pattern: str, host: str) -> bool:
     return fnmatch.fnmatchcase(host, pattern)
 
 
-__all__ = ["Credential", "CredentialsError", "DockerConfig", "Keyring", "parse_docker_config"]
+__all__ = [
+    "Credential",
+    "CredentialsError",
+    "DockerConfig",
+    "Keyring",
+    "KeyringEntry",
+    "parse_docker_config",
+]
