@@ -399,6 +399,38 @@ rules:
 """
 
 
+_MUTATION_ANNOTATION = "mutation.webhook.admission.k8s.io"
+_PATCH_ANNOTATION = "patch.webhook.admission.k8s.io"
+
+
+def _round_index(entry: dict[str, Any]) -> tuple[int, int]:
+    return (entry["round"], entry["index"])
+
+
+@dataclass(frozen=True)
+class PodAdmission:
+    """One pod creation as the apiserver's audit log recorded it.
+
+    ``mutations``: ``{"round", "index", "configuration", "webhook", "mutated"}`` per
+    mutating webhook called; ``patches``: ``{"round", "index", "configuration",
+    "webhook", "patch", "patchType"}`` per webhook that returned a patch.
+    """
+
+    namespace: str
+    user: str
+    dry_run: bool
+    status: int
+    mutations: list[dict[str, Any]]
+    patches: list[dict[str, Any]]
+    annotations: dict[str, str]
+
+    def called(self, configuration: str) -> bool:
+        return any(m["configuration"] == configuration for m in self.mutations)
+
+    def mutated_by(self, configuration: str) -> bool:
+        return any(m["configuration"] == configuration and m["mutated"] for m in self.mutations)
+
+
 @dataclass
 class ControlPlane:
     """A running etcd + kube-apiserver + kube-controller-manager.
@@ -814,6 +846,44 @@ class ControlPlane:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def pod_admissions(self, namespace: str | None = None) -> list[PodAdmission]:
+        """Pod creations seen by the apiserver (dry runs included), oldest first, with
+        what each mutating webhook did, from the audit log. A webhook that was not called
+        (namespace/object selector or matchConditions not matching, or no configuration)
+        has no entry in ``mutations``; one that answered without a patch has
+        ``mutated: False``; reinvocations show up as round 1."""
+        result = []
+        for event in self.audit_events():
+            ref = event.get("objectRef", {})
+            if ref.get("resource") != "pods" or ref.get("subresource") or event["verb"] != "create":
+                continue
+            if event.get("stage") != "ResponseComplete":
+                continue
+            if namespace is not None and ref.get("namespace") != namespace:
+                continue
+            annotations: dict[str, str] = event.get("annotations") or {}
+            mutations: list[dict[str, Any]] = []
+            patches: list[dict[str, Any]] = []
+            for key, value in annotations.items():
+                prefix, _, where = key.partition("/")
+                if prefix not in (_MUTATION_ANNOTATION, _PATCH_ANNOTATION):
+                    continue
+                _, r, _, i = where.split("_")  # round_<r>_index_<i>
+                entry = {"round": int(r), "index": int(i), **json.loads(value)}
+                (mutations if prefix == _MUTATION_ANNOTATION else patches).append(entry)
+            result.append(
+                PodAdmission(
+                    namespace=ref.get("namespace", ""),
+                    user=event["user"]["username"],
+                    dry_run="dryRun=" in event.get("requestURI", ""),
+                    status=int(event.get("responseStatus", {}).get("code", 0)),
+                    mutations=sorted(mutations, key=_round_index),
+                    patches=sorted(patches, key=_round_index),
+                    annotations=annotations,
+                )
+            )
+        return result
 
     def log_tails(self, lines: int = 30) -> str:
         return "\n".join(f"--- {p.name} ({p.log}):\n{p.tail(lines)}" for p in self.procs)

@@ -139,9 +139,13 @@ def test_a_webhook_on_loopback_trusted_through_its_ca_bundle_mutates_the_control
     # generateName: the name is not known yet, and the empty field is left out of the review
     assert "name" not in request
     assert request["object"]["metadata"]["generateName"].startswith("hooked-")
-    assert (
-        request["userInfo"]["username"] == "system:serviceaccount:kube-system:replicaset-controller"
-    )
+    controller = "system:serviceaccount:kube-system:replicaset-controller"
+    assert request["userInfo"]["username"] == controller
+    # and the apiserver's audit log says so
+    [admission] = cp.pod_admissions(namespace)
+    assert admission.user == controller
+    assert admission.mutated_by("e2e-harness-smoke")
+    assert admission.patches[0]["patch"] == hook.mutate(request)
 
 
 def test_a_service_account_kubeconfig_is_authorised_by_exactly_the_rbac_of_that_account(
