@@ -839,6 +839,24 @@ class ControlPlane:
         _wait(what, probe, timeout, self.core, interval)
         return result[0]
 
+    def wait_for_pods(
+        self, namespace: str, selector: str, count: int, timeout: float = 90
+    ) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` pods match ``selector`` (a label selector such as
+        ``app=web``) in ``namespace``; returns them as stored (pods stay Pending: there is
+        no kubelet)."""
+
+        def pods() -> list[dict[str, Any]] | None:
+            items: list[dict[str, Any]] = self.kubectl_json(
+                "get", "pods", "-n", namespace, "-l", selector
+            )["items"]
+            return items if len(items) >= count else None
+
+        found: list[dict[str, Any]] = self.wait_for(
+            f"{count} pods {selector} in {namespace}", pods, timeout
+        )
+        return found
+
     def audit_events(self) -> list[dict[str, Any]]:
         """The apiserver's audit log so far (pod creations carry admission annotations
         such as ``mutation.webhook.admission.k8s.io/round_0_index_0``)."""

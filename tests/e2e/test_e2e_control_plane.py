@@ -35,17 +35,6 @@ def _deployment(name: str, replicas: int = 2) -> dict[str, Any]:
     }
 
 
-def _pods_of(cp: ControlPlane, namespace: str, app: str, count: int) -> list[dict[str, Any]]:
-    def pods() -> list[dict[str, Any]] | None:
-        items: list[dict[str, Any]] = cp.kubectl_json(
-            "get", "pods", "-n", namespace, "-l", f"app={app}"
-        )["items"]
-        return items if len(items) >= count else None
-
-    result: list[dict[str, Any]] = cp.wait_for(f"{count} pods of {app}", pods, timeout=90)
-    return result
-
-
 def test_the_apiserver_serves_the_built_version_on_loopback_to_the_admin_kubeconfig(
     control_plane: ControlPlane,
 ) -> None:
@@ -74,7 +63,7 @@ def test_a_deployment_created_with_kubectl_gets_a_replicaset_and_generated_pods_
     assert len(replicasets) == 1
     rs_name = replicasets[0]["metadata"]["name"]
 
-    pods = _pods_of(cp, ns, "web", 2)
+    pods = cp.wait_for_pods(ns, "app=web", 2)
     assert len(pods) == 2
     for pod in pods:
         meta = pod["metadata"]
@@ -129,7 +118,7 @@ def test_a_webhook_on_loopback_trusted_through_its_ca_bundle_mutates_the_control
                     "metadata": {"name": "hooked", "namespace": namespace},
                 }
             )
-            [pod] = _pods_of(cp, namespace, "hooked", 1)
+            [pod] = cp.wait_for_pods(namespace, "app=hooked", 1)
         finally:
             cp.kubectl("delete", "mutatingwebhookconfiguration", "e2e-harness-smoke")
 
