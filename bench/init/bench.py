@@ -1,0 +1,254 @@
+"""Benchmark podinit against Debian's tini, tini-static, dumb-init and catatonit.
+
+Every init runs the same workloads in the same run, as PID 1 of a new PID
+namespace (unshare --pid --fork --mount-proc) except for the exec overhead,
+which is the median of N runs of `INIT /bin/true` minus bare `/bin/true`.
+Prints a Markdown table with podinit's ratio against the best anchor.
+
+    python bench/init/bench.py --init build/podinit [--runs 300] [--storm 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORPHAN = HERE.parents[1] / "tests" / "init" / "helpers" / "spawn_orphan.py"
+ANCHORS = ["tini", "tini-static", "dumb-init", "catatonit"]
+TRAPPED = 'trap "exit 0" TERM; sleep 1000'
+STOP_CAP = 3.0  # seconds a wrapper gets before we call it hung (Kubernetes: SIGKILL at 30 s)
+
+# Released together with a go pipe: the generator's zombies all reparent to
+# PID 1 at once; we time until /proc holds nothing but PID 1 and ourselves.
+STORM = """
+import os, sys, time
+n = int(sys.argv[1])
+go_r, go_w = os.pipe()
+ready_r, ready_w = os.pipe()
+if os.fork() == 0:
+    for _ in range(n):
+        if os.fork() == 0:
+            os._exit(0)
+    os.write(ready_w, b"x")
+    os.read(go_r, 1)
+    os._exit(0)
+os.read(ready_r, 1)
+t0 = time.monotonic()
+os.close(go_w)
+me = str(os.getpid())
+while any(p.isdigit() and p not in ("1", me) for p in os.listdir("/proc")):
+    pass
+print(time.monotonic() - t0, flush=True)
+"""
+
+
+def pid1(init: list[str], cmd: list[str], **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", *init, "--", *cmd],
+        text=True,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def child_of(pid: int, timeout: float = 10) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in os.listdir("/proc"):
+            try:
+                stat = Path(f"/proc/{p}/stat").read_text()
+            except (OSError, ValueError):
+                continue
+            if p.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                return int(p)
+        time.sleep(0.005)
+    raise RuntimeError(f"no child of {pid}")
+
+
+def wait_for_comm(root: int, comm: str, timeout: float = 10) -> None:
+    """Until a process named comm runs below root (the sleep of a wrapper)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if Path(f"/proc/{p}/comm").read_text().strip() == comm and ancestor(root, int(p)):
+                    return
+            except OSError:
+                continue
+        time.sleep(0.002)
+    raise RuntimeError(f"{comm} never started")
+
+
+def ancestor(root: int, pid: int) -> bool:
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            return False
+        if pid == root:
+            return True
+    return False
+
+
+def spawn_wait(argv: list[str]) -> float:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    actions = [(os.POSIX_SPAWN_DUP2, devnull, 2)]
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+    os.waitpid(pid, 0)
+    elapsed = time.perf_counter() - t0
+    os.close(devnull)
+    return elapsed
+
+
+def exec_overhead(inits: dict[str, list[str]], runs: int) -> dict[str, float]:
+    """Median µs over interleaved runs, minus bare /bin/true's median."""
+    true = shutil.which("true") or "/bin/true"
+    samples: dict[str, list[float]] = {name: [] for name in [*inits, "bare"]}
+    for _ in range(runs):
+        samples["bare"].append(spawn_wait([true]))
+        for name, init in inits.items():
+            samples[name].append(spawn_wait([*init, "--", true]))
+    bare = statistics.median(samples.pop("bare"))
+    return {name: (statistics.median(s) - bare) * 1e6 for name, s in samples.items()}
+
+
+def rss_kb(init: list[str]) -> float:
+    proc = pid1(init, ["sleep", "1000"])
+    try:
+        pid = child_of(proc.pid)
+        child_of(pid)
+        time.sleep(0.2)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return float(line.split()[1])
+        raise RuntimeError("no VmRSS")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def stop_time(init: list[str], cmd: list[str]) -> float:
+    """Seconds from SIGTERM to the init's exit; inf when it outlives STOP_CAP."""
+    proc = pid1(init, cmd, stderr=subprocess.DEVNULL)
+    try:
+        pid = child_of(proc.pid)
+        wait_for_comm(pid, "sleep")
+        t0 = time.perf_counter()
+        os.kill(pid, signal.SIGTERM)
+        proc.wait(STOP_CAP)
+        return time.perf_counter() - t0
+    except subprocess.TimeoutExpired:
+        return float("inf")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def median_of(n: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(n))
+
+
+def storm(init: list[str], n: int) -> float:
+    proc = pid1(init, [sys.executable, "-c", STORM, str(n)], stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=300)
+    return float(out.strip()) * 1000
+
+
+def orphan_handler(init: list[str]) -> str:
+    proc = pid1(
+        init,
+        [sys.executable, str(ORPHAN), "handler", "--linger", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    out, _ = proc.communicate(timeout=60)
+    if "orphan finished" in out:
+        return "yes"
+    return "TERM, killed in handler" if "orphan got TERM" in out else "no (SIGKILL)"
+
+
+def fmt(value: float, unit: str) -> str:
+    if value == float("inf"):
+        return f"> {STOP_CAP:g} s (hung)"
+    return f"{value:,.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--init", default="build/podinit", help="podinit binary")
+    ap.add_argument("--runs", type=int, default=300, help="exec overhead runs per init")
+    ap.add_argument("--stops", type=int, default=15, help="SIGTERM latency runs per init")
+    ap.add_argument("--storm", type=int, default=10_000, help="orphans per storm")
+    ap.add_argument("--storms", type=int, default=3, help="storm runs per init")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench-init needs root (unshare --pid --mount-proc)")
+
+    paths = {"podinit": str(Path(args.init).resolve())}
+    for name in ANCHORS:
+        found = shutil.which(name)
+        if found:
+            paths[name] = found
+        else:
+            print(f"# {name} missing (Debian package {name.split('-')[0]}), skipped")
+    inits = {name: [path] for name, path in paths.items()}
+
+    rows: list[tuple[str, dict[str, float], str]] = []
+    rows.append(("static size", {n: Path(p).stat().st_size / 1024 for n, p in paths.items()}, "KB"))
+    print("# exec overhead ...", file=sys.stderr)
+    rows.append(("exec overhead", exec_overhead(inits, args.runs), "µs"))
+    print("# rss ...", file=sys.stderr)
+    rows.append(("RSS as PID 1", {n: rss_kb(i) for n, i in inits.items()}, "kB"))
+    print("# sigterm ...", file=sys.stderr)
+    rows.append(
+        (
+            "SIGTERM to exit",
+            {n: median_of(args.stops, lambda i=i: stop_time(i, ["sleep", "1000"])) * 1000
+             for n, i in inits.items()},
+            "ms",
+        )
+    )  # fmt: skip
+    print("# trapped wrapper ...", file=sys.stderr)
+    rows.append(
+        (
+            "trapped `sh -c` stop",
+            {n: median_of(3, lambda i=i: stop_time(i, ["sh", "-c", TRAPPED])) * 1000
+             for n, i in inits.items()},
+            "ms",
+        )
+    )  # fmt: skip
+    print("# storm ...", file=sys.stderr)
+    rows.append(
+        (
+            f"reap {args.storm:,} orphans",
+            {n: median_of(args.storms, lambda i=i: storm(i, args.storm)) for n, i in inits.items()},
+            "ms",
+        )
+    )
+    print("# orphan handlers ...", file=sys.stderr)
+    handled = {n: orphan_handler(i) for n, i in inits.items()}
+
+    names = list(paths)
+    print("| metric | " + " | ".join(names) + " | podinit / best anchor |")
+    print("|---" * (len(names) + 2) + "|")
+    for metric, values, unit in rows:
+        anchors = [v for n, v in values.items() if n != "podinit"]
+        best = min(anchors) if anchors else float("nan")
+        ratio = values["podinit"] / best if best not in (0, float("inf")) else float("nan")
+        cells = [fmt(values[n], unit) for n in names]
+        print(f"| {metric} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+    print("| orphans ran their TERM handler | " + " | ".join(handled[n] for n in names) + " | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
