@@ -1,0 +1,782 @@
+"""The runtime half of the end-to-end story: run a stored pod with ``runc``.
+
+There is no kubelet and no container engine here, so this module does the part of their
+work that decides whether a mutated pod really runs: it lays out root filesystems by hand
+(``busybox_rootfs`` from Debian's static busybox, ``init_image_rootfs`` like the
+Dockerfile's FROM-scratch ``init`` stage), turns each container of the pod into an OCI
+bundle (argv with the kubelet's ``$(VAR)`` expansion, env, securityContext, emptyDir
+volumes as host directories bind-mounted in) and runs it with the real ``runc``: the
+init containers one after the other to completion, then the app containers.
+
+Usage::
+
+    runtime = find_runtime()                    # raises RuntimeMissing naming the packages
+    with run_pod(stored_pod, PODINIT) as pod:   # copy container first, then the apps
+        app = pod.app()                         # the (first) app container's handle
+        result = app.stop(grace=3.0)            # `runc kill TERM`, then KILL after 3 s
+        result.exit_code, result.seconds, result.killed
+    with run_unmutated_pod(original) as pod:    # the same pod before our webhook saw it
+        ...
+
+Everything (bundles, runc's state, volumes, logs) lives under one temporary directory,
+removed with the pod; containers get unique ids, so runs in parallel do not collide.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+# --------------------------------------------------------------------------- tools
+
+DEBIAN_PACKAGES = {"runc": "runc", "busybox": "busybox-static"}
+BUSYBOX = Path("/bin/busybox")
+# Applets linked into a busybox rootfs: what the tests' and the demo's shells call.
+APPLETS = (
+    "sh", "ash", "sleep", "ps", "cat", "echo", "ls", "id", "true", "false", "kill", "env",
+    "stat", "wc", "grep", "head", "touch", "mkdir", "rm", "test", "[", "printf", "cp", "pidof",
+    "uname", "date", "seq", "tr", "usleep",
+)  # fmt: skip
+# The environment a container starts with when its image sets none (Docker's default).
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# containerd's default capability set (what a pod gets without securityContext.capabilities).
+DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+)  # fmt: skip
+NONROOT_UID = 65532
+# The webhook's default init image (webhook.core.InjectSettings().init_image); kept literal so
+# that this module runs stored pods without importing the webhook.
+DEFAULT_INIT_IMAGE = "docker.io/podinit/init:0.1.0"
+
+
+class RuntimeMissing(Exception):
+    """runc or a static busybox is not installed; the message names the Debian packages."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    runc: Path
+    busybox: Path
+
+
+def find_runtime() -> Runtime:
+    """The runc and static busybox to use, or RuntimeMissing naming what to install."""
+    missing = []
+    runc = shutil.which("runc")
+    if runc is None:
+        missing.append(DEBIAN_PACKAGES["runc"])
+    # A dynamically linked busybox would need its libraries in every rootfs; Debian's
+    # busybox-static installs /bin/busybox, which is static.
+    if not BUSYBOX.is_file() or not _is_static(BUSYBOX):
+        missing.append(DEBIAN_PACKAGES["busybox"])
+    if missing:
+        raise RuntimeMissing(f"needs the Debian package(s) {', '.join(missing)} (apt-get install)")
+    assert runc is not None
+    return Runtime(runc=Path(runc), busybox=BUSYBOX)
+
+
+def _is_static(binary: Path) -> bool:
+    """No dynamic loader named in the ELF headers (PT_INTERP sits in the first page)."""
+    with binary.open("rb") as f:
+        head = f.read(4096)
+    return head.startswith(b"\x7fELF") and b"/ld-" not in head
+
+
+# --------------------------------------------------------------------------- root filesystems
+
+
+def busybox_rootfs(dir: Path, busybox: Path = BUSYBOX) -> Path:
+    """A minimal image root: /bin/busybox, applet symlinks, /etc/passwd with uid 65532.
+
+    The binary is copied, not linked: a hard link would share its inode (and so its mode
+    and owner) with the host's /bin/busybox, and a container must not be able to alter it.
+    """
+    root = Path(dir)
+    for sub in ("bin", "proc", "dev", "sys", "etc", "root"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    # /tmp is world-writable and sticky, as in any distribution image.
+    (root / "tmp").mkdir(mode=0o1777, exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+    shutil.copy2(busybox, root / "bin" / "busybox")
+    for applet in APPLETS:
+        link = root / "bin" / applet
+        if not link.is_symlink():
+            link.symlink_to("busybox")
+    # Names for `ps` and `id`; 65532 is the "nonroot" user of distroless images.
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        f"nonroot:x:{NONROOT_UID}:{NONROOT_UID}:nonroot:/home/nonroot:/sbin/nologin\n"
+    )
+    (root / "etc" / "group").write_text(f"root:x:0:\nnonroot:x:{NONROOT_UID}:\n")
+    return root
+
+
+def init_image_rootfs(dir: Path, podinit_binary: Path) -> Path:
+    """The Dockerfile's ``init`` stage: FROM scratch, then ``COPY --chmod=0755 podinit /podinit``.
+
+    Nothing else: no /proc, no /dev, no /etc. runc creates the mount points it needs,
+    as it does on the snapshot a container engine would hand it.
+    """
+    root = Path(dir)
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(podinit_binary, root / "podinit")
+    (root / "podinit").chmod(0o755)
+    return root
+
+
+@dataclass(frozen=True)
+class Image:
+    """What a container takes from its image: the rootfs and the config's defaults."""
+
+    build: Callable[[Path], Path]
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    # USER: the uid/gid when the pod's securityContext does not say.
+    user: tuple[int, int] = (0, 0)
+    env: tuple[str, ...] = (DEFAULT_PATH,)
+    working_dir: str = "/"
+
+
+def busybox_image(runtime: Runtime | None = None) -> Image:
+    """The `busybox` image: root, CMD ["sh"]."""
+    busybox = (runtime or find_runtime()).busybox
+    return Image(build=lambda d: busybox_rootfs(d, busybox), cmd=("sh",))
+
+
+def init_image(podinit_binary: Path) -> Image:
+    """The `init` image: USER 65532:65532, ENTRYPOINT ["/podinit"], CMD ["--help"]."""
+    binary = Path(podinit_binary)
+    return Image(
+        build=lambda d: init_image_rootfs(d, binary),
+        entrypoint=("/podinit",),
+        cmd=("--help",),
+        user=(NONROOT_UID, NONROOT_UID),
+    )
+
+
+# --------------------------------------------------------------------------- the kubelet's part
+
+
+class Unsupported(Exception):
+    """The pod uses a feature this runner does not reproduce (it says which)."""
+
+
+class PodFailed(Exception):
+    """An init container exited non-zero, so the kubelet would not start the apps."""
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """The kubelet's ``$(VAR)`` expansion (k8s third_party/forked/golang/expansion).
+
+    ``$(NAME)`` becomes the variable's value when NAME is defined and stays as written when
+    not; ``$$`` is an escaped ``$``; any other ``$`` is kept.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] != "$" or i + 1 == len(text):
+            out.append(text[i])
+            i += 1
+            continue
+        nxt = text[i + 1]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "(" and (close := text.find(")", i + 2)) != -1:
+            name = text[i + 2 : close]
+            out.append(env.get(name, f"$({name})"))
+            i = close + 1
+        else:
+            # An unterminated "$(" or a lone "$": copied, and scanning goes on after it.
+            out.append("$" + nxt)
+            i += 2
+    return "".join(out)
+
+
+def container_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """The container's `env`, each value expanded against the ones defined before it."""
+    if container.get("envFrom"):
+        raise Unsupported("envFrom")
+    env: dict[str, str] = {}
+    for var in container.get("env") or []:
+        if "valueFrom" in var:
+            raise Unsupported(f"env {var['name']}: valueFrom")
+        env[var["name"]] = expand(str(var.get("value", "")), env)
+    return env
+
+
+def container_argv(container: Mapping[str, Any], image: Image) -> list[str]:
+    """``command or ENTRYPOINT`` then ``args or CMD``, expanded with the container's env.
+
+    When `command` is set the image's CMD is dropped even without `args`, as the kubelet does.
+    """
+    command = container.get("command")
+    args = container.get("args")
+    argv = list(command) if command is not None else list(image.entrypoint)
+    if args is not None:
+        argv += list(args)
+    elif command is None:
+        argv += list(image.cmd)
+    if not argv:
+        raise Unsupported(f"container {container['name']}: no command and no image default")
+    env = container_env(container)
+    return [expand(str(a), env) for a in argv]
+
+
+def security_context(pod_spec: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, Any]:
+    """The effective securityContext: the container's fields over the pod's."""
+    pod_level = pod_spec.get("securityContext") or {}
+    shared = ("runAsUser", "runAsGroup", "runAsNonRoot", "seccompProfile")
+    merged = {k: pod_level[k] for k in shared if k in pod_level}
+    merged.update(container.get("securityContext") or {})
+    return merged
+
+
+def _capabilities(sc: Mapping[str, Any], uid: int) -> dict[str, list[str]]:
+    caps = sc.get("capabilities") or {}
+    drop = {_cap(c) for c in caps.get("drop") or []}
+    keep = [] if "CAP_ALL" in drop else [c for c in DEFAULT_CAPABILITIES if c not in drop]
+    keep += [c for c in map(_cap, caps.get("add") or []) if c not in keep]
+    # A non-root process gets the bounding set only: it starts with no effective
+    # capabilities, which is what containerd does for a non-zero uid.
+    active = keep if uid == 0 else []
+    return {"bounding": keep, "effective": active, "permitted": active}
+
+
+def _cap(name: str) -> str:
+    name = name.upper()
+    return name if name.startswith("CAP_") else f"CAP_{name}"
+
+
+def oci_config(
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    image: Image,
+    mounts: Sequence[tuple[str, Path, bool]],
+) -> dict[str, Any]:
+    """The OCI runtime config for one container; ``mounts`` are (path, host dir, readOnly)."""
+    spec = pod.get("spec") or {}
+    sc = security_context(spec, container)
+    uid = int(sc.get("runAsUser", image.user[0]))
+    gid = int(sc.get("runAsGroup", image.user[1] if "runAsUser" not in sc else 0))
+    if sc.get("runAsNonRoot") and uid == 0:
+        # The kubelet refuses to start it (CreateContainerConfigError); so do we.
+        raise PodFailed(f"container {container['name']}: runAsNonRoot but runs as uid 0")
+    env = dict(e.split("=", 1) for e in image.env)
+    env.update(container_env(container))
+    env.setdefault("HOSTNAME", pod["metadata"].get("name", "pod"))
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": uid, "gid": gid},
+            "args": container_argv(container, image),
+            "env": [f"{k}={v}" for k, v in env.items()],
+            "cwd": container.get("workingDir") or image.working_dir,
+            "capabilities": _capabilities(sc, uid),
+            # allowPrivilegeEscalation: false is exactly no_new_privs.
+            "noNewPrivileges": sc.get("allowPrivilegeEscalation") is False,
+        },
+        "root": {"path": "rootfs", "readonly": bool(sc.get("readOnlyRootFilesystem"))},
+        "hostname": pod["metadata"].get("name", "pod"),
+        "mounts": [*_SYSTEM_MOUNTS, *(_bind(path, src, ro) for path, src, ro in mounts)],
+        "linux": {
+            # A PID namespace per container (no shareProcessNamespace), as a pod has.
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "maskedPaths": [
+                "/proc/acpi",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/proc/scsi",
+                "/sys/firmware",
+            ],
+            "readonlyPaths": [
+                "/proc/asound",
+                "/proc/bus",
+                "/proc/fs",
+                "/proc/irq",
+                "/proc/sys",
+                "/proc/sysrq-trigger",
+            ],
+        },
+    }
+
+
+# The mounts every container gets (runc's `runc spec` defaults, less the cgroup mount).
+_SYSTEM_MOUNTS: list[dict[str, Any]] = [
+    {"destination": "/proc", "type": "proc", "source": "proc"},
+    {
+        "destination": "/dev",
+        "type": "tmpfs",
+        "source": "tmpfs",
+        "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+    },
+    {
+        "destination": "/dev/pts",
+        "type": "devpts",
+        "source": "devpts",
+        "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+    },
+    {
+        "destination": "/dev/shm",
+        "type": "tmpfs",
+        "source": "shm",
+        "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    },
+    {
+        "destination": "/sys",
+        "type": "sysfs",
+        "source": "sysfs",
+        "options": ["nosuid", "noexec", "nodev", "ro"],
+    },
+]
+
+
+def _bind(path: str, source: Path, read_only: bool) -> dict[str, Any]:
+    return {
+        "destination": path,
+        "type": "bind",
+        "source": str(source),
+        "options": ["rbind", "ro" if read_only else "rw", "nosuid", "nodev"],
+    }
+
+
+# --------------------------------------------------------------------------- containers
+
+
+class Proc(NamedTuple):
+    """One process of a container, as the host's /proc shows it."""
+
+    pid: int
+    ppid: int
+    state: str
+    comm: str
+
+
+class StopResult(NamedTuple):
+    exit_code: int
+    seconds: float  # from just before `runc kill TERM` to the container's exit
+    killed: bool  # True when TERM was not enough and the SIGKILL fallback was sent
+
+
+@dataclass
+class Container:
+    """A running (or finished) container: `runc run` in the foreground, under our runc root.
+
+    The foreground `runc run` exits with the container's status (128+N when its PID 1 died
+    of signal N), which is how the kubelet reports it, so its exit code is ours.
+    """
+
+    name: str
+    id: str
+    bundle: Path
+    config: dict[str, Any]
+    runc: list[str]  # runc with --root
+    proc: subprocess.Popen[bytes]
+    log: Path
+    _pid: int | None = None
+
+    @property
+    def pid(self) -> int:
+        """The container's PID 1 as the host sees it (runc writes it once it has created it)."""
+        if self._pid is None:
+            pid_file = self.bundle / "pid"
+            deadline = time.monotonic() + 30
+            while not pid_file.exists() or not pid_file.read_text().strip():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} never started: {self.output()}")
+                time.sleep(0.005)
+            self._pid = int(pid_file.read_text())
+        return self._pid
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self, sig: int | str = signal.SIGTERM) -> bool:
+        """`runc kill ID SIG`, as the kubelet's runtime does; False if it had already exited."""
+        name = sig if isinstance(sig, str) else signal.Signals(sig).name.removeprefix("SIG")
+        done = subprocess.run([*self.runc, "kill", self.id, name], capture_output=True, text=True)
+        if done.returncode != 0:
+            if (
+                not self.running()
+                or "not running" in done.stderr
+                or "does not exist" in done.stderr
+            ):
+                return False
+            raise RuntimeError(f"runc kill {self.id} {name}: {done.stderr.strip()}")
+        return True
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The container's exit code; TimeoutError if it is still running after `timeout`."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"{self.name} still running after {timeout} s") from None
+
+    def stop(self, grace: float = 30.0) -> StopResult:
+        """What the kubelet does on pod deletion: TERM, up to `grace` s, then KILL."""
+        start = time.monotonic()
+        self.kill(signal.SIGTERM)
+        try:
+            code = self.wait(grace)
+            return StopResult(code, time.monotonic() - start, killed=False)
+        except TimeoutError:
+            self.kill(signal.SIGKILL)
+            code = self.wait(30)
+            return StopResult(code, time.monotonic() - start, killed=True)
+
+    def processes(self) -> list[Proc]:
+        """Every process in the container's PID namespace, zombies included.
+
+        Matched by the namespace's inode on the host: that also finds processes that are
+        no longer descendants of PID 1 (`runc exec`), and a zombie keeps its namespace.
+        """
+        try:
+            ns = os.stat(f"/proc/{self.pid}/ns/pid").st_ino
+        except FileNotFoundError:
+            return []
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{entry}/ns/pid").st_ino != ns:
+                    continue
+                raw = Path(f"/proc/{entry}/stat").read_text()
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue  # it exited (and was reaped) while we looked
+            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+            state, ppid = raw[raw.rindex(")") + 2 :].split()[:2]
+            found.append(Proc(int(entry), int(ppid), state, comm))
+        return found
+
+    def zombies(self) -> int:
+        """How many processes of the container are exited but not reaped (state Z)."""
+        return sum(1 for p in self.processes() if p.state == "Z")
+
+    def output(self) -> str:
+        """What the container wrote to stdout and stderr so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def delete(self) -> None:
+        """`runc delete -f`: kills what is left and removes runc's state and cgroups."""
+        subprocess.run([*self.runc, "delete", "-f", self.id], capture_output=True)
+        if self.proc.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class Pod:
+    """A pod's containers on this machine; a context manager that removes everything."""
+
+    name: str
+    workdir: Path
+    runtime: Runtime
+    volumes: dict[str, Path] = field(default_factory=dict)
+    init_containers: dict[str, Container] = field(default_factory=dict)
+    containers: dict[str, Container] = field(default_factory=dict)
+    _closed: bool = False
+
+    @property
+    def runc(self) -> list[str]:
+        # Our own state directory: `runc list` elsewhere never sees these containers.
+        return [str(self.runtime.runc), "--root", str(self.workdir / "runc")]
+
+    def app(self, name: str | None = None) -> Container:
+        """An app container by name; the first one by default."""
+        return self.containers[name] if name else next(iter(self.containers.values()))
+
+    def start(
+        self, container: Mapping[str, Any], image: Image, pod: Mapping[str, Any]
+    ) -> Container:
+        """Builds the bundle for one container and starts it with `runc run`."""
+        name = container["name"]
+        cid = f"podinit-{uuid.uuid4().hex[:12]}-{name}"[:64]
+        bundle = self.workdir / "bundles" / cid
+        image.build(bundle / "rootfs")
+        mounts = []
+        for mount in container.get("volumeMounts") or []:
+            if mount.get("subPath") or mount.get("subPathExpr"):
+                raise Unsupported(f"volumeMount {mount['name']}: subPath")
+            if mount["name"] not in self.volumes:
+                raise Unsupported(f"volume {mount['name']}: only emptyDir volumes are supported")
+            mounts.append(
+                (mount["mountPath"], self.volumes[mount["name"]], bool(mount.get("readOnly")))
+            )
+        config = oci_config(pod, container, image, mounts)
+        (bundle / "config.json").write_text(json.dumps(config, indent=1))
+        log = self.workdir / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            # Its own session: a Ctrl-C on the test run reaches runc only through our cleanup.
+            proc = subprocess.Popen(
+                [
+                    *self.runc,
+                    "run",
+                    "--bundle",
+                    str(bundle),
+                    "--pid-file",
+                    str(bundle / "pid"),
+                    cid,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return Container(name, cid, bundle, config, self.runc, proc, log)
+
+    def close(self) -> None:
+        """Deletes every container and the whole work directory; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for c in [*self.containers.values(), *self.init_containers.values()]:
+            c.delete()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        _PODS.pop(id(self), None)
+
+    def __enter__(self) -> Pod:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# Pods not closed when the interpreter exits (a crashed test) are removed then.
+_PODS: dict[int, Pod] = {}
+
+
+@atexit.register
+def _close_leftovers() -> None:
+    for pod in list(_PODS.values()):
+        pod.close()
+
+
+def run_pod(
+    stored_pod: Mapping[str, Any],
+    podinit_binary: Path | None = None,
+    *,
+    images: Mapping[str, Image] | None = None,
+    init_image_name: str = DEFAULT_INIT_IMAGE,
+    runtime: Runtime | None = None,
+    init_timeout: float = 60.0,
+) -> Pod:
+    """Runs a pod as the apiserver stored it: init containers in order, then the apps.
+
+    Images are looked up in ``images``; ``init_image_name`` (our copy container's image) is
+    the FROM-scratch init image holding ``podinit_binary``, and any other image is busybox.
+    Each emptyDir is a fresh host directory (mode 0777, as the kubelet makes it).
+    Returns once the app containers are started; the caller closes the pod.
+    """
+    runtime = runtime or find_runtime()
+    spec = stored_pod.get("spec") or {}
+    if spec.get("shareProcessNamespace"):
+        raise Unsupported("shareProcessNamespace")
+    known: dict[str, Image] = dict(images or {})
+    if podinit_binary is not None:
+        known.setdefault(init_image_name, init_image(podinit_binary))
+    default = busybox_image(runtime)
+
+    pod = Pod(
+        name=stored_pod.get("metadata", {}).get("name") or "pod",
+        workdir=Path(tempfile.mkdtemp(prefix="podinit-runtime-")),
+        runtime=runtime,
+    )
+    _PODS[id(pod)] = pod
+    try:
+        for volume in spec.get("volumes") or []:
+            if "emptyDir" not in volume:
+                raise Unsupported(f"volume {volume['name']}: only emptyDir volumes are supported")
+            path = pod.workdir / "volumes" / volume["name"]
+            path.mkdir(parents=True)
+            path.chmod(0o777)  # the kubelet's emptyDir mode: any uid may write
+            pod.volumes[volume["name"]] = path
+        for container in spec.get("initContainers") or []:
+            image = _image_for(container, known, default, init_image_name)
+            handle = pod.start(container, image, stored_pod)
+            pod.init_containers[container["name"]] = handle
+            code = handle.wait(init_timeout)
+            if code != 0:
+                raise PodFailed(f"init container {handle.name} exited {code}: {handle.output()}")
+        for container in spec.get("containers") or []:
+            image = _image_for(container, known, default, init_image_name)
+            handle = pod.start(container, image, stored_pod)
+            pod.containers[container["name"]] = handle
+            _ = handle.pid  # started (or failed) before we hand it out
+        return pod
+    except BaseException:
+        pod.close()
+        raise
+
+
+def _image_for(
+    container: Mapping[str, Any], known: Mapping[str, Image], default: Image, init_image_name: str
+) -> Image:
+    if container["image"] in known:
+        return known[container["image"]]
+    if container["image"] == init_image_name:
+        raise ValueError(f"{container['name']} runs {init_image_name}: pass podinit_binary")
+    return default
+
+
+def run_unmutated_pod(
+    pod: Mapping[str, Any],
+    *,
+    images: Mapping[str, Image] | None = None,
+    runtime: Runtime | None = None,
+) -> Pod:
+    """The same pod as our webhook received it, run the same way: no copy container, no init.
+
+    It refuses a pod that already carries our mutation, so that a comparison cannot
+    silently compare two wrapped pods.
+    """
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    if "podinit.dev/status" in annotations:
+        raise ValueError("this pod was mutated by podinit; pass the original")
+    return run_pod(pod, None, images=images, runtime=runtime)
+
+
+def mutate_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The pod as the apiserver stores it after our webhook: the real core's patch applied.
+
+    For the demo and the benchmark; the webhook's default settings, no image lookups
+    (the pods given here have a command, so none is needed).
+    """
+    import jsonpatch  # the webhook's dependencies are imported only when mutating
+
+    from webhook.core import InjectSettings, mutate
+
+    mutation = mutate(dict(pod), InjectSettings(), {})
+    return jsonpatch.apply_patch(copy.deepcopy(dict(pod)), mutation.patch)  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- examples and demo
+
+# The shell-wrapped app: sh is PID 1 without podinit, has no SIGTERM handler, and the kernel
+# drops unhandled signals to a namespace's init, so only SIGKILL stops it.
+SHELL_WRAPPED = ["sh", "-c", "sleep 1000; echo done"]
+
+
+def example_pod(command: Sequence[str], name: str = "app") -> dict[str, Any]:
+    """An unmutated pod with one busybox container running `command`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": "busybox", "command": list(command)}]},
+    }
+
+
+def orphan_command(children: int, lifetime: float = 0.3) -> list[str]:
+    """A parent that forks `children` and exits early, then an app that never waits.
+
+    The inner sh leaves its children to PID 1; the outer sh then becomes (exec) `sleep`,
+    which never calls wait(), so without an init they stay zombies once they exit. They
+    run `usleep` so that they can be told apart from the `sleep` app.
+    """
+    micros = int(lifetime * 1_000_000)
+    spawn = " ".join([f"usleep {micros} &"] * children)
+    return ["sh", "-c", f"sh -c '{spawn}'; exec sleep 1000"]
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Polls `check` until it is truthy; AssertionError naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+    return result
+
+
+def orphans_settled(container: Container) -> bool:
+    """The example's orphans have all exited (whether or not anyone reaped them)."""
+    return not any(p.comm == "usleep" and p.state != "Z" for p in container.processes())
+
+
+class DemoRow(NamedTuple):
+    variant: str
+    stop_seconds: float
+    zombies: int
+
+
+def stop_time_demo(
+    podinit_binary: Path, *, orphans: int = 3, grace: float = 3.0, runtime: Runtime | None = None
+) -> list[DemoRow]:
+    """The shell-wrapped app that leaves orphans, run without and with podinit.
+
+    For each: wait until the orphans have exited, count the zombies, then stop the pod as
+    the kubelet would (TERM, `grace` seconds, KILL) and time it. Takes about grace + 2 s.
+    """
+    original = example_pod(orphan_command(orphans))
+    variants: list[tuple[str, Callable[[], Pod]]] = [
+        ("without podinit", lambda: run_unmutated_pod(original, runtime=runtime)),
+        ("with podinit", lambda: run_pod(mutate_pod(original), podinit_binary, runtime=runtime)),
+    ]
+    rows = []
+    for variant, start in variants:
+        with start() as pod:
+            app = pod.app()
+            wait_until("the orphans to exit", partial(orphans_settled, app))
+            zombies = app.zombies()
+            stopped = app.stop(grace)
+        how = "SIGKILL after the grace period" if stopped.killed else "SIGTERM"
+        rows.append(DemoRow(f"{variant} (stopped by {how})", stopped.seconds, zombies))
+    return rows
+
+
+__all__ = [
+    "SHELL_WRAPPED",
+    "Container",
+    "DemoRow",
+    "Image",
+    "Pod",
+    "PodFailed",
+    "Proc",
+    "Runtime",
+    "RuntimeMissing",
+    "StopResult",
+    "Unsupported",
+    "busybox_image",
+    "busybox_rootfs",
+    "container_argv",
+    "container_env",
+    "example_pod",
+    "expand",
+    "find_runtime",
+    "init_image",
+    "init_image_rootfs",
+    "mutate_pod",
+    "oci_config",
+    "orphan_command",
+    "orphans_settled",
+    "run_pod",
+    "run_unmutated_pod",
+    "stop_time_demo",
+    "wait_until",
+]
