@@ -128,7 +128,7 @@ def test_the_values_schema_lists_every_server_setting_the_chart_does_not_set_its
         ("config.onLookupFailure=maybe", "a value outside the setting's choices"),
         ("mode=everywhere", "an unknown mode"),
         ("certificates.mode=existingSecret", "an existing secret without a name"),
-        ("webhook.url=https://10.0.0.1/mutate", "a URL without a caBundle"),
+        ("webhook.failurePolicy=Sometimes", "an unknown failure policy"),
     ],
 )
 def test_the_schema_or_templates_reject_bad_values(helm: str, setting: str, why: str) -> None:
@@ -323,6 +323,16 @@ def test_webhook_url_replaces_the_service_and_carries_its_ca_bundle(render: Rend
         "url": "https://127.0.0.1:8443/mutate",
         "caBundle": "Q0EK",
     }
+
+
+def test_webhook_url_without_a_ca_bundle_leaves_it_to_the_server_or_cainjector(
+    render: Render,
+) -> None:
+    url = "webhook.url=https://podinit.example:8443/mutate"
+    assert "caBundle" not in webhook(render([url]))["clientConfig"]
+    objs = render([url, "certificates.mode=certManager"])
+    annotations = one(objs, "MutatingWebhookConfiguration")["metadata"]["annotations"]
+    assert "cert-manager.io/inject-ca-from" in annotations
 
 
 def test_an_existing_secret_is_mounted_and_its_ca_bundle_written(render: Render) -> None:

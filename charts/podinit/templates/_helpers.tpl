@@ -93,10 +93,11 @@ app.kubernetes.io/component: webhook
 {{- .Values.config.port | default 8443 | int }}
 {{- end }}
 
-{{/* The caBundle written into the webhook configuration, if the chart knows it. */}}
+{{/* The caBundle written into the webhook configuration, if the chart knows it: otherwise
+     the server (selfManaged) or cainjector (certManager) writes it. */}}
 {{- define "podinit.caBundle" -}}
-{{- if .Values.webhook.url }}
-{{- required "webhook.caBundle is required with webhook.url" .Values.webhook.caBundle }}
+{{- if .Values.webhook.caBundle }}
+{{- .Values.webhook.caBundle }}
 {{- else if eq .Values.certificates.mode "existingSecret" }}
 {{- required "certificates.existingSecret.caBundle is required with certificates.mode=existingSecret" .Values.certificates.existingSecret.caBundle }}
 {{- end }}
