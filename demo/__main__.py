@@ -173,9 +173,9 @@ def runtime() -> None:
         print("skipped: e2e/runtime.py is not available in this checkout")
         return
     rows = stop_time_demo(ROOT / "build" / "podinit")
-    print(f"{'variant':34} {'stop after SIGTERM':>20} {'zombies':>8}")
+    print(f"{'variant':62} {'stop after SIGTERM':>18} {'zombies':>8}")
     for row in rows:
-        print(f"{row[0]:34} {row[1]:>19.3f}s {row[2]:>8}")
+        print(f"{row.variant:62} {row.stop_seconds:>17.3f}s {row.zombies:>8}")
 
 
 def main() -> None:

@@ -74,6 +74,7 @@ class Config(BaseSettings):
     namespace: str = "podinit"
     certificate_secret: str = "podinit-tls"
     webhook_configuration: str = "podinit"
+    certificate_hosts: list[str] = []  # selfManaged: extra DNS names or IPs (webhook.url mode)
     certificate_check_seconds: float = Field(300.0, gt=0)  # selfManaged: renewal/caBundle check
     # Registry lookups
     registry_mirrors: dict[str, str] = {}

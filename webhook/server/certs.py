@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import ipaddress
 import logging
 import os
 from dataclasses import dataclass
@@ -90,6 +91,14 @@ def dns_names(service: str, namespace: str) -> list[str]:
     return [svc, service, f"{service}.{namespace}", f"{svc}.cluster.local"]
 
 
+def _general_name(name: str) -> x509.GeneralName:
+    """An IP address SAN for addresses (a webhook reached by URL), a DNS name otherwise."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 def new_ca(now: dt.datetime) -> tuple[bytes, bytes]:
     key = _key()
     name = _name("podinit-webhook-ca")
@@ -127,7 +136,7 @@ def new_serving(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(min(now + SERVING_LIFETIME, issuer.not_valid_after_utc))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+            x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -156,11 +165,22 @@ def renewed(bundle: Bundle | None, names: list[str], now: dt.datetime) -> Bundle
         )
     assert serving is not None
     san = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    if sorted(san.get_values_for_type(x509.DNSName)) != sorted(names) or _due(serving, now):
+    present = [
+        *san.get_values_for_type(x509.DNSName),
+        *map(str, san.get_values_for_type(x509.IPAddress)),
+    ]
+    if sorted(present) != sorted(names) or _due(serving, now):
         return Bundle(
             bundle.ca_cert, bundle.ca_key, *new_serving(bundle.ca_cert, bundle.ca_key, names, now)
         )
     return None
+
+
+def _base64(value: str | bytes | None) -> str:
+    """The client models give caBundle as base64 text; accept raw bytes too."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value or ""
 
 
 def write_files(bundle: Bundle, cert_file: Path, key_file: Path) -> None:
@@ -188,6 +208,7 @@ class CertificateManager:
         webhook_configuration: str,
         cert_file: Path,
         key_file: Path,
+        extra_names: tuple[str, ...] = (),
     ) -> None:
         self.core = core
         self.admission = admission
@@ -196,7 +217,7 @@ class CertificateManager:
         self.webhook_configuration = webhook_configuration
         self.cert_file = cert_file
         self.key_file = key_file
-        self.names = dns_names(service, namespace)
+        self.names = dns_names(service, namespace) + list(extra_names)
 
     async def ensure(self) -> Bundle:
         bundle: Bundle | None = None
@@ -276,8 +297,7 @@ class CertificateManager:
         ops = [
             {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": wanted}
             for i, hook in enumerate(config.webhooks or [])
-            if base64.b64encode(hook.client_config.ca_bundle or b"").decode() != wanted
-            and hook.client_config.ca_bundle != wanted
+            if _base64(hook.client_config.ca_bundle) != wanted
         ]
         if ops:
             await self.admission.patch_mutating_webhook_configuration(

@@ -133,6 +133,7 @@ async def _self_managed(
         webhook_configuration=config.webhook_configuration,
         cert_file=files[0],
         key_file=files[1],
+        extra_names=tuple(config.certificate_hosts),
     )
     await manager.ensure()
     return manager
