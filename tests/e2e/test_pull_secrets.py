@@ -1,0 +1,164 @@
+"""Image lookups through the real apiserver with the pod's pull secret and its ServiceAccount's,
+against a real registry that needs them (TLS + htpasswd)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from e2e.cluster import ControlPlane, mutating_webhook_configuration
+from tests.registry.registry_harness import (
+    PASSWORD,
+    USER,
+    Pki,
+    Pusher,
+    Registry,
+    make_pki,
+    require_tool,
+    start_registry,
+)
+from tests.server.harness import Webhook, make_certs, run_webhook
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def private_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Registry]:
+    htpasswd = require_tool("htpasswd", "apache2-utils")
+    directory = tmp_path_factory.mktemp("private-registry")
+    line = subprocess.run([htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True)
+    (directory / "htpasswd").write_bytes(line.stdout)
+    auth = {"htpasswd": {"realm": "basic-realm", "path": str(directory / "htpasswd")}}
+    registry = start_registry(directory, pki=pki, auth=auth)
+    pusher = Pusher(
+        registry,
+        verify=ssl.create_default_context(cafile=str(pki.ca_path)),
+        auth=httpx.BasicAuth(USER, PASSWORD),
+    )
+    pusher.image("team/api", "1.0", entrypoint=["/api"], cmd=["--listen=:8080"])
+    pusher.close()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def webhook(
+    control_plane: ControlPlane,
+    private_registry: Registry,
+    pki: Pki,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Webhook]:
+    tmp = tmp_path_factory.mktemp("webhook")
+    env = {
+        "PODINIT_KUBECONFIG": str(control_plane.kubeconfig),
+        "PODINIT_REGISTRY_CA_FILE": str(pki.ca_path),
+    }
+    certs = make_certs(tmp)
+    with run_webhook(certs, tmp, env=env) as running:
+        name = f"podinit-pull-{tmp.name}"[:60].lower().replace("_", "-")
+        bundle = base64.b64encode(certs.ca_file.read_bytes()).decode()
+        selector = {"matchLabels": {"podinit.dev/inject": "enabled"}}
+        control_plane.apply(
+            mutating_webhook_configuration(
+                name, f"{running.url}/mutate", bundle, namespace_selector=selector
+            )
+        )
+        yield running
+        control_plane.kubectl("delete", "mutatingwebhookconfiguration", name, check=False)
+
+
+def docker_config(host: str) -> str:
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    return json.dumps({"auths": {host: {"auth": auth}}})
+
+
+def create_pull_secret(cp: ControlPlane, namespace: str, name: str, host: str) -> None:
+    cp.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {".dockerconfigjson": base64.b64encode(docker_config(host).encode()).decode()},
+        }
+    )
+
+
+def create_pod(
+    cp: ControlPlane, namespace: str, name: str, image: str, **spec: Any
+) -> tuple[dict[str, Any], str]:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"containers": [{"name": "api", "image": image}], **spec},
+    }
+    created = cp.kubectl("create", "-f", "-", input=json.dumps(pod))
+    return cp.kubectl_json("get", "pod", name, "-n", namespace), created.stderr
+
+
+def wait_for_default_account(cp: ControlPlane, namespace: str) -> None:
+    def exists() -> bool:
+        return (
+            cp.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode
+            == 0
+        )
+
+    cp.wait_for("the default ServiceAccount", exists, timeout=60)
+
+
+def test_the_pods_own_pull_secret_lets_the_webhook_read_a_private_image(
+    control_plane: ControlPlane, namespace: str, webhook: Webhook, private_registry: Registry
+) -> None:
+    cp = control_plane
+    cp.kubectl("label", "namespace", namespace, "podinit.dev/inject=enabled")
+    wait_for_default_account(cp, namespace)
+    create_pull_secret(cp, namespace, "regcred", private_registry.host)
+    image = f"{private_registry.host}/team/api:1.0"
+    pod, _ = create_pod(cp, namespace, "with-secret", image, imagePullSecrets=[{"name": "regcred"}])
+    container = pod["spec"]["containers"][0]
+    assert container["command"] == ["/podinit/podinit", "--", "/api"]
+    assert container["args"] == ["--listen=:8080"]
+
+
+def test_the_service_accounts_pull_secret_is_used_too(
+    control_plane: ControlPlane, namespace: str, webhook: Webhook, private_registry: Registry
+) -> None:
+    cp = control_plane
+    cp.kubectl("label", "namespace", namespace, "podinit.dev/inject=enabled")
+    create_pull_secret(cp, namespace, "builder-cred", private_registry.host)
+    cp.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "builder", "namespace": namespace},
+            "imagePullSecrets": [{"name": "builder-cred"}],
+        }
+    )
+    image = f"{private_registry.host}/team/api:1.0"
+    pod, _ = create_pod(cp, namespace, "via-account", image, serviceAccountName="builder")
+    assert pod["spec"]["containers"][0]["command"] == ["/podinit/podinit", "--", "/api"]
+
+
+def test_without_credentials_the_pod_is_admitted_unwrapped_and_kubectl_prints_the_warning(
+    control_plane: ControlPlane, namespace: str, webhook: Webhook, private_registry: Registry
+) -> None:
+    cp = control_plane
+    cp.kubectl("label", "namespace", namespace, "podinit.dev/inject=enabled")
+    wait_for_default_account(cp, namespace)
+    pod, stderr = create_pod(cp, namespace, "no-secret", f"{private_registry.host}/team/api:1.0")
+    assert "command" not in pod["spec"]["containers"][0]
+    assert "Warning: podinit: api not wrapped: " in stderr
+    status = json.loads(pod["metadata"]["annotations"]["podinit.dev/status"])
+    assert status["containers"]["api"].startswith("failed: ")
