@@ -10,14 +10,17 @@ webhook and creating pods.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from e2e.cluster import ControlPlane, ToolsMissing, find_tools
+from e2e.cluster import ControlPlane, ToolsMissing, find_tools, free_port
 from e2e.testwebhook import TestWebhook
 from scripts.chart import generate
 from tests.chart.conftest import MODES, Render, unavailable
@@ -147,3 +150,96 @@ def test_the_api_server_sends_the_webhook_exactly_the_pods_the_chart_selects(
     for ns in (plain, enabled, disabled, namespace):
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
     cluster.kubectl("delete", "pod", "in-kube-system", "-n", "kube-system", "--wait=false")
+
+
+def can_i(cluster: ControlPlane, kubeconfig: str, *args: str) -> bool:
+    result = cluster.kubectl("--kubeconfig", kubeconfig, "auth", "can-i", *args, check=False)
+    return result.stdout.strip() == "yes"
+
+
+def test_the_server_account_has_exactly_the_rights_its_options_need(
+    cluster: ControlPlane,
+) -> None:
+    for pull_secrets in (True, False):
+        release, namespace = name("podinit-rbac"), name("podinit")
+        cluster.helm(
+            "install", release, str(generate.CHART), "-n", namespace, "--create-namespace",
+            "--set", f"config.pullSecretLookups={str(pull_secrets).lower()}",
+        )  # fmt: skip
+        sa = str(cluster.service_account_kubeconfig(namespace, release))
+        own = ["-n", namespace]
+        assert can_i(cluster, sa, "get", f"secrets/{release}-tls", *own)
+        assert can_i(cluster, sa, "update", f"secrets/{release}-tls", *own)
+        assert can_i(cluster, sa, "create", "secrets", *own)
+        assert not can_i(cluster, sa, "delete", f"secrets/{release}-tls", *own)
+        assert not can_i(cluster, sa, "list", "secrets", *own)
+        assert not can_i(cluster, sa, "update", "secrets/other", *own)
+        assert not can_i(cluster, sa, "create", "secrets", "-n", "default")
+        assert can_i(cluster, sa, "patch", f"mutatingwebhookconfigurations/{release}")
+        assert not can_i(cluster, sa, "patch", "mutatingwebhookconfigurations/other")
+        assert not can_i(cluster, sa, "delete", f"mutatingwebhookconfigurations/{release}")
+        for resource in ("secrets/pull", "serviceaccounts/default"):
+            assert can_i(cluster, sa, "get", resource, "-n", "default") == pull_secrets, resource
+        assert not can_i(cluster, sa, "list", "secrets", "-A")
+        assert not can_i(cluster, sa, "create", "pods", *own)
+        cluster.helm("uninstall", release, "-n", namespace)
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_the_server_runs_with_the_charts_config_and_rbac_and_wraps_a_pod(
+    cluster: ControlPlane, tmp_path: Path
+) -> None:
+    """`podinit serve` outside the cluster, as the chart's ServiceAccount, with the config
+    file the chart rendered: it creates its certificate Secret, writes the caBundle into the
+    chart's webhook configuration, and the API server then has it wrap a pod."""
+    release, namespace, app = name("podinit-serve"), name("podinit"), name("app")
+    port = free_port()
+    cluster.helm(
+        "install", release, str(generate.CHART), "-n", namespace, "--create-namespace",
+        "--set", f"webhook.url=https://127.0.0.1:{port}/mutate",
+        "--set", f"config.port={port}",
+        "--set", "config.certificateHosts[0]=127.0.0.1",
+        "--set", "webhook.failurePolicy=Fail",
+    )  # fmt: skip
+    configmap = cluster.kubectl_json("get", "configmap", release, "-n", namespace)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(configmap["data"]["config.yaml"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PODINIT_", "KUBERNETES_"))}
+    env.update(
+        PODINIT_CONFIG_FILE=str(config_file),
+        PODINIT_KUBECONFIG=str(cluster.service_account_kubeconfig(namespace, release)),
+        # The chart's paths are the pod's (an emptyDir); here, a temporary directory.
+        PODINIT_TLS_CERT_FILE=str(tmp_path / "tls.crt"),
+        PODINIT_TLS_KEY_FILE=str(tmp_path / "tls.key"),
+        PODINIT_HOST="127.0.0.1",
+    )
+    server = cluster.spawn(
+        release, [str(Path(sys.executable).parent / "podinit"), "serve"], env=env
+    )
+    try:
+
+        def ca_bundle() -> str | None:
+            configuration = cluster.kubectl_json("get", "mutatingwebhookconfiguration", release)
+            return configuration["webhooks"][0]["clientConfig"].get("caBundle")
+
+        cluster.wait_for("the server to write the caBundle", ca_bundle, timeout=60)
+        secret = cluster.kubectl_json("get", "secret", f"{release}-tls", "-n", namespace)
+        assert {"tls.crt", "tls.key", "ca.crt"} <= set(secret["data"])
+
+        cluster.kubectl("create", "namespace", app)
+        cluster.kubectl("label", "namespace", app, "podinit.dev/inject=enabled")
+        manifest = pod(app, "wrapped")
+        manifest["spec"]["containers"][0]["command"] = ["/app", "--serve"]
+        created = json.loads(
+            cluster.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(manifest)).stdout
+        )
+        annotations = created["metadata"].get("annotations", {})
+        assert "podinit.dev/status" in annotations, server.tail()
+        [container] = created["spec"]["containers"]
+        assert container["command"] != ["/app", "--serve"], annotations["podinit.dev/status"]
+        assert "/app" in container["command"] + container.get("args", [])
+    finally:
+        server.stop()
+        cluster.helm("uninstall", release, "-n", namespace, check=False)
+        for ns in (namespace, app):
+            cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
