@@ -62,8 +62,7 @@ RUN /opt/podinit/bin/pip install --only-binary=:all: . \
 
 FROM ${PYTHON_IMAGE} AS webhook
 LABEL org.opencontainers.image.title="podinit-webhook" \
-      org.opencontainers.image.description="Mutating admission webhook that runs podinit as PID 1 of pod containers" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.description="Mutating admission webhook that runs podinit as PID 1 of pod containers"
 # Bytecode was compiled at install time; a read-only root filesystem needs no more.
 ENV PATH=/opt/podinit/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
