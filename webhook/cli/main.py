@@ -49,7 +49,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert-file", type=Path, help="serving certificate (PEM), reloaded")
     p.add_argument("--tls-key-file", type=Path, help="its private key (PEM)")
     p.add_argument("--kubeconfig", type=Path, help="outside a cluster: API access for pull secrets")
+
+    p = commands.add_parser("scan", help="report which pods in a cluster lack an init")
+    p.add_argument("-n", "--namespace", help="one namespace (default: all namespaces)")
+    p.add_argument("-o", "--output", choices=["table", "json", "image-config"], default="table")
+    p.add_argument("--config", type=Path, help="podinit config file (YAML, camelCase keys)")
+    p.add_argument("--kubeconfig", type=Path, help="default: $KUBECONFIG or ~/.kube/config")
+    p.add_argument(
+        "--kubernetes-version", type=_kubernetes_version, help="decide as for, e.g. 1.35"
+    )
     return parser
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from webhook.cli import scan  # the Kubernetes client's imports are heavy; inject needs none
+
+    config = load(args.config, kubeconfig=args.kubeconfig)
+    settings = config.inject_settings(kubernetes_version=args.kubernetes_version)
+    try:
+        return scan.run(config, settings, namespace=args.namespace, output=args.output)
+    except scan.ScanError as error:
+        print(f"podinit: {error}", file=sys.stderr)
+        return 1
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -84,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _inject(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "scan":
+            return _scan(args)
     except (inject.InputError, ConfigError) as error:
         print(f"podinit: {error}", file=sys.stderr)
         return 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +12,9 @@ from typing import Any
 
 import uvicorn
 from kubernetes.aio import client as kube
-from kubernetes.aio import config as kube_config
 
 from webhook.config import Config, ConfigError
+from webhook.kube import api_client, close
 from webhook.lookups import make_resolver
 from webhook.registry import ImageResolver
 from webhook.server import logs
@@ -39,20 +38,6 @@ class Parts:
     api: kube.ApiClient | None
 
 
-async def _kubernetes(config: Config) -> kube.ApiClient | None:
-    """An API client in a cluster or with a kubeconfig; None means: no pull-secret lookups."""
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        kube_config.load_incluster_config()
-        return kube.ApiClient()
-    if config.kubeconfig is not None:
-        configuration = kube.Configuration()
-        await kube_config.load_kube_config(
-            config_file=str(config.kubeconfig), client_configuration=configuration
-        )
-        return kube.ApiClient(configuration)
-    return None
-
-
 async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | None:
     if api is None:
         return None
@@ -66,7 +51,7 @@ async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | N
 
 @contextlib.asynccontextmanager
 async def build(config: Config) -> AsyncIterator[Parts]:
-    api = await _kubernetes(config)
+    api = await api_client(config, user_kubeconfig=False)
     settings = config.inject_settings(kubernetes_version=await _kubernetes_version(api))
     resolver = make_resolver(config)
     metrics = Metrics(resolver.stats)
@@ -89,7 +74,7 @@ async def build(config: Config) -> AsyncIterator[Parts]:
     finally:
         await resolver.aclose()
         if api is not None:
-            await api.close()
+            await close(api)
 
 
 def uvicorn_config(app: Any, config: Config, cert_file: Path, key_file: Path) -> uvicorn.Config:
