@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 BUILD  ?= build
 PYTEST := $(PY) -m pytest -q
 
-.PHONY: help venv lint test test-py e2e-tools e2e demo bench bench-webhook bench-registry bench-runtime clean
+.PHONY: help venv lint test test-py e2e-tools e2e demo bench bench-webhook bench-registry bench-runtime deploy-manifests clean
 
 help:
 	@echo "make demo       - serve the webhook locally over TLS, mutate realistic pods, run the shell-wrapped example"
@@ -24,10 +24,11 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 lint: venv
-	$(VENV)/bin/ruff check webhook tests e2e bench demo
-	$(VENV)/bin/ruff format --check webhook tests e2e bench demo
+	$(VENV)/bin/ruff check webhook tests e2e bench demo scripts
+	$(VENV)/bin/ruff format --check webhook tests e2e bench demo scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint Dockerfile
 
 include init/init.mk
 
@@ -57,6 +58,10 @@ bench-registry: venv
 # runc's stop time, unmutated vs mutated; rewrites the "## Runtime" section of docs/performance.md
 bench-runtime: venv $(BUILD)/podinit
 	$(PY) bench/runtime/bench.py --init $(BUILD)/podinit --runs 9 --write-doc docs/performance.md
+
+# Regenerate deploy/ and the chart's values schema after changing the chart or webhook/config.py.
+deploy-manifests: venv
+	$(PY) scripts/chart/generate.py
 
 clean:
 	rm -rf $(BUILD)
