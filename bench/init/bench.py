@@ -170,8 +170,16 @@ def stop_time(init: list[str], cmd: list[str]) -> float:
         stop(proc)
 
 
-def median_of(n: int, measure: Callable[[], float]) -> float:
-    return statistics.median(measure() for _ in range(n))
+def interleaved(
+    n: int, inits: dict[str, list[str]], measure: Callable[[list[str]], float]
+) -> dict[str, float]:
+    """Median of n runs per init, taking the inits in turn so that load from
+    elsewhere on the machine falls on all of them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in inits}
+    for _ in range(n):
+        for name, init in inits.items():
+            samples[name].append(measure(init))
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def storm(init: list[str], n: int) -> float:
@@ -209,9 +217,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--init", default="build/podinit", help="podinit binary")
     ap.add_argument("--runs", type=int, default=300, help="exec overhead runs per init")
-    ap.add_argument("--stops", type=int, default=15, help="SIGTERM latency runs per init")
+    ap.add_argument("--stops", type=int, default=21, help="SIGTERM latency runs per init")
     ap.add_argument("--storm", type=int, default=10_000, help="orphans per storm")
-    ap.add_argument("--storms", type=int, default=3, help="storm runs per init")
+    ap.add_argument("--storms", type=int, default=7, help="storm runs per init")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench-init needs root (unshare --pid --mount-proc)")
@@ -239,31 +247,14 @@ def main() -> int:
     print("# rss ...", file=sys.stderr)
     rows.append(("RSS as PID 1", {n: rss_kb(i) for n, i in inits.items()}, "kB"))
     print("# sigterm ...", file=sys.stderr)
-    rows.append(
-        (
-            "SIGTERM to exit",
-            {n: median_of(args.stops, lambda i=i: stop_time(i, ["sleep", "1000"])) * 1000
-             for n, i in inits.items()},
-            "ms",
-        )
-    )  # fmt: skip
+    stop = interleaved(args.stops, inits, lambda i: stop_time(i, ["sleep", "1000"]))
+    rows.append(("SIGTERM to exit", {n: v * 1000 for n, v in stop.items()}, "ms"))
     print("# trapped wrapper ...", file=sys.stderr)
-    rows.append(
-        (
-            "trapped `sh -c` stop",
-            {n: median_of(3, lambda i=i: stop_time(i, ["sh", "-c", TRAPPED])) * 1000
-             for n, i in inits.items()},
-            "ms",
-        )
-    )  # fmt: skip
+    trapped = interleaved(3, inits, lambda i: stop_time(i, ["sh", "-c", TRAPPED]))
+    rows.append(("trapped `sh -c` stop", {n: v * 1000 for n, v in trapped.items()}, "ms"))
     print("# storm ...", file=sys.stderr)
-    rows.append(
-        (
-            f"reap {args.storm:,} orphans",
-            {n: median_of(args.storms, lambda i=i: storm(i, args.storm)) for n, i in inits.items()},
-            "ms",
-        )
-    )
+    reaped = interleaved(args.storms, inits, lambda i: storm(i, args.storm))
+    rows.append((f"reap {args.storm:,} orphans", reaped, "ms"))
     print("# orphan handlers ...", file=sys.stderr)
     handled = {n: orphan_handler(i) for n, i in inits.items()}
 
