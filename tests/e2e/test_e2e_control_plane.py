@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +160,38 @@ def test_a_service_account_kubeconfig_is_authorised_by_exactly_the_rbac_of_that_
     assert can_i("list", "pods", "-n", "kube-system") == "no"
     whoami = cp.kubectl_json("--kubeconfig", kubeconfig, "auth", "whoami")
     assert whoami["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:reader"
+
+
+def test_a_spawned_process_is_stopped_together_with_the_children_it_forked(
+    control_plane: ControlPlane,
+) -> None:
+    cp = control_plane
+    proc = cp.spawn("forker", ["sh", "-c", "sleep 300 & sleep 300 & wait"])
+    group = proc.popen.pid  # its own process group (and session)
+    # sh and its two sleeps
+    cp.wait_for("the children", lambda: len([p for p in _pids() if _pgid(p) == group]) == 3)
+
+    proc.stop()
+
+    assert proc.popen.returncode is not None
+    assert not [pid for pid in _pids() if _pgid(pid) == group]
+
+
+def _pids() -> list[int]:
+    """Living processes (a zombie is dead, waiting for its new parent to reap it)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:
+            continue
+        if stat and stat.rpartition(")")[2].split()[0] != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
