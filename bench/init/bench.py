@@ -17,6 +17,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -155,17 +156,22 @@ def rss_kb(init: list[str]) -> float:
 
 
 def stop_time(init: list[str], cmd: list[str]) -> float:
-    """Seconds from SIGTERM to the init's exit; inf when it outlives STOP_CAP."""
+    """Seconds from SIGTERM to the init's exit; inf when it outlives STOP_CAP.
+
+    A blocking wait with a watchdog: Popen.wait(timeout) polls with sleeps
+    that would round the latencies up."""
     proc = pid1(init, cmd, stderr=subprocess.DEVNULL)
     try:
         pid = child_of(proc.pid)
         wait_for_comm(pid, "sleep")
+        watchdog = threading.Timer(STOP_CAP, os.kill, (pid, signal.SIGKILL))
+        watchdog.start()
         t0 = time.perf_counter()
         os.kill(pid, signal.SIGTERM)
-        proc.wait(STOP_CAP)
-        return time.perf_counter() - t0
-    except subprocess.TimeoutExpired:
-        return float("inf")
+        proc.wait()
+        elapsed = time.perf_counter() - t0
+        watchdog.cancel()
+        return float("inf") if elapsed >= STOP_CAP else elapsed
     finally:
         stop(proc)
 
