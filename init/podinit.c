@@ -518,7 +518,7 @@ static void signal_descendants(int sig)
 		signal_one(-child, sig);
 		return;
 	}
-	while ((e = readdir(d))) {
+	for (errno = 0; (e = readdir(d)); errno = 0) {
 		pid_t pid = (pid_t)atoi(e->d_name), p = pid;
 		for (int depth = 0; p > 1 && depth < 4096; depth++) {
 			p = parent_of(p);
@@ -528,6 +528,8 @@ static void signal_descendants(int sig)
 			}
 		}
 	}
+	if (errno)
+		say("/proc: %s", strerror(errno));
 	closedir(d);
 }
 
