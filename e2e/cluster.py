@@ -356,6 +356,10 @@ class StartupError(RuntimeError):
     pass
 
 
+def _port_taken(e: BaseException) -> bool:
+    return isinstance(e, StartupError) and "address already in use" in str(e)
+
+
 def _wait(
     what: str,
     check: Callable[[], bool],
@@ -468,6 +472,23 @@ class ControlPlane:
 
     @classmethod
     def start(cls, tools: Tools, *, startup_timeout: float = 180.0) -> ControlPlane:
+        """Start etcd, kube-apiserver and kube-controller-manager; raises StartupError
+        (with log tails; the logs are kept) if one exits or is not ready in time.
+
+        Ports are picked free, then bound by the process: another process can take one
+        in between, so a start that fails on a port in use is retried with new ports."""
+        for attempt in range(3):
+            try:
+                return cls._start_once(tools, startup_timeout, last_attempt=attempt == 2)
+            except StartupError as e:
+                if not _port_taken(e) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _start_once(
+        cls, tools: Tools, startup_timeout: float, *, last_attempt: bool
+    ) -> ControlPlane:
         workdir = Path(tempfile.mkdtemp(prefix="podinit-e2e-"))
         logdir = Path(tempfile.mkdtemp(prefix="podinit-e2e-logs-"))
         pki = workdir / "pki"
@@ -486,8 +507,8 @@ class ControlPlane:
         atexit.register(cp._stop_at_exit)
         try:
             cp._start_all(startup_timeout)
-        except BaseException:
-            cp.stop(keep_logs=True)
+        except BaseException as e:
+            cp.stop(keep_logs=last_attempt or not _port_taken(e))
             raise
         return cp
 
