@@ -1,7 +1,8 @@
 """Session fixtures for the end-to-end tests: a real control plane on loopback.
 
-Without the tools (``make e2e-tools``, Debian ``etcd-server``) the tests skip, naming
-what is missing — unless ``CI`` is set, where they fail: CI may not skip them.
+Without the tools (``make e2e-tools``; with ``ETCD_VERSION=debian`` in e2e/versions.env,
+Debian's ``etcd-server``) the tests skip, naming what is missing and how to get it — unless
+``CI`` is set, where they fail: CI may not skip them.
 """
 
 from __future__ import annotations
