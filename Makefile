@@ -41,7 +41,7 @@ test: lint test-py test-init-sanitizers
 e2e-tools:
 	bash e2e/tools.sh
 
-e2e: venv init
+e2e: venv init e2e-tools
 	$(PYTEST) tests/e2e
 
 demo: venv init
