@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -41,7 +41,7 @@ RESTRICTED_SECURITY_CONTEXT = {
 }
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Skip when run by hand; fail when CI is set (CI may not skip the end-to-end tests)."""
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set: the end-to-end tests may not be skipped)", pytrace=False)
@@ -224,7 +224,8 @@ def delete_namespace(cp: ControlPlane, name: str) -> None:
 
 
 def is_wrapped(c: Mapping[str, Any]) -> bool:
-    return (c.get("command") or [None])[0] == INIT
+    command = c.get("command") or [None]
+    return bool(command[0] == INIT)
 
 
 def status(stored: Mapping[str, Any]) -> dict[str, Any] | None:

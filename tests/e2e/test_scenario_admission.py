@@ -17,6 +17,15 @@ from typing import Any
 import pytest
 
 from e2e.cluster import ControlPlane, PodAdmission, mutating_webhook_configuration
+from e2e.runtime import (
+    SHELL_WRAPPED,
+    Runtime,
+    RuntimeMissing,
+    find_runtime,
+    run_pod,
+    run_unmutated_pod,
+    wait_until,
+)
 from e2e.testwebhook import TestWebhook
 from tests.e2e.scenario_helpers import (
     COPY_CONTAINER,
@@ -126,15 +135,15 @@ def test_a_deployments_pods_are_wrapped_in_an_opted_in_namespace_untouched_elsew
             assert stored["metadata"]["generateName"].startswith("web-")
             assert_injected_once(stored, {"app"})
             assert stored["spec"]["containers"][0]["command"] == [INIT, "--", *SLEEP]
+        for admission in admissions(cp, namespace, 2):
+            assert admission.user == "system:serviceaccount:kube-system:replicaset-controller"
+            assert reinvoked_without_change(admission, podinit.configuration)
         names = audited_pod_names(cp, namespace)
         assert [n for n, _ in names] == ["", ""], names
         generated = wrapped[0]["metadata"]["generateName"]
         logged = podinit.logged_admissions(namespace)
         assert {e["pod"] for e in logged} == {generated}, logged  # the name it was sent
         assert [e["decisions"] for e in logged if e["level"] == "info"] == [{"app": "injected"}] * 2
-        for admission in admissions(cp, namespace, 2):
-            assert admission.user == "system:serviceaccount:kube-system:replicaset-controller"
-            assert reinvoked_without_change(admission, podinit.configuration)
 
         # the same Deployment in an unlabelled namespace: not even sent to the webhook
         for stored in pods_of(cp, plain, "web", 2):
@@ -331,19 +340,10 @@ def test_a_server_side_dry_run_returns_the_mutated_pod_and_an_image_without_a_co
     assert is_wrapped(app_stored)
 
 
-def test_a_stored_mutated_pod_runs_under_runc_and_sigterm_stops_the_shell_wrapped_app_at_once(
-    control_plane: ControlPlane, namespace: str, podinit: Podinit
-) -> None:
+@pytest.fixture(scope="session")
+def runner() -> tuple[Runtime, Path]:
+    """runc, a static busybox and build/podinit, checked before any cluster is started."""
     try:
-        from e2e.runtime import (
-            SHELL_WRAPPED,
-            RuntimeMissing,
-            find_runtime,
-            run_pod,
-            run_unmutated_pod,
-            wait_until,
-        )
-
         runtime = find_runtime()
     except RuntimeMissing as error:
         unavailable(str(error))
@@ -352,7 +352,13 @@ def test_a_stored_mutated_pod_runs_under_runc_and_sigterm_stops_the_shell_wrappe
     binary = Path(os.environ.get("PODINIT_BIN", ROOT / "build" / "podinit")).resolve()
     if not binary.is_file():
         unavailable(f"needs {binary} (make init)")
+    return runtime, binary
 
+
+def test_a_stored_mutated_pod_runs_under_runc_and_sigterm_stops_the_shell_wrapped_app_at_once(
+    runner: tuple[Runtime, Path], control_plane: ControlPlane, namespace: str, podinit: Podinit
+) -> None:
+    runtime, binary = runner
     cp = control_plane
     label(cp, namespace, **INJECT)
     # no ServiceAccount token: the runner mounts emptyDir volumes only
@@ -371,7 +377,8 @@ def test_a_stored_mutated_pod_runs_under_runc_and_sigterm_stops_the_shell_wrappe
         assert running.init_containers[COPY_CONTAINER].wait(0) == 0
         app = running.app()
         wait_until("the app's sleep", lambda: any(p.comm == "sleep" for p in app.processes()))
-        assert app.processes()[0].comm == "podinit"  # PID 1 of the container
+        [init] = [p for p in app.processes() if p.pid == app.pid]
+        assert init.comm == "podinit"  # the container's PID 1
         stopped = app.stop(grace=20)
     assert not stopped.killed, stopped
     assert stopped.exit_code == 128 + 15  # the shell died of the forwarded SIGTERM

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from e2e.cluster import ControlPlane
+from e2e.cluster import ControlPlane, PodAdmission
 from tests.e2e.scenario_helpers import (
     assert_injected_once,
     assert_untouched,
@@ -48,7 +48,7 @@ def test_with_the_webhook_process_stopped_pods_are_still_created_unwrapped(
             assert_untouched(stored, {"app": SLEEP})
 
         # the apiserver did call the configuration, failed, and let the pods through
-        def failed_open() -> list[object]:
+        def failed_open() -> list[PodAdmission]:
             found = [
                 a
                 for a in cp.pod_admissions(namespace)
