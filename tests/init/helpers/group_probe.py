@@ -10,19 +10,25 @@ whether the group got the signal.
 import os
 import signal
 
+
+def say(line: object) -> None:
+    """One write per line, so lines of several processes never mix."""
+    os.write(1, f"{line}\n".encode())
+
+
 waited = {signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM}
 signal.pthread_sigmask(signal.SIG_BLOCK, waited)
 grandchild = os.fork()
 if grandchild == 0:
     while True:
         sig = signal.sigwaitinfo(waited).si_signo
-        print(f"grandchild {sig}", flush=True)
+        say(f"grandchild {sig}")
         if sig == signal.SIGUSR2:
             os._exit(0)
-print("ready", flush=True)
+say("ready")
 while True:
     sig = signal.sigwaitinfo(waited).si_signo
-    print(f"main {sig}", flush=True)
+    say(f"main {sig}")
     if sig == signal.SIGUSR1:
         os.kill(grandchild, signal.SIGUSR2)
         os.waitpid(grandchild, 0)

@@ -14,6 +14,12 @@ import signal
 import sys
 import time
 
+
+def say(line: object) -> None:
+    """One write per line, so lines of several processes never mix."""
+    os.write(1, f"{line}\n".encode())
+
+
 parser = argparse.ArgumentParser()
 parser.add_argument("mode", choices=["handler", "ignore"])
 parser.add_argument("--linger", type=float, default=0.0)
@@ -22,12 +28,14 @@ args = parser.parse_args()
 
 
 def on_term(signum: int, frame: object) -> None:
-    print("orphan got TERM", flush=True)
+    say("orphan got TERM")
     time.sleep(args.linger)
-    print("orphan finished", flush=True)
+    say("orphan finished")
     os._exit(0)
 
 
+if args.wait:  # from the start, so no SIGTERM comes too early for sigwait
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 ready_r, ready_w = os.pipe()
 if os.fork() == 0:
     os.setsid()
@@ -35,7 +43,8 @@ if os.fork() == 0:
         os.close(ready_r)
         action = on_term if args.mode == "handler" else signal.SIG_IGN
         signal.signal(signal.SIGTERM, action)
-        print(f"orphan ready {os.getpid()}", flush=True)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        say(f"orphan ready {os.getpid()}")
         os.close(ready_w)
         while True:
             time.sleep(1)
@@ -44,6 +53,5 @@ os.close(ready_w)
 os.wait()
 os.read(ready_r, 1)  # EOF once the orphan has its handler
 if args.wait:
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     signal.sigwait({signal.SIGTERM})
 sys.exit(3)

@@ -9,6 +9,12 @@ import os
 import sys
 import time
 
+
+def say(line: object) -> None:
+    """One write per line, so lines of several processes never mix."""
+    os.write(1, f"{line}\n".encode())
+
+
 n, timeout = int(sys.argv[1]), float(sys.argv[2])
 init = os.getppid()
 
@@ -35,4 +41,4 @@ os.waitpid(generator, 0)
 deadline = time.monotonic() + timeout
 while (left := zombies()) and time.monotonic() < deadline:
     time.sleep(0.05)
-print(f"zombies {left}", flush=True)
+say(f"zombies {left}")
