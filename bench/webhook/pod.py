@@ -1,0 +1,271 @@
+"""A realistic Deployment pod as the apiserver sends it at CREATE (~8 KB AdmissionReview).
+
+Three containers: `api` and `worker` have no `command` (their images are looked up in the
+registry), `envoy` is a sidecar with a `command` (no lookup). Metadata, labels, annotations,
+ownerReferences, managedFields, env, ports, probes, resources, mounts and the defaults the
+apiserver fills in are all there, so parsing and copying cost what they cost in a cluster.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+
+def _env(prefix: str, n: int) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": f"{prefix}_SETTING_{i}", "value": f"value-{i}-for-{prefix.lower()}"}
+        for i in range(n)
+    ]
+    env += [
+        {
+            "name": "POD_NAME",
+            "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+        },
+        {
+            "name": "POD_IP",
+            "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}},
+        },
+        {
+            "name": "DATABASE_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "shop-db", "key": "password"}},
+        },
+    ]
+    return env
+
+
+def _probe(path: str, port: int, delay: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port, "scheme": "HTTP"},
+        "initialDelaySeconds": delay,
+        "timeoutSeconds": 1,
+        "periodSeconds": 10,
+        "successThreshold": 1,
+        "failureThreshold": 3,
+    }
+
+
+def _container(name: str, image: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "resources": {
+            "limits": {"cpu": "1", "memory": "512Mi"},
+            "requests": {"cpu": "250m", "memory": "256Mi"},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/shop", "readOnly": True},
+            {
+                "name": "kube-api-access-x7k2p",
+                "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                "readOnly": True,
+            },
+        ],
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        **extra,
+    }
+
+
+def realistic_pod(api_image: str, worker_image: str) -> dict[str, Any]:
+    labels = {
+        "app.kubernetes.io/name": "shop",
+        "app.kubernetes.io/instance": "shop-prod",
+        "app.kubernetes.io/component": "api",
+        "app.kubernetes.io/part-of": "shop",
+        "app.kubernetes.io/version": "1.0.0",
+        "app.kubernetes.io/managed-by": "Helm",
+        "helm.sh/chart": "shop-1.0.0",
+        "pod-template-hash": "7d9f8c6b5d",
+        "team": "checkout",
+    }
+    return {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {
+            "generateName": "shop-api-7d9f8c6b5d-",
+            "namespace": "shop",
+            "uid": str(uuid.uuid4()),
+            "creationTimestamp": None,
+            "labels": labels,
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": "9090",
+                "prometheus.io/path": "/metrics",
+                "kubectl.kubernetes.io/restartedAt": "2026-11-20T10:15:00Z",
+                "checksum/config": "3f1c2b9e8d7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e",
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "shop-api-7d9f8c6b5d",
+                    "uid": "0b6a4f9e-3c1d-4e2f-9a8b-7c6d5e4f3a2b",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+            "managedFields": [
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": "2026-11-29T12:00:00Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {
+                        "f:metadata": {
+                            "f:generateName": {},
+                            "f:labels": {f"f:{k}": {} for k in labels},
+                            "f:ownerReferences": {
+                                'k:{"uid":"0b6a4f9e-3c1d-4e2f-9a8b-7c6d5e4f3a2b"}': {}
+                            },
+                        },
+                        "f:spec": {
+                            "f:containers": {
+                                f'k:{{"name":"{name}"}}': {".": {}, "f:image": {}, "f:name": {}}
+                                for name in ("api", "worker", "envoy")
+                            },
+                            "f:dnsPolicy": {},
+                            "f:restartPolicy": {},
+                            "f:serviceAccountName": {},
+                        },
+                    },
+                }
+            ],
+        },
+        "spec": {
+            "volumes": [
+                {"name": "config", "configMap": {"name": "shop-config", "defaultMode": 420}},
+                {
+                    "name": "kube-api-access-x7k2p",
+                    "projected": {
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                            {
+                                "configMap": {
+                                    "name": "kube-root-ca.crt",
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                }
+                            },
+                        ],
+                        "defaultMode": 420,
+                    },
+                },
+            ],
+            "containers": [
+                _container(
+                    "api",
+                    api_image,
+                    args=["--port=8080", "--log-format=json"],
+                    ports=[
+                        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+                    ],
+                    env=_env("API", 8),
+                    livenessProbe=_probe("/healthz", 8080, 10),
+                    readinessProbe=_probe("/readyz", 8080, 5),
+                ),
+                _container(
+                    "worker",
+                    worker_image,
+                    env=_env("WORKER", 8),
+                    livenessProbe={
+                        "exec": {"command": ["/bin/worker", "health"]},
+                        "periodSeconds": 30,
+                        "timeoutSeconds": 5,
+                        "successThreshold": 1,
+                        "failureThreshold": 3,
+                    },
+                ),
+                _container(
+                    "envoy",
+                    "docker.io/envoyproxy/envoy:v1.31.2",
+                    command=["/usr/local/bin/envoy"],
+                    args=["-c", "/etc/envoy/envoy.yaml", "--log-level", "warn"],
+                    ports=[{"name": "proxy", "containerPort": 15001, "protocol": "TCP"}],
+                    readinessProbe=_probe("/ready", 15021, 1),
+                ),
+            ],
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "shop",
+            "serviceAccount": "shop",
+            "securityContext": {"fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "affinity": {
+                "podAntiAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 100,
+                            "podAffinityTerm": {
+                                "labelSelector": {
+                                    "matchLabels": {"app.kubernetes.io/name": "shop"}
+                                },
+                                "topologyKey": "kubernetes.io/hostname",
+                            },
+                        }
+                    ]
+                }
+            },
+            "schedulerName": "default-scheduler",
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                },
+            ],
+            "priority": 0,
+            "enableServiceLinks": True,
+            "preemptionPolicy": "PreemptLowerPriority",
+        },
+        "status": {},
+    }
+
+
+def review_bytes(pod: dict[str, Any], *, namespace: str = "shop") -> bytes:
+    """The AdmissionReview the apiserver POSTs for a pod CREATE."""
+    return orjson.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": str(uuid.uuid4()),
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+                "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+                "namespace": namespace,
+                "operation": "CREATE",
+                "userInfo": {
+                    "username": "system:serviceaccount:kube-system:replicaset-controller",
+                    "uid": "5c8f0a1e-2b3d-4c5e-8f9a-0b1c2d3e4f5a",
+                    "groups": [
+                        "system:serviceaccounts",
+                        "system:serviceaccounts:kube-system",
+                        "system:authenticated",
+                    ],
+                },
+                "object": pod,
+                "oldObject": None,
+                "dryRun": False,
+                "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
+            },
+        }
+    )
