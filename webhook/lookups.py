@@ -39,6 +39,14 @@ async def resolve_all(
 ) -> dict[str, ImageResult]:
     """Every image resolved concurrently; a registry error becomes that image's LookupFailure."""
     platform = Platform(architecture=architecture)
+    results: dict[str, ImageResult] = {}
+    misses: list[str] = []
+    for image in sorted(images):
+        hit = resolver.cached(image, platform=platform, pull_secrets=pull_secrets)
+        if hit is None:
+            misses.append(image)
+        else:
+            results[image] = hit
 
     async def one(image: str) -> ImageResult:
         try:
@@ -48,5 +56,7 @@ async def resolve_all(
         except RegistryError as error:
             return LookupFailure(error.message)
 
-    ordered = sorted(images)
-    return dict(zip(ordered, await asyncio.gather(*(one(i) for i in ordered)), strict=True))
+    if misses:
+        found = await asyncio.gather(*(one(image) for image in misses))
+        results.update(zip(misses, found, strict=True))
+    return results

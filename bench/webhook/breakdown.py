@@ -46,7 +46,7 @@ async def best_async(n: int, repeat: int, fn: Callable[[], Awaitable[Any]]) -> f
 
 async def measure(body: bytes, host: str, n: int, repeat: int) -> list[tuple[str, float]]:
     from webhook.config import load
-    from webhook.core import images_to_look_up, mutate, pod_architecture
+    from webhook.core import prepare
     from webhook.lookups import make_resolver, resolve_all
     from webhook.registry import Platform
     from webhook.server import logs
@@ -69,11 +69,12 @@ async def measure(body: bytes, host: str, n: int, repeat: int) -> list[tuple[str
     pod = request["object"]
     first = await admitter.admit(request)
     assert "patch" in first["response"], first
-    wanted = images_to_look_up(pod, settings)
-    found = await admitter._look_up(wanted, pod, "shop")
-    mutation = mutate(pod, settings, found)
+    plan = prepare(pod, settings)
+    wanted = plan.images
+    found = await admitter._look_up(plan, pod, "shop")
+    mutation = plan.decide(found)
     loop = asyncio.get_running_loop()
-    platform = Platform(architecture=pod_architecture(pod, settings))
+    platform = Platform(architecture=plan.architecture)
 
     async def resolve_sequentially() -> None:
         for image in sorted(wanted):
@@ -94,14 +95,14 @@ async def measure(body: bytes, host: str, n: int, repeat: int) -> list[tuple[str
             ),
         ),
         ("review.parse", best(n, repeat, lambda: parse(body))),
-        ("images_to_look_up", best(n, repeat, lambda: images_to_look_up(pod, settings))),
+        ("prepare (core: read the pod once)", best(n, repeat, lambda: prepare(pod, settings))),
         (
             "Admitter._look_up (2 cache hits)",
-            await best_async(n, repeat, lambda: admitter._look_up(wanted, pod, "shop")),
+            await best_async(n, repeat, lambda: admitter._look_up(plan, pod, "shop")),
         ),
-        ("  of which pod_architecture", best(n, repeat, lambda: pod_architecture(pod, settings))),
+        ("  of which plan.architecture", best(n, repeat, lambda: plan.architecture)),
         (
-            "  of which resolve_all (gather)",
+            "  of which resolve_all",
             await best_async(
                 n,
                 repeat,
@@ -115,7 +116,7 @@ async def measure(body: bytes, host: str, n: int, repeat: int) -> list[tuple[str
             ),
         ),
         ("  vs resolver.resolve x2, no tasks", await best_async(n, repeat, resolve_sequentially)),
-        ("mutate (core)", best(n, repeat, lambda: mutate(pod, settings, found))),
+        ("plan.decide (core)", best(n, repeat, lambda: plan.decide(found))),
         ("Admitter._count (metrics)", best(n, repeat, lambda: admitter._count(mutation))),
         (
             "Admitter._log (one JSON line)",

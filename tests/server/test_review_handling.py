@@ -123,8 +123,10 @@ def test_health_readiness_and_metrics_are_served(webhook: Webhook) -> None:
     assert "podinit_admission_duration_seconds_bucket" in metrics
 
 
-def test_log_lines_are_json_and_carry_the_request_uid(webhook: Webhook) -> None:
-    body = review(POD)
+def test_admissions_that_warn_are_logged_as_json_carrying_the_request_uid(webhook: Webhook) -> None:
+    pod = copy.deepcopy(POD)
+    pod["spec"]["containers"].append({"name": "nocmd", "image": "127.0.0.1:1/missing/image:1"})
+    body = review(pod)
     with webhook.client() as client:
         client.post("/mutate", json=body)
     uids = [entry.get("uid") for entry in webhook.logs()]

@@ -17,9 +17,7 @@ from webhook.core import (
     ImageResult,
     InjectSettings,
     InvalidPod,
-    images_to_look_up,
-    mutate,
-    pod_architecture,
+    prepare,
 )
 from webhook.manifests import describe, pod_templates
 
@@ -99,9 +97,9 @@ def inject_document(doc: Document, settings: InjectSettings, lookup: Lookup) -> 
     for owner, pod in pod_templates(doc.body):
         label = describe(owner)
         try:
-            wanted = images_to_look_up(pod, settings)
-            found = lookup(wanted, pod_architecture(pod, settings)) if wanted else {}
-            mutation = mutate(pod, settings, found)
+            plan = prepare(pod, settings)
+            found = lookup(set(plan.images), plan.architecture) if plan.images else {}
+            mutation = plan.decide(found)
         except InvalidPod as error:
             raise InputError(f"{doc.source}: document {doc.number} ({label}): {error}") from error
         jsonpatch.apply_patch(pod, mutation.patch, in_place=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from webhook import __version__
@@ -83,8 +83,19 @@ def _serve(args: argparse.Namespace) -> int:
         "tls_key_file": args.tls_key_file,
         "kubeconfig": args.kubeconfig,
     }
-    asyncio.run(serve(load(args.config, **flags)))
+    config = load(args.config, **flags)
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        runner.run(serve(config))
     return 0
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it): less CPU per admission."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _inject(args: argparse.Namespace) -> int:

@@ -20,8 +20,7 @@ from kubernetes.aio import client as kube
 from kubernetes.aio import config as kube_config
 
 from webhook.config import Config
-from webhook.core import ImageConfig, ImageResult, InjectSettings, images_to_look_up, mutate
-from webhook.core import pod_architecture as architecture_of
+from webhook.core import ImageConfig, ImageResult, InjectSettings, prepare
 from webhook.kube import api_client, close
 from webhook.lookups import make_resolver, resolve_all
 from webhook.registry import ImageResolver
@@ -76,18 +75,18 @@ async def scan(
         async for pod in list_pods(core, namespace):
             metadata = pod.get("metadata", {})
             ns, name = metadata.get("namespace", ""), metadata.get("name", "")
-            wanted = images_to_look_up(pod, settings)
-            if wanted:
+            plan = prepare(pod, settings)
+            if plan.images:
                 loop = asyncio.get_running_loop()
                 payloads = await secrets.for_pod(ns, pod) if config.pull_secret_lookups else []
                 found |= await resolve_all(
                     resolver,
-                    wanted,
-                    architecture=architecture_of(pod, settings),
+                    plan.images,
+                    architecture=plan.architecture,
                     pull_secrets=payloads,
                     deadline=loop.time() + config.lookup_budget,
                 )
-            mutation = mutate(pod, settings, found)
+            mutation = plan.decide(found)
             if mutation.pod_reason:
                 rows.append(Row(ns, name, "*", f"skipped: {mutation.pod_reason}"))
             for d in mutation.decisions:

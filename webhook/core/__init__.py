@@ -1,9 +1,8 @@
 """The pure decision core. Everything here is synchronous and free of I/O."""
 
-from webhook.core.eligibility import pod_architecture
 from webhook.core.errors import InvalidPod
 from webhook.core.images import ImageConfig, ImageLookup, ImageOverride, ImageResult, LookupFailure
-from webhook.core.mutate import Decision, Mutation, Outcome, images_to_look_up, mutate
+from webhook.core.mutate import Decision, Mutation, Outcome, Plan, mutate, prepare
 from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
 
 __all__ = [
@@ -19,7 +18,7 @@ __all__ = [
     "LookupFailurePolicy",
     "Mutation",
     "Outcome",
-    "images_to_look_up",
+    "Plan",
     "mutate",
-    "pod_architecture",
+    "prepare",
 ]

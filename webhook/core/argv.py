@@ -8,7 +8,9 @@ CMD when `command` is set). The kubelet expands `$(VAR)` in command and args, an
 from __future__ import annotations
 
 import fnmatch
+import functools
 import posixpath
+import re
 from dataclasses import dataclass
 
 from webhook.core.images import ImageConfig
@@ -54,12 +56,18 @@ def plan_wrap(slot: ContainerSlot, image: ImageConfig | None, init_path: str) ->
     return Wrap(entrypoint + cmd, prefix + entrypoint, cmd or None)
 
 
+@functools.lru_cache(maxsize=8)
+def _known_init_pattern(known_inits: tuple[str, ...]) -> re.Pattern[str]:
+    """All patterns as one regex: checked for every container of every admission."""
+    return re.compile("|".join(fnmatch.translate(p) for p in known_inits) or "(?!)")
+
+
 def running_init(argv: list[str], known_inits: tuple[str, ...]) -> str | None:
     """The basename of argv[0] when it already is an init or supervisor."""
     if not argv:
         return None
     name = posixpath.basename(argv[0])
-    return name if any(fnmatch.fnmatchcase(name, p) for p in known_inits) else None
+    return name if _known_init_pattern(known_inits).match(name) else None
 
 
 def is_wrapped(slot: ContainerSlot, init_path: str) -> bool:

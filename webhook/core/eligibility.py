@@ -76,12 +76,8 @@ def required_label_values(spec: Mapping[str, Any], label: str) -> set[str] | Non
     return allowed if terms else None
 
 
-def pod_architecture(pod: object, settings: InjectSettings) -> str:
-    """The CPU architecture the pod will run on, for picking a platform from an image index."""
-    return architecture(PodView.of(pod), settings)
-
-
 def architecture(pod: PodView, settings: InjectSettings) -> str:
+    """The CPU architecture the pod will run on, for picking a platform from an image index."""
     selected = mapping(pod.spec.get("nodeSelector"), "/spec/nodeSelector").get(ARCH_LABEL)
     if isinstance(selected, str):
         return selected

@@ -17,6 +17,10 @@ from webhook.core.podview import PodView
 from webhook.core.settings import InjectionMode, InjectSettings
 
 COPY_TARGET = "/target"  # where the copy container mounts the volume
+# The ServiceAccount admission plugin mounts the API token into every container that has no
+# mount at this path. The copy container needs no API access, and a token added after our
+# patch would change the pod and make the apiserver call the webhook a second time.
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 INIT_IN_IMAGE = "/podinit"  # the static binary at the root of the FROM-scratch init image
 
 
@@ -37,7 +41,10 @@ class Layout:
         """Containers podinit added to this pod earlier."""
         return frozenset({self.copy_container}) if self.copy_exists else frozenset()
 
-    def record(self) -> dict[str, str]:
+    def record(self, settings: InjectSettings) -> dict[str, str]:
+        """What the status annotation keeps, so a second pass lands on the same names."""
+        if settings.injection_mode is InjectionMode.IMAGE_VOLUME:
+            return {"volume": self.volume, "mountPath": self.mount_path}
         return {
             "volume": self.volume,
             "mountPath": self.mount_path,
@@ -52,9 +59,9 @@ class Layout:
             return cls(
                 volume=previous["volume"],
                 mount_path=previous["mountPath"],
-                copy_container=previous["copyContainer"],
+                copy_container=previous.get("copyContainer", settings.copy_container_name),
                 volume_exists=True,
-                copy_exists=previous["copyContainer"] in pod.container_names(),
+                copy_exists=previous.get("copyContainer") in pod.container_names(),
             )
         return cls(
             volume=free_name(settings.volume_name, pod.volume_names()),
@@ -66,18 +73,23 @@ class Layout:
 
 
 def _recorded(pod: PodView) -> dict[str, str] | None:
+    """volume, mountPath (and copyContainer in copy mode) from an earlier pass, if sound."""
+    text = pod.annotations.get(ann.STATUS)
+    if not text:
+        return None
     try:
-        status = json.loads(pod.annotations.get(ann.STATUS, ""))
+        status = json.loads(text)
     except ValueError:
         return None
     if not isinstance(status, dict):
         return None
-    names = {key: status.get(key) for key in ("volume", "mountPath", "copyContainer")}
+    names = {key: status[key] for key in ("volume", "mountPath", "copyContainer") if key in status}
     if not all(isinstance(value, str) and value for value in names.values()):
         return None
-    if not str(names["mountPath"]).startswith("/") or "$" in str(names["mountPath"]):
+    mount = names.get("mountPath", "")
+    if "volume" not in names or not mount.startswith("/") or "$" in mount:
         return None
-    return {key: str(value) for key, value in names.items()}
+    return names
 
 
 def _is_ours(volume: Mapping[str, Any] | None, settings: InjectSettings) -> bool:
@@ -103,7 +115,10 @@ def copy_container_spec(layout: Layout, settings: InjectSettings) -> dict[str, A
         "image": settings.init_image,
         "imagePullPolicy": settings.init_image_pull_policy,
         "command": [INIT_IN_IMAGE, "install", f"{COPY_TARGET}/podinit"],
-        "volumeMounts": [{"name": layout.volume, "mountPath": COPY_TARGET}],
+        "volumeMounts": [
+            {"name": layout.volume, "mountPath": COPY_TARGET},
+            {"name": layout.volume, "mountPath": TOKEN_PATH, "readOnly": True},
+        ],
         "resources": {"requests": dict(resources), "limits": dict(resources)},
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {

@@ -9,7 +9,7 @@ from typing import Any
 
 from webhook.core import annotations as ann
 from webhook.core.argv import is_wrapped, needs_image, plan_wrap, running_init
-from webhook.core.eligibility import candidates, pod_skip, silent_skip
+from webhook.core.eligibility import architecture, candidates, pod_skip, silent_skip
 from webhook.core.images import ImageConfig, ImageLookup, LookupFailure, find_override
 from webhook.core.layout import Layout, copy_container_spec, volume_spec
 from webhook.core.patch import PatchOp, extend, set_key
@@ -43,51 +43,97 @@ class Mutation:
     notes: tuple[str, ...] = field(default=())
 
 
-def images_to_look_up(pod: object, settings: InjectSettings) -> set[str]:
-    """The images whose ENTRYPOINT/CMD `mutate` will need, so the caller can fetch them first."""
-    view = PodView.of(pod)
-    if silent_skip(view) or pod_skip(view, settings):
-        return set()
-    layout = Layout.of(view, settings)
-    return {
-        image
-        for slot, skip in candidates(view, settings, ours=layout.ours)
-        if skip is None
-        and not is_wrapped(slot, layout.init_path)
-        and needs_image(slot)
-        and isinstance(image := slot.body.get("image"), str)
-        and image
-        and find_override(image, settings.image_overrides) is None
-    }
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    slot: ContainerSlot
+    skip: str | None  # opted out
+    wrapped: bool  # already runs behind our init
 
 
-def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutation:
-    """Decide per container and build the patch. Raises only `InvalidPod`."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """One pod read once: what `decide` needs and which image configs to fetch before it.
+
+    Callers: `plan = prepare(pod, settings)`, fetch `plan.images` for `plan.architecture`,
+    then `plan.decide(found)`.
+    """
+
+    view: PodView
+    settings: InjectSettings
+    early: Mutation | None = None  # the whole pod is decided already (skipped, bad option)
+    layout: Layout | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    candidates: tuple[_Candidate, ...] = ()
+
+    @property
+    def images(self) -> frozenset[str]:
+        """The images whose ENTRYPOINT/CMD `decide` needs."""
+        return frozenset(
+            image
+            for c in self.candidates
+            if c.skip is None
+            and not c.wrapped
+            and needs_image(c.slot)
+            and isinstance(image := c.slot.body.get("image"), str)
+            and image
+            and find_override(image, self.settings.image_overrides) is None
+        )
+
+    @property
+    def architecture(self) -> str:
+        return architecture(self.view, self.settings)
+
+    def decide(self, images: ImageLookup) -> Mutation:
+        """Decide per container and build the patch."""
+        if self.early is not None:
+            return self.early
+        assert self.layout is not None
+        return _decide(self, self.layout, images)
+
+
+def prepare(pod: object, settings: InjectSettings) -> Plan:
+    """Read and check the pod. Raises only `InvalidPod`."""
     view = PodView.of(pod)
     if reason := silent_skip(view):
-        return Mutation(patch=[], pod_reason=reason)
+        return Plan(view=view, settings=settings, early=Mutation(patch=[], pod_reason=reason))
     if reason := pod_skip(view, settings):
-        return Mutation(patch=_status_ops(view, {"skipped": reason}), pod_reason=reason)
+        early = Mutation(patch=_status_ops(view, {"skipped": reason}), pod_reason=reason)
+        return Plan(view=view, settings=settings, early=early)
     try:
         env = ann.init_env(view.annotations)
     except ann.BadOption as error:
         reason = f"bad annotation {error}"
-        return Mutation(
+        early = Mutation(
             patch=_status_ops(view, {"failed": reason}),
             pod_reason=reason,
             warnings=(_warning(f"podinit: pod not wrapped: {reason}"),),
         )
-
+        return Plan(view=view, settings=settings, early=early)
     layout = Layout.of(view, settings)
+    found = tuple(
+        _Candidate(slot, skip, skip is None and is_wrapped(slot, layout.init_path))
+        for slot, skip in candidates(view, settings, ours=layout.ours)
+    )
+    return Plan(view=view, settings=settings, layout=layout, env=tuple(env), candidates=found)
+
+
+def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutation:
+    """`prepare` and `decide` in one call, for callers that have the image configs at hand."""
+    return prepare(pod, settings).decide(images)
+
+
+def _decide(plan: Plan, layout: Layout, images: ImageLookup) -> Mutation:
+    settings, view = plan.settings, plan.view
     decisions: list[Decision] = []
     ops: list[PatchOp] = []
     notes: list[str] = []
     denied: str | None = None
-    for slot, skip in candidates(view, settings, ours=layout.ours):
-        if skip is not None:
-            decisions.append(Decision(slot.name, Outcome.SKIPPED, skip, "opted-out"))
+    for candidate in plan.candidates:
+        slot = candidate.slot
+        if candidate.skip is not None:
+            decisions.append(Decision(slot.name, Outcome.SKIPPED, candidate.skip, "opted-out"))
             continue
-        if is_wrapped(slot, layout.init_path):
+        if candidate.wrapped:
             decisions.append(Decision(slot.name, Outcome.INJECTED, code="already-wrapped"))
             continue
         image = _image_config(slot, settings, images)
@@ -109,7 +155,7 @@ def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutati
                 Decision(slot.name, Outcome.SKIPPED, f"already runs an init ({init})", "has-init")
             )
             continue
-        ops += _wrap_ops(slot, wrap.command_items, wrap.new_args, layout, env)
+        ops += _wrap_ops(slot, wrap.command_items, wrap.new_args, layout, plan.env)
         decisions.append(Decision(slot.name, Outcome.INJECTED, code="wrapped"))
 
     injected = any(d.outcome is Outcome.INJECTED for d in decisions)
@@ -117,7 +163,7 @@ def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutati
         ops += _pod_ops(view, layout, settings)
     status: dict[str, Any] = {
         "containers": {d.container: _describe(d) for d in decisions},
-        **(layout.record() if injected else {}),
+        **(layout.record(settings) if injected else {}),
         **({"notes": notes} if notes else {}),
     }
     ops += _status_ops(view, status)
@@ -153,7 +199,7 @@ def _wrap_ops(
     command_items: list[str],
     new_args: list[str] | None,
     layout: Layout,
-    env: list[tuple[str, str]],
+    env: tuple[tuple[str, str], ...],
 ) -> list[PatchOp]:
     base = slot.pointer
     ops = extend(f"{base}/command", slot.strings("command"), command_items, at=0)

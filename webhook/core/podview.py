@@ -40,6 +40,8 @@ class ContainerSlot:
 
 
 def mapping(value: object, where: str) -> Mapping[str, Any]:
+    if type(value) is dict:  # what JSON decoding gives: skip the slower ABC check
+        return value
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -54,7 +56,7 @@ def mappings(value: object, where: str) -> list[Mapping[str, Any]]:
     if not isinstance(value, list):
         raise InvalidPod(where, f"must be a list, not {type(value).__name__}")
     for index, item in enumerate(value):
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             raise InvalidPod(f"{where}/{index}", "must be a mapping")
     return value
 

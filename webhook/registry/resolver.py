@@ -140,6 +140,22 @@ class ImageResolver:
         self.stats.lookups["ok"] += 1
         return result
 
+    def cached(
+        self, image: str, *, platform: Platform | None = None, pull_secrets: PullSecrets = ()
+    ) -> ImageConfig | None:
+        """The answer `resolve` would give from cache alone, without awaiting anything; None
+        on a miss (or a reference `resolve` would reject). The admission hot path asks this
+        first so that cache hits cost no task or timeout scope."""
+        try:
+            lookup = self._prepare(image, platform, pull_secrets)
+        except RegistryError:
+            return None
+        hit = self._from_cache(lookup)
+        if hit is not None:
+            self.stats.cache_hits += 1
+            self.stats.lookups["ok"] += 1
+        return hit
+
     async def _resolve(
         self, image: str, platform: Platform | None, pull_secrets: PullSecrets, budget: float
     ) -> ImageConfig:

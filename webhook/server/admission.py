@@ -14,9 +14,8 @@ from webhook.core import (
     InvalidPod,
     LookupFailure,
     Mutation,
-    images_to_look_up,
-    mutate,
-    pod_architecture,
+    Plan,
+    prepare,
 )
 from webhook.lookups import resolve_all
 from webhook.registry import ImageResolver
@@ -66,12 +65,13 @@ class Admitter:
             return respond(uid), "ignored"
         pod = request.get("object")
         try:
-            wanted = images_to_look_up(pod, self.settings)
-            found = await self._look_up(wanted, pod, request.get("namespace", "")) if wanted else {}
-            mutation = mutate(pod, self.settings, found)
+            plan = prepare(pod, self.settings)
         except InvalidPod as error:
             log.info("invalid pod: %s", error, extra={"uid": uid})
             return respond(uid, warnings=[f"podinit: pod not wrapped: {error}"]), "invalid"
+        wanted = plan.images
+        found = await self._look_up(plan, pod, request.get("namespace", "")) if wanted else {}
+        mutation = plan.decide(found)
         self._count(mutation)
         self._log(uid, request, mutation)
         if mutation.denied:
@@ -79,16 +79,15 @@ class Admitter:
         outcome = "mutated" if mutation.patch else "unchanged"
         return respond(uid, patch=mutation.patch, warnings=mutation.warnings), outcome
 
-    async def _look_up(self, images: set[str], pod: Any, namespace: str) -> dict[str, ImageResult]:
+    async def _look_up(self, plan: Plan, pod: Any, namespace: str) -> dict[str, ImageResult]:
         if self.resolver is None:
-            return {image: LookupFailure("registry lookups are disabled") for image in images}
+            return {image: LookupFailure("registry lookups are disabled") for image in plan.images}
         deadline = asyncio.get_running_loop().time() + self.budget
         secrets = await self._secrets(namespace, pod, deadline)
-        architecture = pod_architecture(pod, self.settings)
         return await resolve_all(
             self.resolver,
-            images,
-            architecture=architecture,
+            plan.images,
+            architecture=plan.architecture,
             pull_secrets=secrets,
             deadline=deadline,
         )
@@ -114,7 +113,7 @@ class Admitter:
             self.metrics.containers.labels(str(decision.outcome), decision.code).inc()
 
     def _log(self, uid: str, request: AdmissionRequest, mutation: Mutation) -> None:
-        level = logging.INFO if mutation.patch or mutation.warnings else logging.DEBUG
+        level = logging.INFO if mutation.warnings or mutation.denied else logging.DEBUG
         if not log.isEnabledFor(level):
             return
         pod = request.get("object") or {}

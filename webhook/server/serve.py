@@ -88,6 +88,12 @@ def uvicorn_config(app: Any, config: Config, cert_file: Path, key_file: Path) ->
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=10,
+        # Longer than the apiserver's idle-connection timeout (90 s), so the server never
+        # closes a kept-alive connection just as the apiserver sends on it.
+        timeout_keep_alive=120,
+        # Past this many requests in flight, answer 503 at once (the apiserver then applies
+        # failurePolicy) instead of queueing work whose caller will have timed out.
+        limit_concurrency=config.max_concurrent_requests,
     )
 
 

@@ -61,4 +61,6 @@ class CertReloader:
     async def watch(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            await asyncio.to_thread(self.check)
+            # On the event loop's own thread, never a worker: handshakes use the context
+            # there, and OpenSSL does not guard a context being reloaded while in use.
+            self.check()
