@@ -49,8 +49,9 @@ demo: venv init
 
 bench: bench-init bench-registry bench-webhook bench-runtime
 
+# podinit /mutate against a FastAPI no-op on the same uvicorn/TLS stack; rewrites "## Webhook"
 bench-webhook: venv
-	$(PY) bench/webhook/bench.py
+	$(PY) bench/webhook/bench_webhook.py --write-doc docs/performance.md
 
 bench-registry: venv
 	$(PY) bench/registry/bench_resolver.py
