@@ -68,7 +68,6 @@ class Config(BaseSettings):
     tls_reload_seconds: float = Field(2.0, gt=0)
     timeout_seconds: int = Field(5, ge=1, le=30)  # the webhook configuration's timeoutSeconds
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    max_concurrent_requests: int = Field(1000, gt=0)
     # Certificates: files (tlsCertFile/tlsKeyFile, e.g. from cert-manager) or selfManaged
     certificates: Literal["files", "selfManaged"] = "files"
     service_name: str = "podinit"

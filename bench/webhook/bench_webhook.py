@@ -4,10 +4,9 @@ What runs (all on 127.0.0.1, everything started and stopped by this script):
 - a real `docker-registry` with three pushed images (tests/registry/registry_harness.py);
 - `python -m webhook.cli.main serve` exactly as the tests start it (one uvicorn worker);
 - a no-op FastAPI app (below: read the body, orjson-parse it, answer a small AdmissionReview
-  echoing the uid) served through `webhook.server.serve.uvicorn_config` and
-  `asyncio.run(uvicorn.Server(...).serve())`, i.e. the same TLS, loop and HTTP settings;
-- optionally (--uvloop) both again under uvloop, as a diagnostic: `podinit serve` itself runs
-  on the stdlib asyncio loop (see the report in docs/performance.md).
+  echoing the uid) served through `webhook.server.serve.uvicorn_config` on uvloop, i.e. the
+  same TLS, loop and HTTP settings as `podinit serve`;
+- optionally (--uvloop) the no-op on the stdlib asyncio loop too, as a diagnostic.
 
 Load: vegeta (built with `go install` into $PODINIT_TOOLS_CACHE if missing), HTTP/1.1 with
 keep-alive, the same ~8 KB AdmissionReview of a 3-container pod whose two looked-up images are
@@ -444,15 +443,14 @@ def best_run(runs: list[Run]) -> Run:
 
 
 LABELS = {
-    "noop": "FastAPI no-op (baseline)",
+    "noop-uvloop": "FastAPI no-op on uvloop (baseline: the stack of podinit serve)",
     "podinit": "podinit /mutate, 3-container pod, cache hit",
-    "noop-uvloop": "FastAPI no-op on uvloop (diagnostic)",
-    "podinit-uvloop": "podinit /mutate on uvloop (diagnostic)",
+    "noop": "FastAPI no-op on the stdlib asyncio loop (diagnostic)",
 }
 
 
 def baseline(name: str) -> str:
-    return "noop-uvloop" if name.endswith("-uvloop") else "noop"
+    return "noop-uvloop"
 
 
 def mode_label(run: Run) -> str:
@@ -499,7 +497,7 @@ def burst_table(burst: dict[str, Any]) -> str:
 def targets(
     results: dict[str, dict[str, Run]], burst: dict[str, Any], rate: int, timeout: float
 ) -> list[tuple[str, str, bool]]:
-    sat, base = results["podinit"]["saturation"], results["noop"]["saturation"]
+    sat, base = results["podinit"]["saturation"], results["noop-uvloop"]["saturation"]
     ratio = sat.throughput / base.throughput
     cpu_ratio = base.cpu_us / sat.cpu_us
     fixed = results["podinit"].get(f"rate@{rate}")
@@ -677,7 +675,7 @@ def bench(args: argparse.Namespace) -> int:
             "PODINIT_INSECURE_REGISTRIES": json.dumps([registry.host]),
             "PODINIT_TIMEOUT_SECONDS": str(int(args.timeout)),
         }
-        names = ["noop", "podinit"] + (["noop-uvloop", "podinit-uvloop"] if args.uvloop else [])
+        names = ["noop-uvloop", "podinit"] + (["noop"] if args.uvloop else [])
         servers: dict[str, Server] = {}
         for name in names:
             port = _free_port()
@@ -815,7 +813,7 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=5, help="webhook timeoutSeconds")
     parser.add_argument("--no-uvloop", dest="uvloop", action="store_false",
-                        help="skip the diagnostic uvloop servers")  # fmt: skip
+                        help="skip the diagnostic asyncio-loop no-op")  # fmt: skip
     parser.add_argument("--no-pin", dest="pin", action="store_false")
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s (smoke test)")
     parser.add_argument("--json", help="write raw results here")

@@ -55,7 +55,7 @@ class Admitter:
                 respond(uid, warnings=["podinit: internal error, pod not wrapped"]),
                 "error",
             )
-        self.metrics.admissions.labels(outcome).inc()
+        self.metrics.count_admission(outcome)
         self.metrics.latency.observe(time.perf_counter() - started)
         return response
 
@@ -110,7 +110,7 @@ class Admitter:
 
     def _count(self, mutation: Mutation) -> None:
         for decision in mutation.decisions:
-            self.metrics.containers.labels(str(decision.outcome), decision.code).inc()
+            self.metrics.count_container(decision.outcome.value, decision.code)
 
     def _log(self, uid: str, request: AdmissionRequest, mutation: Mutation) -> None:
         level = logging.INFO if mutation.warnings or mutation.denied else logging.DEBUG

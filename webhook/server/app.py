@@ -19,8 +19,10 @@ log = logging.getLogger("podinit.http")
 
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise BadReview(f"body is over {MAX_BODY} bytes")
+    if declared is not None and declared.isdigit():
+        if int(declared) > MAX_BODY:
+            raise BadReview(f"body is over {MAX_BODY} bytes")
+        return await request.body()  # the server stops at the declared length
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -39,7 +41,7 @@ def create_app(*, admitter: Admitter, metrics: Metrics, ready: Callable[[], bool
         try:
             review = parse(await _read_body(request))
         except BadReview as error:
-            metrics.admissions.labels("bad-request").inc()
+            metrics.count_admission("bad-request")
             return Response(orjson.dumps({"error": str(error)}), status_code=400, media_type=JSON)
         return Response(orjson.dumps(await admitter.admit(review)), media_type=JSON)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
@@ -57,6 +58,21 @@ class Metrics:
         )
         if stats is not None:
             self.registry.register(_ResolverCollector(stats))
+        # labels() hashes and locks on every call; the label sets are few and fixed.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def count_admission(self, outcome: str) -> None:
+        self._child(self.admissions, outcome).inc()
+
+    def count_container(self, outcome: str, reason: str) -> None:
+        self._child(self.containers, outcome, reason).inc()
+
+    def _child(self, metric: Counter, *labels: str) -> Any:
+        key = (str(id(metric)), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

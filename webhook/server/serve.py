@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -91,9 +92,6 @@ def uvicorn_config(app: Any, config: Config, cert_file: Path, key_file: Path) ->
         # Longer than the apiserver's idle-connection timeout (90 s), so the server never
         # closes a kept-alive connection just as the apiserver sends on it.
         timeout_keep_alive=120,
-        # Past this many requests in flight, answer 503 at once (the apiserver then applies
-        # failurePolicy) instead of queueing work whose caller will have timed out.
-        limit_concurrency=config.max_concurrent_requests,
     )
 
 
@@ -150,6 +148,10 @@ async def serve(config: Config) -> None:
         reloader = CertReloader(server_config.ssl, *files)
         reloader.check()
         background.append(asyncio.create_task(reloader.watch(config.tls_reload_seconds)))
+        # Everything built so far lives as long as the process: keep it out of the cyclic
+        # collector's scans, which otherwise run every few admissions.
+        gc.collect()
+        gc.freeze()
         log.info("serving", extra={"host": config.host, "port": config.port})
         try:
             await uvicorn.Server(server_config).serve()
