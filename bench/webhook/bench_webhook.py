@@ -561,7 +561,7 @@ def markdown(
 **Method.** One `podinit serve` process (one uvicorn worker, TLS, HTTP/1.1 keep-alive,
 started as the tests start it) and, in the same run, a FastAPI no-op (reads the body, parses
 it with orjson, answers a small AdmissionReview echoing the uid) served through the same
-`uvicorn_config()` and the same `asyncio.run(uvicorn.Server(...).serve())` as `podinit serve`.
+`uvicorn_config()` on the same uvloop event loop as `podinit serve`.
 Both get the same {meta["body_bytes"]}-byte AdmissionReview: a 3-container Deployment pod
 (two containers without `command` whose images are in a local `docker-registry` and were
 looked up once before measuring, i.e. cache hits; one sidecar with a `command`) with labels,
@@ -606,7 +606,7 @@ one nobody had looked up, written at once on {burst["admissions"]} pre-opened TL
   cluster: the apiserver adds its own hop and TLS.
 - The no-op does the minimum a webhook can do on this stack (read, parse, answer); the gap to
   it is podinit's own work: review checks, pod walk, lookups, patch building, base64, metrics,
-  and one JSON log line per mutated pod (`info` level, as deployed).
+  (admissions without warnings log at `debug`, so none at the deployed `info` level).
 - A fixed-rate run counts a request as failed when vegeta gave up after the webhook timeout;
   the server still answered it later (it has no deadline of its own).
 {meta.get("notes", "")}
