@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ORPHAN = HERE.parents[1] / "tests" / "init" / "helpers" / "spawn_orphan.py"
@@ -55,12 +56,9 @@ print(time.monotonic() - t0, flush=True)
 """
 
 
-def pid1(init: list[str], cmd: list[str], **kw: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        ["unshare", "--pid", "--fork", "--mount-proc", *init, "--", *cmd],
-        text=True,
-        **kw,  # type: ignore[arg-type]
-    )
+def pid1(init: list[str], cmd: list[str], **kw: Any) -> subprocess.Popen[str]:
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", *init, "--", *cmd]
+    return subprocess.Popen(argv, text=True, **kw)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:

@@ -7,6 +7,11 @@ from typing import Any
 from .conftest import alive, helper, stat_fields, wait_until
 
 
+def parent_of(pid: int) -> int | None:
+    fields = stat_fields(pid)
+    return fields[2] if fields else None
+
+
 def orphan_pid(init: Any) -> int:
     return int(init.expect("orphan ready").split()[-1])
 
@@ -37,7 +42,7 @@ def test_an_orphan_ignoring_sigterm_is_killed_after_the_grace(run: Any, pid1: bo
 def test_a_subreaper_adopts_orphans_without_a_warning(run: Any) -> None:
     init = run(helper("spawn_orphan.py", "handler", "--wait"), pid1=False)
     orphan = orphan_pid(init)
-    assert wait_until("the orphan's adoption", lambda: stat_fields(orphan)[2] == init.pid)
+    assert wait_until("the orphan's adoption", lambda: parent_of(orphan) == init.pid)
     init.kill(signal.SIGTERM)
     assert init.wait() == 3
     assert init.err_lines == []
