@@ -101,6 +101,8 @@ def test_option_annotations_become_podinit_env_without_overriding_env_the_pod_se
         ("podinit.dev/grace", "soon"),
         ("podinit.dev/rewrite", "TERM"),
         ("podinit.dev/rewrite", "TERM:NOPE"),
+        ("podinit.dev/rewrite", "KILL:TERM"),
+        ("podinit.dev/grace", "\u0661"),
         ("podinit.dev/remap-exit", "143:256"),
         ("podinit.dev/verbose", "loud"),
         ("podinit.dev/term-delay", "-1"),

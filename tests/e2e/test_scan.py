@@ -89,3 +89,75 @@ def test_scan_with_an_unreachable_cluster_fails_with_a_message(tmp_path: Path) -
     assert result.returncode == 1
     assert result.stderr.startswith("podinit: cannot list pods: ")
     assert "Traceback" not in result.stderr
+
+
+def test_scan_writes_the_image_configs_it_found_for_inject_to_use_offline(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    from tests.registry.registry_harness import Pusher, start_registry
+
+    registry = start_registry(tmp_path / "registry")
+    try:
+        Pusher(registry).image("team/app", "1", entrypoint=["/app"], cmd=["--serve"])
+        image = f"{registry.host}/team/app:1"
+        cp = control_plane
+        cp.wait_for(
+            "the default ServiceAccount",
+            lambda: (
+                cp.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0
+            ),
+            timeout=60,
+        )
+        cp.kubectl(
+            "create", "-n", namespace, "-f", "-", input=json.dumps(pod("app", {"image": image}))
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PODINIT_")}
+        env["PODINIT_INSECURE_REGISTRIES"] = json.dumps([registry.host])
+        command = [
+            sys.executable,
+            "-m",
+            "webhook.cli.main",
+            "scan",
+            "--kubeconfig",
+            str(cp.kubeconfig),
+        ]
+        result = subprocess.run(
+            [*command, "-n", namespace, "-o", "image-config"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        configs = tmp_path / "images.yaml"
+        configs.write_text(result.stdout)
+        manifest = tmp_path / "pod.yaml"
+        manifest.write_text(json.dumps(pod("app", {"image": image})))
+        injected = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "webhook.cli.main",
+                "inject",
+                "-f",
+                str(manifest),
+                "--offline",
+                "--image-config",
+                str(configs),
+                "-o",
+                "json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            check=True,
+        )
+        container = json.loads(injected.stdout)["spec"]["containers"][0]
+        assert container["command"] == ["/podinit/podinit", "--", "/app"]
+        assert container["args"] == ["--serve"]
+    finally:
+        registry.stop()

@@ -12,44 +12,22 @@ INJECT_INIT_CONTAINERS = PREFIX + "inject-init-containers"  # "true" wraps ordin
 STATUS = PREFIX + "status"  # written by podinit: JSON of what was done and why
 MIRROR = "kubernetes.io/config.mirror"
 
-_SECONDS = re.compile(r"^\d{1,5}(\.\d{1,3})?$")
-_EXIT_PAIR = re.compile(r"^(\d{1,3}):(\d{1,3})$")
-_SIGNAL_NAMES = frozenset(
-    [
-        "HUP",
-        "INT",
-        "QUIT",
-        "ILL",
-        "TRAP",
-        "ABRT",
-        "BUS",
-        "FPE",
-        "KILL",
-        "USR1",
-        "SEGV",
-        "USR2",
-        "PIPE",
-        "ALRM",
-        "TERM",
-        "STKFLT",
-        "CHLD",
-        "CONT",
-        "STOP",
-        "TSTP",
-        "TTIN",
-        "TTOU",
-        "URG",
-        "XCPU",
-        "XFSZ",
-        "VTALRM",
-        "PROF",
-        "WINCH",
-        "IO",
-        "POLL",
-        "PWR",
-        "SYS",
-    ]
-)
+# ASCII digits only: the init parses bytes '0'-'9', and Python's \d would accept others.
+_SECONDS = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,9})?$")
+_EXIT_PAIR = re.compile(r"^([0-9]{1,3}):([0-9]{1,3})$")
+_NUMBER = re.compile(r"^[0-9]{1,2}$")
+# The names the init knows (signal(7)), with their Linux numbers.
+_SIGNALS = {
+    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7,
+    "FPE": 8, "KILL": 9, "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14,
+    "TERM": 15, "STKFLT": 16, "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21,
+    "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28,
+    "IO": 29, "POLL": 29, "PWR": 30, "SYS": 31,
+}  # fmt: skip
+# Never forwarded by the init, so it refuses to rewrite them: the uncatchable, SIGCHLD and
+# the synchronous faults.
+_NOT_FORWARDED = frozenset({9, 19, 17, 4, 5, 7, 8, 11, 31})
+_MAX_SIGNAL = 64
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 
@@ -66,13 +44,13 @@ def is_false(value: str) -> bool:
     return value.strip().lower() in _FALSE
 
 
-def _is_signal(token: str, *, allow_zero: bool) -> bool:
-    name = token.upper().removeprefix("SIG")
-    if name in _SIGNAL_NAMES:
-        return True
-    if token.isdigit():
-        return (allow_zero and int(token) == 0) or 1 <= int(token) <= 64
-    return False
+def _signal(token: str) -> int | None:
+    """`TERM`, `SIGTERM`, `term` or `15` as a number; None when the init would not know it."""
+    if _NUMBER.match(token):
+        number = int(token)
+        return number if number <= _MAX_SIGNAL else None
+    name = token.upper()
+    return _SIGNALS.get(name[3:] if name.startswith("SIG") and len(name) > 3 else name)
 
 
 def _seconds(key: str, value: str) -> str:
@@ -85,12 +63,11 @@ def _rewrite(key: str, value: str) -> str:
     items = [item.strip() for item in value.split(",")]
     for item in items:
         source, sep, target = item.partition(":")
-        if (
-            not sep
-            or not _is_signal(source, allow_zero=False)
-            or not _is_signal(target, allow_zero=True)
-        ):
+        number = _signal(source)
+        if not sep or number in (None, 0) or _signal(target) is None:
             raise BadOption(f"{key}: {item!r} is not SIGNAL:SIGNAL (e.g. TERM:QUIT, HUP:0)")
+        if number in _NOT_FORWARDED:
+            raise BadOption(f"{key}: {item!r}: signal {source} is never forwarded")
     return ",".join(items)
 
 
