@@ -5,7 +5,6 @@ Without helm the tests skip, naming `make e2e-tools`, unless ``CI`` is set: ther
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -19,6 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from scripts.chart import generate  # noqa: E402
+from tests.unavailable import unavailable  # noqa: E402
 
 Objects = list[dict[str, Any]]
 
@@ -46,12 +46,6 @@ MODES: dict[str, list[str]] = {
         "webhook.caBundle=Q0EK",
     ],
 }
-
-
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: the chart tests may not be skipped)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ import yaml
 from e2e.cluster import ControlPlane, ToolsMissing, find_tools, free_port
 from e2e.testwebhook import TestWebhook
 from scripts.chart import generate
-from tests.chart.conftest import MODES, Render, unavailable
+from tests.chart.conftest import MODES, Render
+from tests.unavailable import unavailable
 
 CRD_KINDS = {"Certificate", "Issuer", "ServiceMonitor"}
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from scripts.chart import generate
-from tests.chart.conftest import unavailable
+from tests.unavailable import unavailable
 
 
 @pytest.fixture(scope="module")

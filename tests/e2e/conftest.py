@@ -7,7 +7,6 @@ Debian's ``etcd-server``) the tests skip, naming what is missing and how to get 
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import uuid
@@ -21,14 +20,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from e2e.cluster import ControlPlane, Tools, ToolsMissing, find_tools  # noqa: E402
+from tests.unavailable import unavailable  # noqa: E402
 
 _STARTED: list[ControlPlane] = []
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: the end-to-end tests may not be skipped)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +31,7 @@ def e2e_tools() -> Tools:
         return find_tools()
     except ToolsMissing as e:
         missing = str(e)
-    _unavailable(missing)
+    unavailable(missing)
     raise AssertionError("unreachable: skip/fail raise")
 
 

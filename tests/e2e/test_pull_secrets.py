@@ -21,10 +21,10 @@ from tests.registry.registry_harness import (
     Pusher,
     Registry,
     make_pki,
-    require_tool,
     start_registry,
 )
 from tests.server.harness import Webhook, make_certs, run_webhook
+from tests.unavailable import require_tool
 
 
 @pytest.fixture(scope="module")

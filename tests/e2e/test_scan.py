@@ -14,20 +14,25 @@ from e2e.cluster import ControlPlane
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def scan(cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PODINIT_")}
-    command = [
-        sys.executable,
-        "-m",
-        "webhook.cli.main",
-        "scan",
-        "--kubeconfig",
-        str(cp.kubeconfig),
-        *args,
-    ]
+def podinit(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it, with only the PODINIT_* settings given here."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PODINIT_")}
+    command = [sys.executable, "-m", "webhook.cli.main", *args]
     return subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
-    )
+        command, env={**environment, **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, check=False,
+    )  # fmt: skip
+
+
+def scan(cp: ControlPlane, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return podinit("scan", "--kubeconfig", str(cp.kubeconfig), *args, **env)
+
+
+def wait_for_default_account(cp: ControlPlane, namespace: str) -> None:
+    def exists() -> bool:
+        return cp.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0
+
+    cp.wait_for("the default ServiceAccount", exists, timeout=60)
 
 
 def pod(name: str, container: dict[str, Any], **metadata: Any) -> dict[str, Any]:
@@ -43,11 +48,7 @@ def test_scan_reports_the_decision_for_every_container_of_every_pod(
     control_plane: ControlPlane, namespace: str
 ) -> None:
     cp = control_plane
-    cp.wait_for(
-        "the default ServiceAccount",
-        lambda: cp.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0,
-        timeout=60,
-    )
+    wait_for_default_account(cp, namespace)
     for manifest in (
         pod("shell", {"command": ["sh", "-c", "sleep 1d"]}),
         pod("tini", {"command": ["/sbin/tini", "--", "app"]}),
@@ -81,11 +82,7 @@ def test_scan_with_an_unreachable_cluster_fails_with_a_message(tmp_path: Path) -
             }
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PODINIT_")}
-    command = [sys.executable, "-m", "webhook.cli.main", "scan", "--kubeconfig", str(kubeconfig)]
-    result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
-    )
+    result = podinit("scan", "--kubeconfig", str(kubeconfig))
     assert result.returncode == 1
     assert result.stderr.startswith("podinit: cannot list pods: ")
     assert "Traceback" not in result.stderr
@@ -100,62 +97,22 @@ def test_scan_writes_the_image_configs_it_found_for_inject_to_use_offline(
     try:
         Pusher(registry).image("team/app", "1", entrypoint=["/app"], cmd=["--serve"])
         image = f"{registry.host}/team/app:1"
-        cp = control_plane
-        cp.wait_for(
-            "the default ServiceAccount",
-            lambda: (
-                cp.kubectl("get", "sa", "default", "-n", namespace, check=False).returncode == 0
-            ),
-            timeout=60,
-        )
-        cp.kubectl(
-            "create", "-n", namespace, "-f", "-", input=json.dumps(pod("app", {"image": image}))
-        )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PODINIT_")}
-        env["PODINIT_INSECURE_REGISTRIES"] = json.dumps([registry.host])
-        command = [
-            sys.executable,
-            "-m",
-            "webhook.cli.main",
-            "scan",
-            "--kubeconfig",
-            str(cp.kubeconfig),
-        ]
-        result = subprocess.run(
-            [*command, "-n", namespace, "-o", "image-config"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=ROOT,
-            check=False,
-        )
+        wait_for_default_account(control_plane, namespace)
+        manifest = json.dumps(pod("app", {"image": image}))
+        control_plane.kubectl("create", "-n", namespace, "-f", "-", input=manifest)
+        insecure = json.dumps([registry.host])
+        result = scan(
+            control_plane, "-n", namespace, "-o", "image-config",
+            PODINIT_INSECURE_REGISTRIES=insecure,
+        )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        configs = tmp_path / "images.yaml"
-        configs.write_text(result.stdout)
-        manifest = tmp_path / "pod.yaml"
-        manifest.write_text(json.dumps(pod("app", {"image": image})))
-        injected = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "webhook.cli.main",
-                "inject",
-                "-f",
-                str(manifest),
-                "--offline",
-                "--image-config",
-                str(configs),
-                "-o",
-                "json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=ROOT,
-            check=True,
-        )
+        (tmp_path / "images.yaml").write_text(result.stdout)
+        (tmp_path / "pod.yaml").write_text(manifest)
+        injected = podinit(
+            "inject", "-f", str(tmp_path / "pod.yaml"), "--offline",
+            "--image-config", str(tmp_path / "images.yaml"), "-o", "json",
+        )  # fmt: skip
+        assert injected.returncode == 0, injected.stderr
         container = json.loads(injected.stdout)["spec"]["containers"][0]
         assert container["command"] == ["/podinit/podinit", "--", "/app"]
         assert container["args"] == ["--serve"]

@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,16 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from e2e.cluster import ControlPlane, mutating_webhook_configuration
+from e2e.cluster import ControlPlane, free_port, mutating_webhook_configuration
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "podinit-tls"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -10,7 +10,6 @@ import contextlib
 import os
 import queue
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.unavailable import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPERS = Path(__file__).resolve().parent / "helpers"
@@ -40,13 +41,7 @@ def scaled(n: int) -> int:
 
 def need_tool(tool: str, package: str) -> str:
     """The tool's path; a skip naming the Debian package, or a failure under CI."""
-    path = shutil.which(tool)
-    if path is None:
-        reason = f"needs {tool} (Debian package {package})"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
+    return require_tool(tool, package)
 
 
 def helper(name: str, *args: object) -> list[str]:

@@ -22,9 +22,10 @@ from registry_harness import (
     TokenSetup,
     free_port,
     make_pki,
-    require_tool,
     start_registry,
 )
+
+from tests.unavailable import require_tool
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import hashlib
 import http.server
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -24,24 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from tests.unavailable import require_tool
+
 REGISTRY_BIN = "/usr/bin/docker-registry"
-
-
-def require_tool(path: str, package: str) -> str:
-    """The tool's path; skip naming the Debian package if missing, but fail under CI."""
-    found = shutil.which(path) or (path if os.path.exists(path) else None)
-    if found:
-        return found
-    message = f"{path} not found: install the Debian package `{package}`"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def free_port() -> int:

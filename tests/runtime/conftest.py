@@ -22,14 +22,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from e2e.runtime import Runtime, RuntimeMissing, find_runtime  # noqa: E402
+from tests.unavailable import unavailable  # noqa: E402
 
 SETTINGS = InjectSettings()
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: the runtime tests may not be skipped)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +33,7 @@ def runtime() -> Runtime:
         return find_runtime()
     except RuntimeMissing as e:
         missing = str(e)
-    _unavailable(missing)
+    unavailable(missing)
     raise AssertionError("unreachable: skip/fail raise")
 
 
@@ -47,7 +42,7 @@ def podinit() -> Path:
     """The static init the copy container installs (PODINIT_BIN, default build/podinit)."""
     binary = Path(os.environ.get("PODINIT_BIN", ROOT / "build" / "podinit")).resolve()
     if not binary.is_file():
-        _unavailable(f"needs {binary} (make init)")
+        unavailable(f"needs {binary} (make init)")
     return binary
 
 
