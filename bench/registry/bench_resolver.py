@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "registry"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import registry_harness as h
+import tests.registry.registry_harness as h
 
 from webhook.registry import ImageResolver, ResolverSettings
 from webhook.registry.client import make_transport
