@@ -167,12 +167,16 @@ def runtime() -> None:
     if os.geteuid() != 0 or not shutil.which("runc") or not Path("/bin/busybox").exists():
         print("skipped: needs root and the Debian packages runc and busybox-static")
         return
+    binary = ROOT / "build" / "podinit"
+    if not binary.exists():
+        print("skipped: needs build/podinit (make init, with the Debian package musl-tools)")
+        return
     try:
         from e2e.runtime import stop_time_demo
     except ImportError:
         print("skipped: e2e/runtime.py is not available in this checkout")
         return
-    rows = stop_time_demo(ROOT / "build" / "podinit")
+    rows = stop_time_demo(binary)
     print(f"{'variant':62} {'stop after SIGTERM':>18} {'zombies':>8}")
     for row in rows:
         print(f"{row.variant:62} {row.stop_seconds:>17.3f}s {row.zombies:>8}")
