@@ -23,7 +23,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import tests.registry.registry_harness as h
-
 from webhook.registry import ImageResolver, ResolverSettings
 from webhook.registry.client import make_transport
 
