@@ -10,8 +10,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from webhook.core import ImageConfig, ImageOverride, InjectionMode, InjectSettings
 from webhook.core.settings import DEFAULT_KNOWN_INITS, LookupFailurePolicy
@@ -101,6 +106,15 @@ class Config(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings
 
+    @field_validator("port", mode="before")
+    @classmethod
+    def _not_a_service_link(cls, value: object) -> object:
+        """In a pod next to a Service named podinit, the kubelet sets PODINIT_PORT=tcp://IP:PORT
+        (Docker links); that is not our setting, so keep the default."""
+        if isinstance(value, str) and value.startswith("tcp://"):
+            return cls.model_fields["port"].default
+        return value
+
     @property
     def lookup_budget(self) -> float:
         """Seconds the registry may take within one admission, leaving time to answer."""
@@ -138,7 +152,7 @@ class Config(BaseSettings):
                 image_overrides=overrides,
             )
         except ValueError as error:
-            raise ConfigError(str(error)) from error
+            raise ConfigError(_setting_names(str(error))) from error
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -175,3 +189,18 @@ def load(config_file: Path | None = None, **flags: Any) -> Config:
             for e in error.errors()
         )
         raise ConfigError(problems) from error
+    except SettingsError as error:  # e.g. a list or map in the environment that is not JSON
+        raise ConfigError(_setting_names(str(error))) from error
+
+
+def read_setting_file(path: Path, setting: str) -> bytes:
+    """The contents of a file a setting names; a ConfigError naming both when unreadable."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{camel(setting)}: cannot read {path}: {error.strerror}") from error
+
+
+def _setting_names(text: str) -> str:
+    """Field names in a message, as the user writes them (camelCase)."""
+    return re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: camel(m[0]), text)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from webhook.config import Config
+from webhook.config import Config, read_setting_file
 from webhook.core import ImageResult, LookupFailure
 from webhook.registry import ImageResolver, Platform, PullSecrets, RegistryError, ResolverSettings
 
 
 def make_resolver(config: Config) -> ImageResolver:
-    ca = config.registry_ca_file.read_text() if config.registry_ca_file else None
+    ca_file = config.registry_ca_file
+    ca = read_setting_file(ca_file, "registry_ca_file").decode() if ca_file else None
     return ImageResolver(
         ResolverSettings(
             default_platform=Platform(
@@ -38,7 +39,7 @@ async def resolve_all(
     deadline: float,
 ) -> dict[str, ImageResult]:
     """Every image resolved concurrently; a registry error becomes that image's LookupFailure."""
-    platform = Platform(architecture=architecture)
+    platform = Platform(os=resolver.settings.default_platform.os, architecture=architecture)
     results: dict[str, ImageResult] = {}
     misses: list[str] = []
     for image in sorted(images):

@@ -44,5 +44,25 @@ def test_auto_mode_uses_image_volumes_from_kubernetes_1_35() -> None:
 
 
 def test_a_relative_mount_path_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="mount_path must be absolute"):
+    with pytest.raises(ConfigError, match="mountPath must be absolute"):
         load(mount_path="podinit").inject_settings()
+
+
+def test_a_kubelet_service_link_in_podinit_port_is_not_taken_for_the_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PODINIT_PORT", "tcp://10.96.0.12:443")  # a Service named podinit
+    assert load().port == 8443
+
+
+def test_a_list_setting_in_the_environment_that_is_not_json_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PODINIT_KNOWN_INITS", "tini")
+    with pytest.raises(ConfigError, match="knownInits"):
+        load()
+
+
+def test_invalid_names_are_reported_under_their_setting_names() -> None:
+    with pytest.raises(ConfigError, match="volumeName must be a DNS-1123 label"):
+        load(volume_name="Podinit_Vol").inject_settings()

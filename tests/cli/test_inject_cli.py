@@ -116,3 +116,33 @@ def test_an_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit) as exit_info:
         main(["inject", "-f", "-", "--bogus"])
     assert exit_info.value.code == 2
+
+
+def test_json_output_keeps_yaml_dates_as_strings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "pod.yaml").write_text(
+        POD.replace("metadata: {name: web}", "metadata: {name: web, labels: {since: 2024-01-01}}")
+    )
+    code, out, _ = run(capsys, "inject", "-f", str(tmp_path / "pod.yaml"), "-o", "json")
+    assert code == 0 and json.loads(out)["metadata"]["labels"]["since"] == "2024-01-01"
+
+
+def test_an_unreadable_docker_config_file_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pod.yaml").write_text(POD)
+    monkeypatch.setenv("PODINIT_DOCKER_CONFIG_FILE", str(tmp_path / "missing.json"))
+    code, _, err = run(capsys, "inject", "-f", str(tmp_path / "pod.yaml"))
+    assert code == 1
+    missing = tmp_path / "missing.json"
+    assert err == f"podinit: dockerConfigFile: cannot read {missing}: No such file or directory\n"
+
+
+def test_serve_without_its_certificate_files_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "tls.crt"
+    code = main(["serve", "--tls-cert-file", str(missing), "--tls-key-file", str(missing)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"podinit: tlsCertFile: cannot read {missing}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.helpers import SETTINGS, container, images, mutate, mutated, pod, status
+from tests.core.helpers import INIT, SETTINGS, container, images, mutate, mutated, pod, status
 from webhook.core import (
     ImageConfig,
     ImageOverride,
@@ -185,3 +185,54 @@ def test_malformed_pods_raise_invalid_pod_naming_the_field(bad: object, where: s
     with pytest.raises(InvalidPod) as error:
         mutate(bad, SETTINGS, {})
     assert error.value.where == where
+
+
+def test_a_sidecar_another_webhook_put_before_the_copy_container_is_moved_behind_it() -> None:
+    first = mutated(pod(container(command=["app"])))
+    proxy = container("proxy", command=["/proxy"], restartPolicy="Always")
+    first["spec"]["initContainers"].insert(0, proxy)  # what a later webhook may do
+    again = mutated(first)
+    assert [c["name"] for c in again["spec"]["initContainers"]] == ["podinit-install", "proxy"]
+    assert again["spec"]["initContainers"][1]["command"] == [INIT, "--", "/proxy"]
+    assert mutate(again, SETTINGS, {}).patch == []
+
+
+def test_paths_of_raw_block_devices_count_as_taken() -> None:
+    device = {"name": "disk", "devicePath": "/podinit"}
+    result = mutated(pod(container(command=["app"], volumeDevices=[device])))
+    assert result["spec"]["containers"][0]["command"][0] == "/podinit-1/podinit"
+
+
+def test_an_image_that_clears_its_entrypoint_runs_its_cmd_behind_the_init() -> None:
+    app = mutated(pod(container()), images(app=([""], ["/app", "serve"])))["spec"]["containers"][0]
+    assert app["command"] == [INIT, "--"]
+    assert app["args"] == ["/app", "serve"]
+
+
+def test_platform_notes_survive_a_second_pass() -> None:
+    lookup = {"example/app:1": ImageConfig(entrypoint=("/a",), note="arm64 differs")}
+    first = mutated(pod(container()), lookup)
+    assert mutate(first, SETTINGS, {}).patch == []
+
+
+def test_a_pod_with_null_metadata_gets_its_status_annotation() -> None:
+    original = pod(container(command=["app"]))
+    original["metadata"] = None
+    assert status(mutated(original))["containers"] == {"app": "injected"}
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("volume_name", "Podinit_Vol"),
+        ("copy_container_name", "Copy!"),
+        ("volume_size_limit", "lots"),
+        ("copy_memory", "16 MB"),
+        ("init_image", " "),
+    ],
+)
+def test_settings_that_would_make_every_mutated_pod_invalid_are_refused(
+    setting: str, value: str
+) -> None:
+    with pytest.raises(ValueError, match=setting):
+        InjectSettings(**{setting: value})

@@ -29,7 +29,8 @@ def original_argv(container: dict[str, Any], lookup: ImageLookup) -> list[str]:
         return command + (args or [])
     image = lookup[container["image"]]
     assert isinstance(image, ImageConfig)
-    return escape(image.entrypoint) + (args if args is not None else escape(image.cmd))
+    entrypoint = () if image.entrypoint == ("",) else image.entrypoint  # `ENTRYPOINT [""]`: none
+    return escape(entrypoint) + (args if args is not None else escape(image.cmd))
 
 
 @pytest.mark.parametrize("mode", MODES, ids=["copy", "image-volume"])

@@ -118,7 +118,7 @@ def write_documents(bodies: list[Any], output: str, out: TextIO) -> None:
         single = (
             bodies[0] if len(bodies) == 1 else {"apiVersion": "v1", "kind": "List", "items": bodies}
         )
-        out.write(json.dumps(single, indent=2) + "\n")
+        out.write(json.dumps(single, indent=2, default=str) + "\n")  # YAML dates, as kubectl
     else:
         yaml.safe_dump_all(bodies, out, sort_keys=False, explicit_start=len(bodies) > 1)
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from webhook.config import Config
+from webhook.config import Config, read_setting_file
 from webhook.core import ImageResult, LookupFailure
 from webhook.lookups import make_resolver, resolve_all
 from webhook.registry import ImageResolver
@@ -17,7 +17,7 @@ from webhook.registry import ImageResolver
 def docker_config(config: Config) -> bytes | None:
     """The configured dockerconfigjson, else the user's own Docker config if there is one."""
     if config.docker_config_file is not None:
-        return config.docker_config_file.read_bytes()
+        return read_setting_file(config.docker_config_file, "docker_config_file")
     home = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
     path = home / "config.json"
     return path.read_bytes() if path.is_file() else None

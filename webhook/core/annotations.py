@@ -13,9 +13,9 @@ STATUS = PREFIX + "status"  # written by podinit: JSON of what was done and why
 MIRROR = "kubernetes.io/config.mirror"
 
 # ASCII digits only: the init parses bytes '0'-'9', and Python's \d would accept others.
-_SECONDS = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,9})?$")
-_EXIT_PAIR = re.compile(r"^([0-9]{1,3}):([0-9]{1,3})$")
-_NUMBER = re.compile(r"^[0-9]{1,2}$")
+_SECONDS = re.compile(r"[0-9]{1,6}(\.[0-9]{1,9})?")
+_EXIT_PAIR = re.compile(r"([0-9]{1,3}):([0-9]{1,3})")
+_NUMBER = re.compile(r"[0-9]{1,2}")
 # The names the init knows (signal(7)), with their Linux numbers.
 _SIGNALS = {
     "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7,
@@ -46,7 +46,7 @@ def is_false(value: str) -> bool:
 
 def _signal(token: str) -> int | None:
     """`TERM`, `SIGTERM`, `term` or `15` as a number; None when the init would not know it."""
-    if _NUMBER.match(token):
+    if _NUMBER.fullmatch(token):
         number = int(token)
         return number if number <= _MAX_SIGNAL else None
     name = token.upper()
@@ -54,7 +54,7 @@ def _signal(token: str) -> int | None:
 
 
 def _seconds(key: str, value: str) -> str:
-    if not _SECONDS.match(value):
+    if not _SECONDS.fullmatch(value):
         raise BadOption(f"{key}: {value!r} is not a number of seconds (e.g. 5 or 2.5)")
     return value
 
@@ -74,7 +74,7 @@ def _rewrite(key: str, value: str) -> str:
 def _remap_exit(key: str, value: str) -> str:
     items = [item.strip() for item in value.split(",")]
     for item in items:
-        match = _EXIT_PAIR.match(item)
+        match = _EXIT_PAIR.fullmatch(item)
         if not match or int(match[1]) > 255 or int(match[2]) > 255:
             raise BadOption(f"{key}: {item!r} is not CODE:CODE with codes 0-255 (e.g. 143:0)")
     return ",".join(items)

@@ -49,7 +49,8 @@ def plan_wrap(slot: ContainerSlot, image: ImageConfig | None, init_path: str) ->
     if command is not None:
         return Wrap(command + (args or []), prefix, None)
     assert image is not None, "needs_image() containers are planned with their image config"
-    entrypoint = escape(image.entrypoint)
+    # `ENTRYPOINT [""]` is how a Dockerfile clears an inherited entrypoint: none at all.
+    entrypoint = escape(() if image.entrypoint == ("",) else image.entrypoint)
     if args is not None:
         return Wrap(entrypoint + args, prefix + entrypoint, None)
     cmd = escape(image.cmd)

@@ -72,6 +72,16 @@ class Layout:
         )
 
 
+def recorded_notes(pod: PodView) -> list[str]:
+    """The notes an earlier pass wrote ("container: note"), kept for containers it wrapped."""
+    try:
+        status = json.loads(pod.annotations.get(ann.STATUS) or "{}")
+    except ValueError:
+        return []
+    notes = status.get("notes") if isinstance(status, dict) else None
+    return [n for n in notes if isinstance(n, str)] if isinstance(notes, list) else []
+
+
 def _recorded(pod: PodView) -> dict[str, str] | None:
     """volume, mountPath (and copyContainer in copy mode) from an earlier pass, if sound."""
     text = pod.annotations.get(ann.STATUS)

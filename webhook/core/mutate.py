@@ -11,8 +11,8 @@ from webhook.core import annotations as ann
 from webhook.core.argv import is_wrapped, needs_image, plan_wrap, running_init
 from webhook.core.eligibility import architecture, candidates, pod_skip, silent_skip
 from webhook.core.images import ImageConfig, ImageLookup, LookupFailure, find_override
-from webhook.core.layout import Layout, copy_container_spec, volume_spec
-from webhook.core.patch import PatchOp, extend, set_key
+from webhook.core.layout import Layout, copy_container_spec, recorded_notes, volume_spec
+from webhook.core.patch import PatchOp, extend, move, set_key
 from webhook.core.podview import ContainerSlot, PodView, mappings
 from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
 
@@ -135,6 +135,7 @@ def _decide(plan: Plan, layout: Layout, images: ImageLookup) -> Mutation:
             continue
         if candidate.wrapped:
             decisions.append(Decision(slot.name, Outcome.INJECTED, code="already-wrapped"))
+            notes += [n for n in recorded_notes(view) if n.startswith(f"{slot.name}: ")]
             continue
         image = _image_config(slot, settings, images)
         if isinstance(image, LookupFailure):
@@ -225,6 +226,16 @@ def _pod_ops(view: PodView, layout: Layout, settings: InjectSettings) -> list[Pa
     if settings.injection_mode is InjectionMode.COPY and not layout.copy_exists:
         copy = copy_container_spec(layout, settings)
         ops += extend("/spec/initContainers", view.spec.get("initContainers"), [copy], at=0)
+    elif layout.copy_exists:
+        # Another webhook may have put its init container or sidecar before ours since the
+        # last pass; whatever runs /podinit/podinit must start after the copy.
+        index = next(
+            s.index
+            for s in view.slots
+            if s.field == "initContainers" and s.name == layout.copy_container
+        )
+        if index:
+            ops.append(move(f"/spec/initContainers/{index}", "/spec/initContainers/0"))
     return ops
 
 
@@ -234,7 +245,7 @@ def _status_ops(view: PodView, status: dict[str, Any]) -> list[PatchOp]:
         return []
     annotations = view.metadata.get("annotations")
     ops: list[PatchOp] = []
-    if "metadata" not in view.raw:
+    if not isinstance(view.raw.get("metadata"), dict):  # absent, or null in hand-written YAML
         ops.append({"op": "add", "path": "/metadata", "value": {}})
     ops.append(set_key("/metadata/annotations", annotations, ann.STATUS, text))
     return ops

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
-
-class PatchOp(TypedDict):
-    op: str
-    path: str
-    value: NotRequired[Any]
+# "from" is a Python keyword, hence the functional form.
+PatchOp = TypedDict(
+    "PatchOp", {"op": str, "path": str, "value": NotRequired[Any], "from": NotRequired[str]}
+)
 
 
 def pointer_token(key: str) -> str:
@@ -22,6 +21,10 @@ def pointer_token(key: str) -> str:
 
 def add(path: str, value: Any) -> PatchOp:
     return {"op": "add", "path": path, "value": value}
+
+
+def move(source: str, target: str) -> PatchOp:
+    return {"op": "move", "from": source, "path": target}
 
 
 def extend(

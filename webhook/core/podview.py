@@ -105,8 +105,11 @@ class PodView:
         return {slot.name for slot in self.slots}
 
     def mount_paths(self) -> set[str]:
+        """Paths any container already uses: mounts and raw block devices alike."""
         paths: set[str] = set()
         for slot in self.slots:
             mounts = mappings(slot.body.get("volumeMounts"), f"{slot.pointer}/volumeMounts")
             paths.update(m["mountPath"] for m in mounts if isinstance(m.get("mountPath"), str))
+            devices = mappings(slot.body.get("volumeDevices"), f"{slot.pointer}/volumeDevices")
+            paths.update(d["devicePath"] for d in devices if isinstance(d.get("devicePath"), str))
         return paths

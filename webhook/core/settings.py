@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -24,6 +25,11 @@ DEFAULT_KNOWN_INITS: tuple[str, ...] = (
     "init",
     "pid1",
 )
+
+
+# Room is left for the "-N" podinit appends when a pod already uses the name.
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,56}[a-z0-9])?")
+_QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
 
 
 class InjectionMode(StrEnum):
@@ -58,10 +64,28 @@ class InjectSettings:
     image_overrides: tuple[ImageOverride, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        """Settings that would make every mutated pod invalid are refused up front."""
         if not self.mount_path.startswith("/") or "$" in self.mount_path:
             raise ValueError(f"mount_path must be absolute and free of '$': {self.mount_path!r}")
         if self.run_as_user <= 0:
             raise ValueError("run_as_user must be a non-zero uid (Pod Security 'restricted')")
+        for name, value in (
+            ("volume_name", self.volume_name),
+            ("copy_container_name", self.copy_container_name),
+        ):
+            if not _LABEL.fullmatch(value):
+                raise ValueError(
+                    f"{name} must be a DNS-1123 label of at most 58 characters: {value!r}"
+                )
+        for name, value in (
+            ("volume_size_limit", self.volume_size_limit),
+            ("copy_cpu", self.copy_cpu),
+            ("copy_memory", self.copy_memory),
+        ):
+            if not _QUANTITY.fullmatch(value):
+                raise ValueError(f"{name} must be a Kubernetes quantity such as 8Mi: {value!r}")
+        if not self.init_image.strip():
+            raise ValueError("init_image must name an image")
 
     @property
     def init_path(self) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 from kubernetes.aio import client as kube
 
-from webhook.config import Config, ConfigError
+from webhook.config import Config, ConfigError, read_setting_file
 from webhook.kube import api_client, close
 from webhook.lookups import make_resolver
 from webhook.registry import ImageResolver
@@ -61,7 +61,8 @@ async def build(config: Config) -> AsyncIterator[Parts]:
         if api is not None and config.pull_secret_lookups
         else None
     )
-    extra = config.docker_config_file.read_bytes() if config.docker_config_file else None
+    docker_config = config.docker_config_file
+    extra = read_setting_file(docker_config, "docker_config_file") if docker_config else None
     admitter = Admitter(
         settings=settings,
         metrics=metrics,
@@ -103,6 +104,8 @@ def certificate_files(config: Config) -> tuple[Path, Path]:
         )
     if config.tls_cert_file is None or config.tls_key_file is None:
         raise ConfigError("tlsCertFile and tlsKeyFile are required with certificates: files")
+    read_setting_file(config.tls_cert_file, "tls_cert_file")
+    read_setting_file(config.tls_key_file, "tls_key_file")
     return config.tls_cert_file, config.tls_key_file
 
 
