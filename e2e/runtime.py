@@ -715,8 +715,14 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> An
 
 
 def orphans_settled(container: Container) -> bool:
-    """The example's orphans have all exited (whether or not anyone reaped them)."""
-    return not any(p.comm == "usleep" and p.state != "Z" for p in container.processes())
+    """The example's orphans have all exited (whether or not anyone reaped them).
+
+    Only once the app runs as `sleep`: the outer shell execs it after the inner one forked
+    the children, so before that "no usleep running" would be true too early.
+    """
+    processes = container.processes()
+    started = any(p.comm == "sleep" for p in processes)
+    return started and not any(p.comm == "usleep" and p.state != "Z" for p in processes)
 
 
 class DemoRow(NamedTuple):

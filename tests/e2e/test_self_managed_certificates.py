@@ -8,13 +8,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from e2e.cluster import ControlPlane, free_port, mutating_webhook_configuration
+from tests.server.harness import serve_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "podinit-tls"
@@ -40,16 +40,7 @@ def self_managed_webhook(
     log = tmp / f"webhook-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "webhook.cli.main",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            serve_argv(port),
             env=env,
             stdout=out,
             stderr=out,

@@ -73,6 +73,12 @@ class Webhook:
         ]
 
 
+def serve_argv(port: int, *extra: str) -> list[str]:
+    """`podinit serve` on 127.0.0.1:port, as the tests start it."""
+    serve = [sys.executable, "-m", "webhook.cli.main", "serve"]
+    return [*serve, "--host", "127.0.0.1", "--port", str(port), *extra]
+
+
 @contextmanager
 def run_webhook(
     certs: Certs,
@@ -89,20 +95,7 @@ def run_webhook(
         "PODINIT_TLS_RELOAD_SECONDS": "0.2",
         **(env or {}),
     }
-    command = [
-        sys.executable,
-        "-m",
-        "webhook.cli.main",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--tls-cert-file",
-        str(cert_file),
-        "--tls-key-file",
-        str(key_file),
-    ]
+    command = serve_argv(port, "--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file))
     with log_file.open("wb") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=log, cwd=ROOT)
     webhook = Webhook(f"https://127.0.0.1:{port}", certs.ca_file, process, log_file)
