@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from e2e.cluster import ControlPlane, mutating_webhook_configuration
@@ -18,13 +15,11 @@ from tests.registry.registry_harness import (
     PASSWORD,
     USER,
     Pki,
-    Pusher,
     Registry,
     make_pki,
-    start_registry,
+    start_basic_auth_registry,
 )
 from tests.server.harness import Webhook, make_certs, run_webhook
-from tests.unavailable import require_tool
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +29,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 def private_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Registry]:
-    htpasswd = require_tool("htpasswd", "apache2-utils")
-    directory = tmp_path_factory.mktemp("private-registry")
-    line = subprocess.run([htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True)
-    (directory / "htpasswd").write_bytes(line.stdout)
-    auth = {"htpasswd": {"realm": "basic-realm", "path": str(directory / "htpasswd")}}
-    registry = start_registry(directory, pki=pki, auth=auth)
-    pusher = Pusher(
-        registry,
-        verify=ssl.create_default_context(cafile=str(pki.ca_path)),
-        auth=httpx.BasicAuth(USER, PASSWORD),
-    )
+    registry, pusher = start_basic_auth_registry(tmp_path_factory.mktemp("private-registry"), pki)
     pusher.image("team/api", "1.0", entrypoint=["/api"], cmd=["--listen=:8080"])
     pusher.close()
     yield registry

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from registry_harness import (
     PASSWORD,
@@ -22,10 +20,9 @@ from registry_harness import (
     TokenSetup,
     free_port,
     make_pki,
+    start_basic_auth_registry,
     start_registry,
 )
-
-from tests.unavailable import require_tool
 
 
 @pytest.fixture(scope="session")
@@ -90,20 +87,7 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainImages]:
 @pytest.fixture(scope="session")
 def basic_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Registry]:
     """TLS (private CA) + htpasswd basic auth, holding private/app:1.0."""
-    htpasswd = require_tool("htpasswd", "apache2-utils")
-    directory = tmp_path_factory.mktemp("basic-registry")
-    line = subprocess.run([htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True)
-    (directory / "htpasswd").write_bytes(line.stdout)
-    registry = start_registry(
-        directory,
-        pki=pki,
-        auth={"htpasswd": {"realm": "basic-realm", "path": str(directory / "htpasswd")}},
-    )
-    pusher = Pusher(
-        registry,
-        verify=ssl.create_default_context(cafile=str(pki.ca_path)),
-        auth=httpx.BasicAuth(USER, PASSWORD),
-    )
+    registry, pusher = start_basic_auth_registry(tmp_path_factory.mktemp("basic-registry"), pki)
     try:
         pusher.image("private/app", "1.0", entrypoint=["/private"], cmd=["--secret"])
         yield registry

@@ -315,6 +315,18 @@ def start_registry(
     raise RuntimeError(f"docker-registry did not start:\n{last_error}")
 
 
+def start_basic_auth_registry(directory: Path, pki: Pki) -> tuple[Registry, Pusher]:
+    """TLS with the test CA and htpasswd basic auth for USER/PASSWORD, and a pusher for it."""
+    htpasswd = require_tool("htpasswd", "apache2-utils")
+    directory.mkdir(parents=True, exist_ok=True)
+    line = subprocess.run([htpasswd, "-Bbn", USER, PASSWORD], check=True, capture_output=True)
+    (directory / "htpasswd").write_bytes(line.stdout)
+    auth = {"htpasswd": {"realm": "basic-realm", "path": str(directory / "htpasswd")}}
+    registry = start_registry(directory, pki=pki, auth=auth)
+    verify = ssl.create_default_context(cafile=str(pki.ca_path))
+    return registry, Pusher(registry, verify=verify, auth=httpx.BasicAuth(USER, PASSWORD))
+
+
 def _wait_ready(registry: Registry, pki: Pki | None) -> bool:
     deadline = time.monotonic() + 20
     verify: Any = ssl.create_default_context(cafile=str(pki.ca_path)) if pki else False
