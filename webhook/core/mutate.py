@@ -64,20 +64,7 @@ class Plan:
     layout: Layout | None = None
     env: tuple[tuple[str, str], ...] = ()
     candidates: tuple[_Candidate, ...] = ()
-
-    @property
-    def images(self) -> frozenset[str]:
-        """The images whose ENTRYPOINT/CMD `decide` needs."""
-        return frozenset(
-            image
-            for c in self.candidates
-            if c.skip is None
-            and not c.wrapped
-            and needs_image(c.slot)
-            and isinstance(image := c.slot.body.get("image"), str)
-            and image
-            and find_override(image, self.settings.image_overrides) is None
-        )
+    images: frozenset[str] = frozenset()  # whose ENTRYPOINT/CMD `decide` needs
 
     @property
     def architecture(self) -> str:
@@ -114,7 +101,19 @@ def prepare(pod: object, settings: InjectSettings) -> Plan:
         _Candidate(slot, skip, skip is None and is_wrapped(slot, layout.init_path))
         for slot, skip in candidates(view, settings, ours=layout.ours)
     )
-    return Plan(view=view, settings=settings, layout=layout, env=tuple(env), candidates=found)
+    images = frozenset(
+        image
+        for c in found
+        if c.skip is None
+        and not c.wrapped
+        and needs_image(c.slot)
+        and isinstance(image := c.slot.body.get("image"), str)
+        and image
+        and find_override(image, settings.image_overrides) is None
+    )
+    return Plan(
+        view=view, settings=settings, layout=layout, env=tuple(env), candidates=found, images=images
+    )
 
 
 def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutation:
