@@ -7,7 +7,12 @@ PY     := $(VENV)/bin/python
 BUILD  ?= build
 PYTEST := $(PY) -m pytest -q
 
-.PHONY: help venv lint test test-py e2e-tools e2e demo bench bench-webhook bench-registry bench-runtime deploy-manifests clean
+# What the tests use from Debian: the static and arm64 init builds and runs, valgrind, a real
+# OCI runtime and rootfs, a real registry with htpasswd, and the benchmark's anchor inits.
+SYSTEM_PACKAGES := musl-tools qemu-user-static valgrind runc busybox-static docker-registry \
+                   apache2-utils tini dumb-init catatonit hyperfine
+
+.PHONY: help venv system-packages lint test test-py e2e-tools e2e demo bench bench-webhook bench-registry bench-runtime deploy-manifests clean
 
 help:
 	@echo "make demo       - serve the webhook locally over TLS, mutate realistic pods, run the shell-wrapped example"
@@ -23,6 +28,14 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Installs only what is missing, and only as root (CI and this project's machines are root).
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "as root, install the Debian packages:" $$missing; exit 0; fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
 lint: venv
 	$(VENV)/bin/ruff check webhook tests e2e bench demo scripts
 	$(VENV)/bin/ruff format --check webhook tests e2e bench demo scripts
@@ -36,7 +49,7 @@ include init/init.mk
 test-py: venv init
 	$(PYTEST) tests
 
-test: lint test-py test-init-sanitizers
+test: system-packages e2e-tools lint test-py test-init-sanitizers
 
 e2e-tools:
 	bash e2e/tools.sh
