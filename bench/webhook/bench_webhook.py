@@ -385,7 +385,7 @@ def cold_burst(server: Server, client: Any, ca_file: Path, body: bytes, n: int) 
         registry_fetches_total_after=int(after.get("podinit_registry_fetches_total", 0)),
         lookups_ok=ok,
         cache_hits=hits,
-        joined_in_flight=ok - hits - fetches,
+        joined_in_flight=delta("podinit_registry_joined_total"),
         outcomes=outcome_deltas(before, after),
         lookups={
             key.split('"')[1]: int(value - before.get(key, 0))

@@ -6,6 +6,7 @@ import copy
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     registry = start_registry(tmp_path_factory.mktemp("registry"))
     pusher = Pusher(registry)
     pusher.image("shop/api", "1.0", entrypoint=["/bin/sh", "-c", "exec api --port=$PORT"], cmd=None)
+    pusher.image("shop/burst", "1.0", entrypoint=["/burst"], cmd=None)
     pusher.image(
         "shop/tini", "1.0", entrypoint=["/usr/bin/tini", "--"], cmd=["worker"], docker=True
     )
@@ -145,3 +147,24 @@ def test_deny_mode_rejects_the_pod_naming_the_container(
     assert response["allowed"] is False
     assert response["status"]["code"] == 403
     assert response["status"]["message"].startswith("podinit: container c0: ")
+
+
+def metric(webhook: Webhook, name: str) -> float:
+    with webhook.client() as client:
+        lines = client.get("/metrics").text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(name + " "))
+
+
+def test_concurrent_admissions_of_one_uncached_image_share_one_fetch_and_metrics_say_so(
+    lookup_webhook: Webhook, registry: Registry
+) -> None:
+    names = ("registry_fetches", "registry_joined", "image_cache_hits")
+    before = {n: metric(lookup_webhook, f"podinit_{n}_total") for n in names}
+    body = pod(f"{registry.host}/shop/burst:1.0")
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda _: admit(lookup_webhook, body), range(20)))
+    assert [a["response"].get("warnings") for a in answers] == [None] * 20
+    after = {n: metric(lookup_webhook, f"podinit_{n}_total") - before[n] for n in names}
+    # One fetch; every other admission either joined it or came late enough to hit the cache.
+    assert after["registry_fetches"] == 1
+    assert after["registry_joined"] + after["image_cache_hits"] == 19, (before, after)

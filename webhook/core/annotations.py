@@ -97,7 +97,6 @@ _OPTIONS = {
     PREFIX + "verbose": ("PODINIT_VERBOSE", _flag),
     PREFIX + "single-child": ("PODINIT_SINGLE_CHILD", _flag),
 }
-OPTION_ANNOTATIONS = tuple(_OPTIONS)
 
 
 def init_env(annotations: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -31,6 +31,8 @@ class Layout:
     copy_container: str
     volume_exists: bool
     copy_exists: bool
+    # "container: note" lines an earlier pass wrote; kept for the containers it wrapped.
+    previous_notes: tuple[str, ...] = ()
 
     @property
     def init_path(self) -> str:
@@ -53,15 +55,20 @@ class Layout:
 
     @classmethod
     def of(cls, pod: PodView, settings: InjectSettings) -> Layout:
-        previous = _recorded(pod)
+        status = _previous_status(pod)
+        previous = _recorded(status)
         volumes = {v.get("name"): v for v in pod.volumes()}
         if previous and _is_ours(volumes.get(previous["volume"]), settings):
+            notes = status.get("notes")
             return cls(
                 volume=previous["volume"],
                 mount_path=previous["mountPath"],
                 copy_container=previous.get("copyContainer", settings.copy_container_name),
                 volume_exists=True,
                 copy_exists=previous.get("copyContainer") in pod.container_names(),
+                previous_notes=tuple(
+                    n for n in (notes if isinstance(notes, list) else []) if isinstance(n, str)
+                ),
             )
         return cls(
             volume=free_name(settings.volume_name, pod.volume_names()),
@@ -72,29 +79,23 @@ class Layout:
         )
 
 
-def recorded_notes(pod: PodView) -> list[str]:
-    """The notes an earlier pass wrote ("container: note"), kept for containers it wrapped."""
-    try:
-        status = json.loads(pod.annotations.get(ann.STATUS) or "{}")
-    except ValueError:
-        return []
-    notes = status.get("notes") if isinstance(status, dict) else None
-    return [n for n in notes if isinstance(n, str)] if isinstance(notes, list) else []
-
-
-def _recorded(pod: PodView) -> dict[str, str] | None:
-    """volume, mountPath (and copyContainer in copy mode) from an earlier pass, if sound."""
+def _previous_status(pod: PodView) -> dict[str, Any]:
+    """The status annotation an earlier pass wrote, parsed once; {} when absent or unsound."""
     text = pod.annotations.get(ann.STATUS)
     if not text:
-        return None
+        return {}
     try:
         status = json.loads(text)
     except ValueError:
-        return None
-    if not isinstance(status, dict):
-        return None
-    names = {key: status[key] for key in ("volume", "mountPath", "copyContainer") if key in status}
-    if not all(isinstance(value, str) and value for value in names.values()):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def _recorded(status: dict[str, Any]) -> dict[str, str] | None:
+    """volume, mountPath (and copyContainer in copy mode) from an earlier pass, if sound."""
+    keys = ("volume", "mountPath", "copyContainer")
+    names: dict[str, str] = {k: status[k] for k in keys if isinstance(status.get(k), str)}
+    if any(k in status and not names.get(k) for k in keys):
         return None
     mount = names.get("mountPath", "")
     if "volume" not in names or not mount.startswith("/") or "$" in mount:

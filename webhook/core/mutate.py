@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -11,7 +11,7 @@ from webhook.core import annotations as ann
 from webhook.core.argv import is_wrapped, needs_image, plan_wrap, running_init
 from webhook.core.eligibility import architecture, candidates, pod_skip, silent_skip
 from webhook.core.images import ImageConfig, ImageLookup, LookupFailure, find_override
-from webhook.core.layout import Layout, copy_container_spec, recorded_notes, volume_spec
+from webhook.core.layout import Layout, copy_container_spec, volume_spec
 from webhook.core.patch import PatchOp, extend, move, set_key
 from webhook.core.podview import ContainerSlot, PodView, mappings
 from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
@@ -40,7 +40,6 @@ class Mutation:
     pod_reason: str | None = None  # why the whole pod was left alone
     warnings: tuple[str, ...] = ()
     denied: str | None = None  # set only with onLookupFailure: deny
-    notes: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +133,7 @@ def _decide(plan: Plan, layout: Layout, images: ImageLookup) -> Mutation:
             continue
         if candidate.wrapped:
             decisions.append(Decision(slot.name, Outcome.INJECTED, code="already-wrapped"))
-            notes += [n for n in recorded_notes(view) if n.startswith(f"{slot.name}: ")]
+            notes += [n for n in layout.previous_notes if n.startswith(f"{slot.name}: ")]
             continue
         image = _image_config(slot, settings, images)
         if isinstance(image, LookupFailure):
@@ -175,7 +174,6 @@ def _decide(plan: Plan, layout: Layout, images: ImageLookup) -> Mutation:
             _warning(f"podinit: {d.container} not wrapped: {d.reason}") for d in failures
         ),
         denied=denied,
-        notes=tuple(notes),
     )
 
 

@@ -33,6 +33,16 @@ class _ResolverCollector(Collector):
         yield CounterMetricFamily(
             "podinit_registry_fetches", "Registry fetch sequences started", value=self.stats.fetches
         )
+        yield CounterMetricFamily(
+            "podinit_registry_joined",
+            "Lookups that waited on a fetch another admission had started (single flight)",
+            value=self.stats.joined,
+        )
+        yield CounterMetricFamily(
+            "podinit_registry_negative_hits",
+            "Lookups answered by a recently remembered failure",
+            value=self.stats.negative_hits,
+        )
 
 
 class Metrics:

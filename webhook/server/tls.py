@@ -22,7 +22,6 @@ class CertReloader:
         self.cert_file = cert_file
         self.key_file = key_file
         self.loaded_digest: str | None = None
-        self.reloads = 0
 
     @property
     def ready(self) -> bool:
@@ -51,11 +50,9 @@ class CertReloader:
         if self._digest() != before:  # files changed while loading: try again next tick
             return False
         self.context.load_cert_chain(self.cert_file, self.key_file)
-        first = self.loaded_digest is None
-        self.loaded_digest = before
-        if not first:
-            self.reloads += 1
+        if self.loaded_digest is not None:
             log.info("serving certificate reloaded")
+        self.loaded_digest = before
         return True
 
     async def watch(self, interval: float) -> None:
