@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import jsonpatch
 import yaml
 
 from webhook.server.certs import new_ca, new_serving
+from webhook.server.review import pod_review
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -96,21 +96,6 @@ def start_webhook(directory: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     raise SystemExit(f"the webhook did not start:\n{(directory / 'webhook.log').read_text()}")
 
 
-def review(pod: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": pod["metadata"].get("namespace", "default"),
-            "operation": "CREATE",
-            "object": pod,
-        },
-    }
-
-
 def show(pod: dict[str, Any], answer: dict[str, Any], elapsed: float) -> None:
     response = answer["response"]
     name = pod["metadata"].get("name") or pod["metadata"]["generateName"] + "<generated>"
@@ -152,7 +137,8 @@ def admissions(url: str, ca: Path) -> None:
     with httpx.Client(base_url=url, verify=context) as client:
         for pod in yaml.safe_load_all((HERE / "pods.yaml").read_text()):
             started = time.perf_counter()
-            answer = client.post("/mutate", json=review(pod)).json()
+            namespace = pod["metadata"].get("namespace", "default")
+            answer = client.post("/mutate", json=pod_review(pod, namespace=namespace)).json()
             show(pod, answer, time.perf_counter() - started)
         metrics = [
             line

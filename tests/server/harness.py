@@ -11,7 +11,6 @@ import ssl
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from typing import Any
 
 import httpx
 import trustme
+
+from webhook.server.review import pod_review
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,21 +127,7 @@ def _wait_ready(webhook: Webhook) -> None:
     raise RuntimeError(f"podinit serve not ready in 30s: {webhook.log_file.read_text()}")
 
 
-def review(
-    pod: dict[str, Any], *, operation: str = "CREATE", namespace: str = "default"
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": operation,
-            "object": pod,
-        },
-    }
+review = pod_review
 
 
 def decoded_patch(response: dict[str, Any]) -> list[dict[str, Any]]:
