@@ -6,11 +6,13 @@ What runs (all on 127.0.0.1, everything started and stopped by this script):
 - a no-op FastAPI app (below: read the body, orjson-parse it, answer a small AdmissionReview
   echoing the uid) served through `webhook.server.serve.uvicorn_config` on uvloop, i.e. the
   same TLS, loop and HTTP settings as `podinit serve`;
-- optionally (--uvloop) the no-op on the stdlib asyncio loop too, as a diagnostic.
+- the same no-op as a plain ASGI app (how podinit serves /mutate), as a diagnostic;
+- optionally (--uvloop) the FastAPI no-op on the stdlib asyncio loop too, as a diagnostic.
 
 Load: vegeta (built with `go install` into $PODINIT_TOOLS_CACHE if missing), HTTP/1.1 with
-keep-alive, the same ~8 KB AdmissionReview of a 3-container pod whose two looked-up images are
-already cached. Per server and round: saturation (closed loop, --workers in flight) then a
+keep-alive, --replicas ~8 KB AdmissionReviews in turn: the replicas of one 3-container
+Deployment pod as the apiserver sends them (each its own request uid and ServiceAccount token
+volume name), whose two looked-up images are already cached. Per server and round: saturation (closed loop, --workers in flight) then a
 fixed rates (--rate and --extra-rates, open loop). Rounds alternate the servers; the least
 disturbed round is reported (the machine is shared), with every round's numbers beside it.
 Then: --burst concurrent admissions of one image nobody looked up yet, on pre-opened TLS
@@ -80,6 +82,37 @@ def _noop_app() -> Any:
     return app
 
 
+def _raw_noop_app() -> Any:
+    """The same no-op work as a plain ASGI app, the way podinit serves /mutate: the floor of
+    the stack without FastAPI (diagnostic)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if scope["path"] == "/readyz":
+            answer = b"ok"
+        else:
+            review = orjson.loads(body)
+            answer = orjson.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "response": {"uid": review["request"]["uid"], "allowed": True},
+                }
+            )
+        headers = [(b"content-type", JSON.encode()), (b"content-length", b"%d" % len(answer))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    return app
+
+
 def _run(main: Any, loop: str) -> None:
     if loop == "uvloop":
         import uvloop
@@ -103,10 +136,9 @@ def serve_child(args: argparse.Namespace) -> None:
         tls_cert_file=Path(args.cert),
         tls_key_file=Path(args.key),
     )
-    if args.app == "noop":
-        # whatever uvicorn_config takes today: (app, config) or (app, config, cert, key)
-        extra = serving.certificate_files(config) if hasattr(serving, "certificate_files") else ()
-        server_config = serving.uvicorn_config(_noop_app(), config, *extra)
+    if args.app in ("noop", "rawnoop"):
+        app = _noop_app() if args.app == "noop" else _raw_noop_app()
+        server_config = serving.uvicorn_config(app, config, *serving.certificate_files(config))
         main = uvicorn.Server(server_config).serve()
     else:
         main = serving.serve(config)  # the real server, only on another loop
@@ -252,7 +284,7 @@ def cpu_seconds(pid: int) -> float:
 def attack(
     tool: str,
     server: Server,
-    body_file: Path,
+    body_files: list[Path],
     ca_file: Path,
     tmp: Path,
     *,
@@ -263,7 +295,13 @@ def attack(
     timeout: float,
 ) -> Run:
     targets = tmp / "targets.txt"
-    targets.write_text(f"POST {server.url}/mutate\nContent-Type: application/json\n@{body_file}\n")
+    # vegeta sends the targets in turn
+    targets.write_text(
+        "\n".join(
+            f"POST {server.url}/mutate\nContent-Type: application/json\n@{body}\n"
+            for body in body_files
+        )
+    )
     flags = [
         f"-targets={targets}",
         f"-root-certs={ca_file}",
@@ -446,6 +484,7 @@ LABELS = {
     "noop-uvloop": "FastAPI no-op on uvloop (baseline: the stack of podinit serve)",
     "podinit": "podinit /mutate, 3-container pod, cache hit",
     "noop": "FastAPI no-op on the stdlib asyncio loop (diagnostic)",
+    "rawnoop-uvloop": "plain ASGI no-op on uvloop (diagnostic: the stack without FastAPI)",
 }
 
 
@@ -562,10 +601,13 @@ def markdown(
 started as the tests start it) and, in the same run, a FastAPI no-op (reads the body, parses
 it with orjson, answers a small AdmissionReview echoing the uid) served through the same
 `uvicorn_config()` on the same uvloop event loop as `podinit serve`.
-Both get the same {meta["body_bytes"]}-byte AdmissionReview: a 3-container Deployment pod
-(two containers without `command` whose images are in a local `docker-registry` and were
-looked up once before measuring, i.e. cache hits; one sidecar with a `command`) with labels,
-annotations, managedFields, env, probes, resources. Load from vegeta {VEGETA_VERSION}:
+All get the same {args.replicas} AdmissionReviews in turn ({meta["body_bytes"]} bytes each): the
+replicas of a 3-container Deployment pod (two containers without `command` whose images are in
+a local `docker-registry` and were looked up once before measuring, i.e. cache hits; one
+sidecar with a `command`) with labels, annotations, managedFields, env, probes, resources;
+like the apiserver's, each has its own request uid and ServiceAccount token volume name
+(`kube-api-access-xxxxx`), so no two admissions are byte-identical. A plain ASGI no-op (the
+same work without FastAPI, the way podinit serves `/mutate`) runs as a diagnostic. Load from vegeta {VEGETA_VERSION}:
 saturation = {args.workers} requests in flight, closed loop, {args.duration:g} s; fixed rates
 {", ".join(f"{r}/s" for r in rates(args))}, open loop (at most 256 in flight, so an overloaded
 server shows as a rate not reached), {args.duration:g} s each. {args.rounds} rounds alternating
@@ -638,7 +680,7 @@ def write_doc(path: Path, section: str) -> None:
 
 def bench(args: argparse.Namespace) -> int:
     import httpx
-    from pod import realistic_pod, review_bytes
+    from pod import realistic_pod, replica_reviews, review_bytes
 
     from tests.registry.registry_harness import Pusher, start_registry
     from tests.server.harness import make_certs
@@ -665,17 +707,20 @@ def bench(args: argparse.Namespace) -> int:
         pusher.image("shop/cold", "1.0", entrypoint=["/usr/local/bin/cold"], cmd=None)
         pusher.close()
         api, worker = f"{registry.host}/shop/api:1.0", f"{registry.host}/shop/worker:2.3"
-        body = review_bytes(realistic_pod(api, worker))
+        bodies = replica_reviews(api, worker, args.replicas)
+        body = bodies[0]
         cold_body = review_bytes(realistic_pod(f"{registry.host}/shop/cold:1.0", worker))
-        body_file = tmp / "review.json"
-        body_file.write_bytes(body)
+        body_files = []
+        for number, replica in enumerate(bodies):
+            body_files.append(tmp / f"review-{number}.json")
+            body_files[-1].write_bytes(replica)
 
         cert_file, key_file = certs.issue("serving")
         podinit_env = {
             "PODINIT_INSECURE_REGISTRIES": json.dumps([registry.host]),
             "PODINIT_TIMEOUT_SECONDS": str(int(args.timeout)),
         }
-        names = ["noop-uvloop", "podinit"] + (["noop"] if args.uvloop else [])
+        names = ["noop-uvloop", "podinit", "rawnoop-uvloop"] + (["noop"] if args.uvloop else [])
         servers: dict[str, Server] = {}
         for name in names:
             port = _free_port()
@@ -717,14 +762,14 @@ def bench(args: argparse.Namespace) -> int:
         for round_ in range(args.rounds):
             for name, server in servers.items():
                 # a short warm-up so every round starts with open connections and warm caches
-                attack(tool, server, body_file, certs.ca_file, tmp, mode="saturation",
+                attack(tool, server, body_files, certs.ca_file, tmp, mode="saturation",
                        duration=1, rate=args.rate, workers=args.workers, timeout=args.timeout)  # fmt: skip
                 for mode in ["saturation", *(f"rate@{r}" for r in rates(args))]:
                     before = server.metrics(client) if server.has_metrics else {}
                     run = attack(
                         tool,
                         server,
-                        body_file,
+                        body_files,
                         certs.ca_file,
                         tmp,
                         mode=mode.partition("@")[0],
@@ -800,7 +845,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command")
     child = sub.add_parser("_serve", help="internal: run one server")
-    child.add_argument("--app", choices=["noop", "podinit"], required=True)
+    child.add_argument("--app", choices=["noop", "rawnoop", "podinit"], required=True)
     child.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     child.add_argument("--port", type=int, required=True)
     child.add_argument("--cert", required=True)
@@ -811,6 +856,7 @@ def main() -> int:
     parser.add_argument("--extra-rates", default="250", help="more fixed rates, comma-separated")
     parser.add_argument("--workers", type=int, default=8, help="in flight at saturation")
     parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--replicas", type=int, default=200, help="distinct reviews, in turn")
     parser.add_argument("--timeout", type=float, default=5, help="webhook timeoutSeconds")
     parser.add_argument("--no-uvloop", dest="uvloop", action="store_false",
                         help="skip the diagnostic asyncio-loop no-op")  # fmt: skip

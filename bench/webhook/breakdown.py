@@ -52,7 +52,7 @@ async def measure(body: bytes, host: str, n: int, repeat: int) -> list[tuple[str
     from webhook.server import logs
     from webhook.server.admission import Admitter
     from webhook.server.metrics import Metrics
-    from webhook.server.review import parse, respond
+    from webhook.server.review import encode_patch, parse, respond
 
     config = load(None, insecure_registries=[host])
     logs.setup(config.log_level)
@@ -128,7 +128,7 @@ async def measure(body: bytes, host: str, n: int, repeat: int) -> list[tuple[str
                 n,
                 repeat,
                 lambda: orjson.dumps(
-                    respond("uid", patch=mutation.patch, warnings=mutation.warnings)
+                    respond("uid", patch=encode_patch(mutation.patch), warnings=mutation.warnings)
                 ),
             ),
         ),

@@ -8,6 +8,7 @@ apiserver fills in are all there, so parsing and copying cost what they cost in 
 
 from __future__ import annotations
 
+import random
 import uuid
 from typing import Any
 
@@ -47,7 +48,7 @@ def _probe(path: str, port: int, delay: int) -> dict[str, Any]:
     }
 
 
-def _container(name: str, image: str, **extra: Any) -> dict[str, Any]:
+def _container(name: str, image: str, token_volume: str, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
         "image": image,
@@ -59,7 +60,7 @@ def _container(name: str, image: str, **extra: Any) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "config", "mountPath": "/etc/shop", "readOnly": True},
             {
-                "name": "kube-api-access-x7k2p",
+                "name": token_volume,
                 "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
                 "readOnly": True,
             },
@@ -76,7 +77,11 @@ def _container(name: str, image: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def realistic_pod(api_image: str, worker_image: str) -> dict[str, Any]:
+def realistic_pod(
+    api_image: str, worker_image: str, *, token_volume: str = "kube-api-access-x7k2p"
+) -> dict[str, Any]:
+    """One replica; the ServiceAccount admission plugin names `token_volume` per pod, before
+    webhooks see it (kube-api-access-<5 random characters>)."""
     labels = {
         "app.kubernetes.io/name": "shop",
         "app.kubernetes.io/instance": "shop-prod",
@@ -146,7 +151,7 @@ def realistic_pod(api_image: str, worker_image: str) -> dict[str, Any]:
             "volumes": [
                 {"name": "config", "configMap": {"name": "shop-config", "defaultMode": 420}},
                 {
-                    "name": "kube-api-access-x7k2p",
+                    "name": token_volume,
                     "projected": {
                         "sources": [
                             {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
@@ -165,6 +170,7 @@ def realistic_pod(api_image: str, worker_image: str) -> dict[str, Any]:
                 _container(
                     "api",
                     api_image,
+                    token_volume,
                     args=["--port=8080", "--log-format=json"],
                     ports=[
                         {"name": "http", "containerPort": 8080, "protocol": "TCP"},
@@ -177,6 +183,7 @@ def realistic_pod(api_image: str, worker_image: str) -> dict[str, Any]:
                 _container(
                     "worker",
                     worker_image,
+                    token_volume,
                     env=_env("WORKER", 8),
                     livenessProbe={
                         "exec": {"command": ["/bin/worker", "health"]},
@@ -189,6 +196,7 @@ def realistic_pod(api_image: str, worker_image: str) -> dict[str, Any]:
                 _container(
                     "envoy",
                     "docker.io/envoyproxy/envoy:v1.31.2",
+                    token_volume,
                     command=["/usr/local/bin/envoy"],
                     args=["-c", "/etc/envoy/envoy.yaml", "--log-level", "warn"],
                     ports=[{"name": "proxy", "containerPort": 15001, "protocol": "TCP"}],
@@ -269,3 +277,20 @@ def review_bytes(pod: dict[str, Any], *, namespace: str = "shop") -> bytes:
             },
         }
     )
+
+
+def replica_reviews(api_image: str, worker_image: str, count: int) -> list[bytes]:
+    """The reviews a ReplicaSet scaling by `count` sends: the same template, but each pod has
+    its own request uid and ServiceAccount token volume name, as in a cluster."""
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"  # the apiserver's name-suffix alphabet
+    chosen = random.Random(count)
+    return [
+        review_bytes(
+            realistic_pod(
+                api_image,
+                worker_image,
+                token_volume="kube-api-access-" + "".join(chosen.choices(alphabet, k=5)),
+            )
+        )
+        for _ in range(count)
+    ]

@@ -364,6 +364,47 @@ def test_a_result_fetched_anonymously_is_shared_with_requests_that_carry_credent
     run(body, insecure=(host,))
 
 
+def test_the_synchronous_cache_probe_answers_a_repeated_hit_until_the_tag_goes_stale(
+    plain: PlainImages,
+) -> None:
+    host = plain.registry.host
+    image = f"{host}/app/single:1.0"
+
+    async def body(resolver: ImageResolver, transport: CountingTransport) -> None:
+        assert resolver.cached(image) is None
+        first = await resolver.resolve(image, timeout=10)
+        assert resolver.cached(image) == first
+        assert resolver.cached(image) == first
+        await asyncio.sleep(0.3)
+        assert resolver.cached(image) is None  # stale: the caller must revalidate
+        before = len(transport.seen)
+        assert await resolver.resolve(image, timeout=10) == first
+        assert [m for m, _, _ in transport.seen[before:]] == ["HEAD"]
+        assert resolver.cached(image) == first
+        assert resolver.stats.cache_hits == 3
+
+    run(body, insecure=(host,), tag_ttl=0.2)
+
+
+def test_the_synchronous_cache_probe_never_gives_a_private_answer_to_other_credentials(
+    basic_registry: Registry, pki: Pki
+) -> None:
+    host = basic_registry.host
+    image = f"{host}/private/app:1.0"
+
+    async def body(resolver: ImageResolver, _: CountingTransport) -> None:
+        owner = [docker_config(host)]
+        found = await resolver.resolve(image, pull_secrets=owner, timeout=10)
+        assert resolver.cached(image, pull_secrets=owner) == found
+        assert resolver.cached(image) is None
+        assert resolver.cached(image, pull_secrets=[docker_config(host, password="guess")]) is None
+        # Payloads with the same credential: the same answer (the cache is scoped by it).
+        same = [docker_config(host, user=USER, password=PASSWORD)]
+        assert resolver.cached(image, pull_secrets=same) == found
+
+    run(body, pki=pki)
+
+
 def test_settings_are_plain_frozen_data() -> None:
     settings = ResolverSettings()
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import socket
+import ssl
 from typing import Any
 
 import jsonpatch
@@ -131,3 +133,64 @@ def test_admissions_that_warn_are_logged_as_json_carrying_the_request_uid(webhoo
         client.post("/mutate", json=body)
     uids = [entry.get("uid") for entry in webhook.logs()]
     assert body["request"]["uid"] in uids
+
+
+def test_other_methods_on_mutate_get_405_naming_post(webhook: Webhook) -> None:
+    with webhook.client() as client:
+        answer = client.get("/mutate")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
+    assert "use POST" in answer.json()["error"]
+
+
+def test_answers_carry_their_length_instead_of_chunked_encoding(webhook: Webhook) -> None:
+    with webhook.client() as client:
+        answer = client.post("/mutate", json=review(POD))
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    assert "transfer-encoding" not in answer.headers
+
+
+def test_a_client_that_hangs_up_mid_body_leaves_the_server_answering(webhook: Webhook) -> None:
+    host, port = webhook.url.removeprefix("https://").split(":")
+    context = ssl.create_default_context(cafile=str(webhook.ca_file))
+    with (
+        socket.create_connection((host, int(port))) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(
+            b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 5000\r\n\r\n" + b'{"apiVersion": "admission.k8s.io/v1"'
+        )
+    with webhook.client() as client:
+        assert client.post("/mutate", json=review(POD)).status_code == 200
+    assert webhook.process.poll() is None
+    assert not [e for e in webhook.logs() if e.get("level") == "error"]
+
+
+def _samples(text: str) -> dict[str, float]:
+    return {
+        line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def test_metrics_count_every_admission_and_container_exactly(webhook: Webhook) -> None:
+    mutated = 'podinit_admissions_total{outcome="mutated"}'
+    wrapped = 'podinit_containers_total{outcome="injected",reason="wrapped"}'
+    count = "podinit_admission_duration_seconds_count"
+    every = 'podinit_admission_duration_seconds_bucket{le="+Inf"}'
+    with webhook.client() as client:
+        before = _samples(client.get("/metrics").text)
+        for _ in range(5):
+            client.post("/mutate", json=review(POD))
+        client.post("/mutate", content=b"{not json")
+        after = _samples(client.get("/metrics").text)
+    assert after[mutated] - before.get(mutated, 0) == 5
+    assert after[wrapped] - before.get(wrapped, 0) == 5
+    assert after[count] - before.get(count, 0) == 5  # bad requests are not admissions timed
+    assert after[every] == after[count]
+    bad = 'podinit_admissions_total{outcome="bad-request"}'
+    assert after[bad] - before.get(bad, 0) == 1
+    buckets = [v for k, v in after.items() if k.startswith("podinit_admission_duration_seconds_b")]
+    assert buckets == sorted(buckets)  # cumulative

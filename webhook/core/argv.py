@@ -11,7 +11,7 @@ import fnmatch
 import functools
 import posixpath
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from webhook.core.images import ImageConfig
 from webhook.core.podview import ContainerSlot
@@ -25,11 +25,10 @@ def escape(strings: tuple[str, ...] | list[str]) -> list[str]:
 
 def needs_image(slot: ContainerSlot) -> bool:
     """Only a container without `command` depends on the image's ENTRYPOINT."""
-    return slot.strings("command") is None
+    return slot.command is None
 
 
-@dataclass(frozen=True, slots=True)
-class Wrap:
+class Wrap(NamedTuple):
     """How one container's argv changes.
 
     `command_items` go in front of the existing command (or become the command when there is
@@ -43,8 +42,8 @@ class Wrap:
 
 def plan_wrap(slot: ContainerSlot, image: ImageConfig | None, init_path: str) -> Wrap:
     """`image` must be given when `needs_image(slot)`."""
-    command = slot.strings("command")
-    args = slot.strings("args")
+    command = slot.command
+    args = slot.args
     prefix = [init_path, SEPARATOR]
     if command is not None:
         return Wrap(command + (args or []), prefix, None)
@@ -72,5 +71,5 @@ def running_init(argv: list[str], known_inits: tuple[str, ...]) -> str | None:
 
 
 def is_wrapped(slot: ContainerSlot, init_path: str) -> bool:
-    command = slot.strings("command") or []
+    command = slot.command or []
     return command[:2] == [init_path, SEPARATOR]

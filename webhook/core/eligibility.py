@@ -43,12 +43,13 @@ def is_windows(pod: PodView) -> bool:
     security = mapping(pod.spec.get("securityContext"), "/spec/securityContext")
     if security.get("windowsOptions"):
         return True
-    return any(
-        mapping(slot.body.get("securityContext"), f"{slot.pointer}/securityContext").get(
+    for slot in pod.slots:
+        context = slot.body.get("securityContext")
+        if context is not None and mapping(context, f"{slot.pointer}/securityContext").get(
             "windowsOptions"
-        )
-        for slot in pod.slots
-    )
+        ):
+            return True
+    return False
 
 
 def required_label_values(spec: Mapping[str, Any], label: str) -> set[str] | None:

@@ -56,9 +56,8 @@ class Layout:
     @classmethod
     def of(cls, pod: PodView, settings: InjectSettings) -> Layout:
         status = _previous_status(pod)
-        previous = _recorded(status)
-        volumes = {v.get("name"): v for v in pod.volumes()}
-        if previous and _is_ours(volumes.get(previous["volume"]), settings):
+        previous = _recorded(status) if status else None
+        if previous and _is_ours(_volume(pod, previous["volume"]), settings):
             notes = status.get("notes")
             return cls(
                 volume=previous["volume"],
@@ -101,6 +100,10 @@ def _recorded(status: dict[str, Any]) -> dict[str, str] | None:
     if "volume" not in names or not mount.startswith("/") or "$" in mount:
         return None
     return names
+
+
+def _volume(pod: PodView, name: str) -> Mapping[str, Any] | None:
+    return next((v for v in pod.volumes() if v.get("name") == name), None)
 
 
 def _is_ours(volume: Mapping[str, Any] | None, settings: InjectSettings) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from webhook.core import annotations as ann
 from webhook.core.argv import is_wrapped, needs_image, plan_wrap, running_init
@@ -25,8 +26,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # should have been wrapped but could not be (no image config, ...)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     container: str
     outcome: Outcome
     reason: str = ""
@@ -42,8 +42,7 @@ class Mutation:
     denied: str | None = None  # set only with onLookupFailure: deny
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
+class _Candidate(NamedTuple):
     slot: ContainerSlot
     skip: str | None  # opted out
     wrapped: bool  # already runs behind our init
@@ -200,16 +199,17 @@ def _wrap_ops(
     env: tuple[tuple[str, str], ...],
 ) -> list[PatchOp]:
     base = slot.pointer
-    ops = extend(f"{base}/command", slot.strings("command"), command_items, at=0)
+    ops = extend(f"{base}/command", slot.command, command_items, at=0)
     if new_args is not None:
-        ops += extend(f"{base}/args", slot.strings("args"), new_args, at=None)
+        ops += extend(f"{base}/args", slot.args, new_args, at=None)
     mounts = slot.body.get("volumeMounts")
     mount = {"name": layout.volume, "mountPath": layout.mount_path, "readOnly": True}
     ops += extend(f"{base}/volumeMounts", mounts, [mount], at=None)
-    present = slot.body.get("env")
-    have = {e.get("name") for e in mappings(present, f"{base}/env")}
-    wanted = [{"name": name, "value": value} for name, value in env if name not in have]
-    ops += extend(f"{base}/env", present, wanted, at=None)
+    if env:
+        present = slot.body.get("env")
+        have = {e.get("name") for e in mappings(present, f"{base}/env")}
+        wanted = [{"name": name, "value": value} for name, value in env if name not in have]
+        ops += extend(f"{base}/env", present, wanted, at=None)
     return ops
 
 
@@ -227,7 +227,7 @@ def _pod_ops(view: PodView, layout: Layout, settings: InjectSettings) -> list[Pa
         # Another webhook may have put its init container or sidecar before ours since the
         # last pass; whatever runs /podinit/podinit must start after the copy.
         index = next(
-            s.index
+            s.position
             for s in view.slots
             if s.field == "initContainers" and s.name == layout.copy_container
         )
@@ -237,7 +237,7 @@ def _pod_ops(view: PodView, layout: Layout, settings: InjectSettings) -> list[Pa
 
 
 def _status_ops(view: PodView, status: dict[str, Any]) -> list[PatchOp]:
-    text = json.dumps(status, separators=(",", ":"))
+    text = orjson.dumps(status).decode()
     if view.annotations.get(ann.STATUS) == text:
         return []
     annotations = view.metadata.get("annotations")

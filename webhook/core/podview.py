@@ -4,39 +4,57 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from itertools import repeat
+from typing import Any, Literal, NamedTuple
 
 from webhook.core.errors import InvalidPod
 
 ContainerField = Literal["containers", "initContainers"]
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerSlot:
-    """One container of the pod and where it sits."""
+class ContainerSlot(NamedTuple):
+    """One container of the pod and where it sits.
+
+    Per-container values of the core are NamedTuples: immutable like frozen dataclasses, and
+    three times cheaper to create, which counts on the admission path.
+    """
 
     field: ContainerField
-    index: int
+    position: int  # in spec.<field>
     body: Mapping[str, Any]
     name: str
+    pointer: str  # JSON pointer of the container, e.g. /spec/containers/0
+    # None when absent or empty: Kubernetes treats both as unset.
+    command: list[str] | None
+    args: list[str] | None
 
-    @property
-    def pointer(self) -> str:
-        return f"/spec/{self.field}/{self.index}"
+    @classmethod
+    def of(cls, field: ContainerField, index: int, body: Mapping[str, Any]) -> ContainerSlot:
+        pointer = f"/spec/{field}/{index}"
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidPod(f"{pointer}/name", "must be a non-empty string")
+        return cls(
+            field,
+            index,
+            body,
+            name,
+            pointer,
+            _strings(body.get("command"), pointer, "command"),
+            _strings(body.get("args"), pointer, "args"),
+        )
 
     @property
     def is_sidecar(self) -> bool:
         return self.field == "initContainers" and self.body.get("restartPolicy") == "Always"
 
-    def strings(self, key: str) -> list[str] | None:
-        """`command`/`args`: None when absent or empty (Kubernetes treats both as unset)."""
-        value = self.body.get(key)
-        if value is None:
-            return None
-        where = f"{self.pointer}/{key}"
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise InvalidPod(where, "must be a list of strings")
-        return value or None
+
+def _strings(value: object, pointer: str, key: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(map(isinstance, value, repeat(str))):
+        raise InvalidPod(f"{pointer}/{key}", "must be a list of strings")
+    return value or None
 
 
 def mapping(value: object, where: str) -> Mapping[str, Any]:
@@ -89,10 +107,7 @@ class PodView:
         field: ContainerField
         for field in ("initContainers", "containers"):
             for index, body in enumerate(mappings(spec.get(field), f"/spec/{field}")):
-                name = body.get("name")
-                if not isinstance(name, str) or not name:
-                    raise InvalidPod(f"/spec/{field}/{index}/name", "must be a non-empty string")
-                slots.append(ContainerSlot(field, index, body, name))
+                slots.append(ContainerSlot.of(field, index, body))
         return cls(raw, metadata, annotations, spec, tuple(slots))
 
     def volumes(self) -> list[Mapping[str, Any]]:
@@ -108,8 +123,11 @@ class PodView:
         """Paths any container already uses: mounts and raw block devices alike."""
         paths: set[str] = set()
         for slot in self.slots:
-            mounts = mappings(slot.body.get("volumeMounts"), f"{slot.pointer}/volumeMounts")
-            paths.update(m["mountPath"] for m in mounts if isinstance(m.get("mountPath"), str))
-            devices = mappings(slot.body.get("volumeDevices"), f"{slot.pointer}/volumeDevices")
-            paths.update(d["devicePath"] for d in devices if isinstance(d.get("devicePath"), str))
+            for field, key in (("volumeMounts", "mountPath"), ("volumeDevices", "devicePath")):
+                items = slot.body.get(field)
+                if items is not None:
+                    for item in mappings(items, f"{slot.pointer}/{field}"):
+                        path = item.get(key)
+                        if isinstance(path, str):
+                            paths.add(path)
         return paths

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -99,6 +101,13 @@ class ImageResolver:
         # Results known before their platform comparison finished, by flight key.
         self._partial: dict[tuple[str, str, Platform], ImageConfig] = {}
         self._flights: SingleFlight[tuple[str, str, Platform], ImageConfig] = SingleFlight()
+        # What `cached` answered, by (image, platform, keyring), until the answer's tag goes
+        # stale: a repeated hit is one probe instead of a reference parse and a cache walk.
+        # The keyring stands for the caller's credentials, so no answer crosses them.
+        self._answers: LRU[tuple[str, Platform, Keyring], tuple[ImageConfig, float]] = LRU(
+            max_entries=s.max_entries
+        )
+        self._clock = time.monotonic
 
     async def _count_request(self, request: httpx.Request) -> None:
         self.stats.http_requests[request.method] += 1
@@ -146,15 +155,22 @@ class ImageResolver:
         """The answer `resolve` would give from cache alone, without awaiting anything; None
         on a miss (or a reference `resolve` would reject). The admission hot path asks this
         first so that cache hits cost no task or timeout scope."""
-        try:
-            lookup = self._prepare(image, platform, pull_secrets)
-        except RegistryError:
-            return None
-        hit = self._from_cache(lookup)
-        if hit is not None:
-            self.stats.cache_hits += 1
-            self.stats.lookups["ok"] += 1
-        return hit
+        keyring = self._keyring(pull_secrets)
+        platform = (platform or self.settings.default_platform).normalized()
+        key = (image, platform, keyring)
+        answer = self._answers.get(key)
+        if answer is None or answer[1] <= self._clock():
+            try:
+                lookup = self._prepare(image, platform, keyring)
+            except RegistryError:
+                return None
+            answer = self._from_cache(lookup)
+            if answer is None:
+                return None
+            self._answers.put(key, answer)
+        self.stats.cache_hits += 1
+        self.stats.lookups["ok"] += 1
+        return answer[0]
 
     async def _resolve(
         self, image: str, platform: Platform | None, pull_secrets: PullSecrets, budget: float
@@ -163,7 +179,7 @@ class ImageResolver:
         cached = self._from_cache(lookup)
         if cached is not None:
             self.stats.cache_hits += 1
-            return cached
+            return cached[0]
         failure = self._failures.get(lookup.flight_key)
         if failure is not None:
             self.stats.negative_hits += 1
@@ -242,17 +258,18 @@ class ImageResolver:
             lookup.store_scope, lookup.endpoint.host, lookup.ref.repository, key, obj, ttl=ttl
         )
 
-    def _tag_digest(self, lookup: _Lookup) -> tuple[str, bool] | None:
-        """(digest, still fresh) of the reference, as last resolved."""
+    def _tag_digest(self, lookup: _Lookup) -> tuple[str, float] | None:
+        """(digest, fresh until) of the reference, as last resolved; a digest is for good."""
         if lookup.ref.digest:
-            return lookup.ref.digest, True
+            return lookup.ref.digest, math.inf
         return self._store.tag(
             lookup.scopes, lookup.endpoint.host, lookup.ref.repository, lookup.ref.tag or ""
         )
 
-    def _from_cache(self, lookup: _Lookup) -> ImageConfig | None:
+    def _from_cache(self, lookup: _Lookup) -> tuple[ImageConfig, float] | None:
+        """The answer from cache alone and until when it holds (its tag's freshness)."""
         tag = self._tag_digest(lookup)
-        if tag is None or not tag[1]:
+        if tag is None or tag[1] <= self._clock():
             return None
         top = self._get(lookup, tag[0])
         note = None
@@ -271,7 +288,7 @@ class ImageResolver:
         config = self._get(lookup, top.config.digest)
         if not isinstance(config, CachedConfig):
             return None
-        return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, note=note)
+        return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, note=note), tag[1]
 
     # -- fetching (runs once per flight key, in its own task) ----------------------------------
 
@@ -329,7 +346,7 @@ class ImageResolver:
         if ref.digest:
             return ref.digest
         known = self._tag_digest(lookup)
-        if known is not None and known[1]:
+        if known is not None and known[1] > self._clock():
             return known[0]
         tag = ref.tag or "latest"
         if known is not None and self._get(lookup, known[0]) is not None:

@@ -71,15 +71,15 @@ class ScopedStore:
 
     def tag(
         self, scopes: Sequence[str], host: str, repository: str, tag: str
-    ) -> tuple[str, bool] | None:
-        """(digest, still fresh) as last resolved; stale entries are kept for revalidation."""
-        stale = None
+    ) -> tuple[str, float] | None:
+        """(digest, fresh until) as last resolved, the freshest of `scopes`; stale entries
+        are kept for revalidation."""
+        best = None
         for scope in scopes:
             hit = self._tags.get((scope, host, repository, tag))
-            if hit is not None and hit[1] > self._clock():
-                return hit[0], True
-            stale = stale or hit
-        return None if stale is None else (stale[0], False)
+            if hit is not None and (best is None or hit[1] > best[1]):
+                best = hit
+        return best
 
     def remember_tag(self, scope: str, host: str, repository: str, tag: str, digest: str) -> None:
         self._tags.put((scope, host, repository, tag), (digest, self._clock() + self._tag_ttl))

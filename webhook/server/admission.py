@@ -21,7 +21,7 @@ from webhook.lookups import resolve_all
 from webhook.registry import ImageResolver
 from webhook.server.metrics import Metrics
 from webhook.server.pullsecrets import PullSecretReader
-from webhook.server.review import AdmissionRequest, respond
+from webhook.server.review import AdmissionRequest, encode_patch, respond
 
 log = logging.getLogger("podinit.admission")
 
@@ -69,15 +69,14 @@ class Admitter:
         except InvalidPod as error:
             log.info("invalid pod: %s", error, extra={"uid": uid})
             return respond(uid, warnings=[f"podinit: pod not wrapped: {error}"]), "invalid"
-        wanted = plan.images
-        found = await self._look_up(plan, pod, request.get("namespace", "")) if wanted else {}
+        found = await self._look_up(plan, pod, request.get("namespace", "")) if plan.images else {}
         mutation = plan.decide(found)
         self._count(mutation)
         self._log(uid, request, mutation)
         if mutation.denied:
             return respond(uid, denied=f"podinit: {mutation.denied}"), "denied"
         outcome = "mutated" if mutation.patch else "unchanged"
-        return respond(uid, patch=mutation.patch, warnings=mutation.warnings), outcome
+        return respond(uid, patch=encode_patch(mutation.patch), warnings=mutation.warnings), outcome
 
     async def _look_up(self, plan: Plan, pod: Any, namespace: str) -> dict[str, ImageResult]:
         if self.resolver is None:

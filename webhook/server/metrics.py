@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
+import math
+from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from webhook.registry import ResolverStats
@@ -20,7 +22,7 @@ class _ResolverCollector(Collector):
     def __init__(self, stats: ResolverStats) -> None:
         self.stats = stats
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         lookups = CounterMetricFamily(
             "podinit_registry_lookups", "Image config lookups by result", labels=["result"]
         )
@@ -45,44 +47,66 @@ class _ResolverCollector(Collector):
         )
 
 
+class LatencyHistogram:
+    """Observations counted per bucket; cumulated only when scraped."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
+        cumulative, buckets = 0, []
+        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), cumulative))
+        return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=self.total)
+
+
+class _AdmissionCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        admissions = CounterMetricFamily(
+            "podinit_admissions", "Admission reviews by outcome", labels=["outcome"]
+        )
+        for outcome, count in sorted(self.metrics.admissions.items()):
+            admissions.add_metric([outcome], count)
+        yield admissions
+        yield self.metrics.latency.family(
+            "podinit_admission_duration_seconds", "Time to answer an admission review"
+        )
+        containers = CounterMetricFamily(
+            "podinit_containers", "Container decisions", labels=["outcome", "reason"]
+        )
+        for labels, count in sorted(self.metrics.containers.items()):
+            containers.add_metric(list(labels), count)
+        yield containers
+
+
 class Metrics:
+    """Plain counters on the admission path (one event loop thread: no locks needed), turned
+    into Prometheus families only when /metrics is scraped."""
+
     def __init__(self, stats: ResolverStats | None = None) -> None:
+        self.admissions: Counter[str] = Counter()
+        self.containers: Counter[tuple[str, str]] = Counter()
+        self.latency = LatencyHistogram(LATENCY_BUCKETS)
         self.registry = CollectorRegistry()
-        self.admissions = Counter(
-            "podinit_admissions",
-            "Admission reviews by outcome",
-            ["outcome"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "podinit_admission_duration_seconds",
-            "Time to answer an admission review",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.containers = Counter(
-            "podinit_containers",
-            "Container decisions",
-            ["outcome", "reason"],
-            registry=self.registry,
-        )
+        self.registry.register(_AdmissionCollector(self))
         if stats is not None:
             self.registry.register(_ResolverCollector(stats))
-        # labels() hashes and locks on every call; the label sets are few and fixed.
-        self._children: dict[tuple[str, ...], Any] = {}
 
     def count_admission(self, outcome: str) -> None:
-        self._child(self.admissions, outcome).inc()
+        self.admissions[outcome] += 1
 
     def count_container(self, outcome: str, reason: str) -> None:
-        self._child(self.containers, outcome, reason).inc()
-
-    def _child(self, metric: Counter, *labels: str) -> Any:
-        key = (str(id(metric)), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        self.containers[outcome, reason] += 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

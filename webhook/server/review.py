@@ -93,17 +93,23 @@ def pod_review(
     }
 
 
+def encode_patch(patch: Sequence[object]) -> str:
+    """A JSON Patch as AdmissionResponse.patch carries it (base64 of the JSON); "" for none."""
+    return base64.b64encode(orjson.dumps(patch)).decode() if patch else ""
+
+
 def respond(
     uid: str,
     *,
-    patch: Sequence[object] = (),
+    patch: str = "",
     warnings: Sequence[str] = (),
     denied: str | None = None,
 ) -> dict[str, Any]:
+    """An AdmissionReview answering `uid`; `patch` as `encode_patch` gives it."""
     response: AdmissionResponse = {"uid": uid, "allowed": denied is None}
     if patch and denied is None:
         response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(orjson.dumps(patch)).decode()
+        response["patch"] = patch
     if warnings:
         response["warnings"] = [_limit(w) for w in warnings]
     if denied is not None:

@@ -88,6 +88,8 @@ def uvicorn_config(app: Any, config: Config, cert_file: Path, key_file: Path) ->
         ssl_keyfile=str(key_file),
         log_config=None,
         access_log=False,
+        # The apiserver connects directly: no proxy whose X-Forwarded-* headers to trust.
+        proxy_headers=False,
         lifespan="off",
         timeout_graceful_shutdown=10,
         # Longer than the apiserver's idle-connection timeout (90 s), so the server never
