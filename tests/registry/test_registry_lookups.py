@@ -401,6 +401,9 @@ def test_the_synchronous_cache_probe_never_gives_a_private_answer_to_other_crede
         # Payloads with the same credential: the same answer (the cache is scoped by it).
         same = [docker_config(host, user=USER, password=PASSWORD)]
         assert resolver.cached(image, pull_secrets=same) == found
+        parsed = [json.loads(docker_config(host))]  # a mapping, as a caller may hold it
+        assert resolver.cached(image, pull_secrets=parsed) == found
+        assert resolver.cached(image, pull_secrets=parsed) == found
 
     run(body, pki=pki)
 

@@ -64,6 +64,7 @@ class _Lookup:
 
 
 _NO_KEYRING = Keyring()
+
 _COMPARE = "compare:"  # object key prefix for an index's Comparison
 
 
@@ -155,7 +156,7 @@ class ImageResolver:
         """The answer `resolve` would give from cache alone, without awaiting anything; None
         on a miss (or a reference `resolve` would reject). The admission hot path asks this
         first so that cache hits cost no task or timeout scope."""
-        keyring = self._keyring(pull_secrets)
+        keyring, reusable = self._keyring(pull_secrets)
         platform = (platform or self.settings.default_platform).normalized()
         key = (image, platform, keyring)
         answer = self._answers.get(key)
@@ -167,7 +168,8 @@ class ImageResolver:
             answer = self._from_cache(lookup)
             if answer is None:
                 return None
-            self._answers.put(key, answer)
+            if reusable:  # a keyring built afresh for this call would never hit again
+                self._answers.put(key, answer)
         self.stats.cache_hits += 1
         self.stats.lookups["ok"] += 1
         return answer[0]
@@ -207,7 +209,7 @@ class ImageResolver:
     def _prepare(self, image: str, platform: Platform | None, pull_secrets: PullSecrets) -> _Lookup:
         ref = parse_reference(image)
         endpoint = self._client.endpoint(ref.registry)
-        keyring = self._keyring(pull_secrets)
+        keyring, _ = self._keyring(pull_secrets)
         # Credentials belong to the host we actually contact: Docker Hub's are not sent
         # to a mirror, the mirror's own are.
         credential = keyring.lookup(endpoint.host, ref.repository)
@@ -231,22 +233,23 @@ class ImageResolver:
             ref, endpoint, (platform or self.settings.default_platform).normalized(), scopes, auth
         )
 
-    def _keyring(self, pull_secrets: PullSecrets) -> Keyring:
-        """Parsed pull secrets; memoised because the same Secrets arrive with every admission
-        of a workload and parsing JSON per lookup would dominate cache-hit latency."""
+    def _keyring(self, pull_secrets: PullSecrets) -> tuple[Keyring, bool]:
+        """Parsed pull secrets, and whether the same object comes back for the same secrets.
+        Memoised because the same Secrets arrive with every admission of a workload and
+        parsing JSON per lookup would dominate cache-hit latency."""
         if isinstance(pull_secrets, Keyring):
-            return pull_secrets
+            return pull_secrets, True
         payloads = tuple(pull_secrets)
         if not payloads:
-            return _NO_KEYRING
+            return _NO_KEYRING, True
         if not all(isinstance(p, bytes | str) for p in payloads):
-            return Keyring.from_payloads(payloads)  # mappings are not hashable: no memo
+            return Keyring.from_payloads(payloads), False  # mappings are not hashable
         key = cast(tuple[bytes | str, ...], payloads)
         keyring = self._keyrings.get(key)
         if keyring is None:
             keyring = Keyring.from_payloads(key)
             self._keyrings.put(key, keyring)
-        return keyring
+        return keyring, True
 
     # -- cache walk ------------------------------------------------------------------------
 
