@@ -36,9 +36,10 @@ async def resolve_all(
     *,
     architecture: str,
     pull_secrets: PullSecrets,
-    deadline: float,
+    budget: float,
 ) -> dict[str, ImageResult]:
-    """Every image resolved concurrently; a registry error becomes that image's LookupFailure."""
+    """Every image resolved concurrently within `budget` seconds; a registry error becomes that
+    image's LookupFailure. Cache hits are answered without awaiting anything."""
     platform = Platform(os=resolver.settings.default_platform.os, architecture=architecture)
     results: dict[str, ImageResult] = {}
     misses: list[str] = []
@@ -58,6 +59,7 @@ async def resolve_all(
             return LookupFailure(error.message)
 
     if misses:
+        deadline = asyncio.get_running_loop().time() + budget
         found = await asyncio.gather(*(one(image) for image in misses))
         results.update(zip(misses, found, strict=True))
     return results

@@ -111,7 +111,7 @@ async def measure(body: bytes, host: str, n: int, repeat: int) -> list[tuple[str
                     wanted,
                     architecture=platform.architecture,
                     pull_secrets=(),
-                    deadline=loop.time() + 3,
+                    budget=3,
                 ),
             ),
         ),

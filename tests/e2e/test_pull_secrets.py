@@ -3,12 +3,15 @@ against a real registry that needs them (TLS + htpasswd)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes.aio import client as kube
 
 from e2e.cluster import ControlPlane, mutating_webhook_configuration
 from tests.registry.registry_harness import (
@@ -20,6 +23,9 @@ from tests.registry.registry_harness import (
     start_basic_auth_registry,
 )
 from tests.server.harness import Webhook, make_certs, run_webhook
+from webhook.config import load
+from webhook.kube import api_client, close
+from webhook.server.pullsecrets import PullSecretReader
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +152,59 @@ def test_without_credentials_the_pod_is_admitted_unwrapped_and_kubectl_prints_th
     assert "Warning: podinit: api not wrapped: " in stderr
     status = json.loads(pod["metadata"]["annotations"]["podinit.dev/status"])
     assert status["containers"]["api"].startswith("failed: ")
+
+
+class CountingCore:
+    """The real CoreV1Api, counting the reads podinit makes through it."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+        self.reads: Counter[tuple[str, str]] = Counter()
+
+    async def read_namespaced_secret(self, name: str, namespace: str) -> Any:
+        self.reads["secret", name] += 1
+        return await self.api.read_namespaced_secret(name, namespace)
+
+    async def read_namespaced_service_account(self, name: str, namespace: str) -> Any:
+        self.reads["serviceaccount", name] += 1
+        return await self.api.read_namespaced_service_account(name, namespace)
+
+
+def test_concurrent_admissions_read_each_object_once_then_hit_the_cache_synchronously(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    cp = control_plane
+    create_pull_secret(cp, namespace, "own", "own.registry.example")
+    create_pull_secret(cp, namespace, "inherited", "inherited.registry.example")
+    cp.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "builder", "namespace": namespace},
+            "imagePullSecrets": [{"name": "inherited"}, {"name": "own"}],
+        }
+    )
+    pod = {"spec": {"serviceAccountName": "builder", "imagePullSecrets": [{"name": "own"}]}}
+
+    async def main() -> tuple[list[list[bytes]], list[bytes] | None, Counter[tuple[str, str]]]:
+        api = await api_client(load(None, kubeconfig=cp.kubeconfig), user_kubeconfig=False)
+        assert api is not None
+        try:
+            core = CountingCore(kube.CoreV1Api(api))
+            reader = PullSecretReader(core)
+            assert reader.known_for_pod(namespace, pod) is None
+            answers = await asyncio.gather(*(reader.for_pod(namespace, pod) for _ in range(50)))
+            return answers, reader.known_for_pod(namespace, pod), core.reads
+        finally:
+            await close(api)
+
+    answers, known, reads = asyncio.run(main())
+    hosts = [next(iter(json.loads(payload)["auths"])) for payload in answers[0]]
+    assert hosts == ["own.registry.example", "inherited.registry.example"]  # pod's first, once
+    assert all(answer == answers[0] for answer in answers)
+    assert known == answers[0]
+    assert reads == {
+        ("serviceaccount", "builder"): 1,
+        ("secret", "own"): 1,
+        ("secret", "inherited"): 1,
+    }

@@ -52,13 +52,12 @@ class RegistryLookup:
         return {**{i: self.known[i] for i in images & self.known.keys()}, **found}
 
     async def _resolve(self, images: set[str], architecture: str) -> dict[str, ImageResult]:
-        deadline = asyncio.get_running_loop().time() + self.budget
         return await resolve_all(
             self.resolver,
             images,
             architecture=architecture,
             pull_secrets=self.credentials,
-            deadline=deadline,
+            budget=self.budget,
         )
 
     def __enter__(self) -> RegistryLookup:

@@ -77,14 +77,13 @@ async def scan(
             ns, name = metadata.get("namespace", ""), metadata.get("name", "")
             plan = prepare(pod, settings)
             if plan.images:
-                loop = asyncio.get_running_loop()
                 payloads = await secrets.for_pod(ns, pod) if config.pull_secret_lookups else []
                 found |= await resolve_all(
                     resolver,
                     plan.images,
                     architecture=plan.architecture,
                     pull_secrets=payloads,
-                    deadline=loop.time() + config.lookup_budget,
+                    budget=config.lookup_budget,
                 )
             mutation = plan.decide(found)
             if mutation.pod_reason:

@@ -81,28 +81,29 @@ class Admitter:
     async def _look_up(self, plan: Plan, pod: Any, namespace: str) -> dict[str, ImageResult]:
         if self.resolver is None:
             return {image: LookupFailure("registry lookups are disabled") for image in plan.images}
-        deadline = asyncio.get_running_loop().time() + self.budget
-        secrets = await self._secrets(namespace, pod, deadline)
+        started = time.monotonic()
+        secrets = await self._secrets(namespace, pod)
         return await resolve_all(
             self.resolver,
             plan.images,
             architecture=plan.architecture,
             pull_secrets=secrets,
-            deadline=deadline,
+            budget=self.budget - (time.monotonic() - started),
         )
 
-    async def _secrets(
-        self, namespace: str, pod: Mapping[str, Any], deadline: float
-    ) -> list[bytes]:
+    async def _secrets(self, namespace: str, pod: Mapping[str, Any]) -> list[bytes]:
         payloads: list[bytes] = []
-        if self.pull_secrets is not None and namespace:
-            try:
-                # Half the budget at most: credentials are useless without time to use them.
-                timeout = (deadline - asyncio.get_running_loop().time()) / 2
-                async with asyncio.timeout(timeout):
-                    payloads = await self.pull_secrets.for_pod(namespace, pod)
-            except TimeoutError:
-                log.warning("reading pull secrets in %s timed out", namespace)
+        reader = self.pull_secrets
+        if reader is not None and namespace:
+            known = reader.known_for_pod(namespace, pod)
+            if known is None:
+                try:
+                    # Half the budget at most: credentials are useless without time to use them.
+                    async with asyncio.timeout(self.budget / 2):
+                        known = await reader.for_pod(namespace, pod)
+                except TimeoutError:
+                    log.warning("reading pull secrets in %s timed out", namespace)
+            payloads = known or []
         if self.extra_docker_config:
             payloads.append(self.extra_docker_config)
         return payloads

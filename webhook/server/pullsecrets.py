@@ -1,17 +1,21 @@
 """The pod's registry credentials: its imagePullSecrets, then its ServiceAccount's.
 
 Read through the Kubernetes API (RBAC: get on secrets and serviceaccounts), cached briefly per
-(namespace, name) so a burst of admissions of one Deployment reads each object once.
+(namespace, name) and read once however many admissions want it at the same time, so a burst
+of admissions of one Deployment reads each object once.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
+
+from webhook.registry.cache import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -26,37 +30,77 @@ class CoreApi(Protocol):
     async def read_namespaced_service_account(self, name: str, namespace: str) -> Any: ...
 
 
+_MISSING = object()  # not in the cache, or stale
+
+
 class PullSecretReader:
+    """Pull-secret payloads per pod, from objects cached for `ttl` seconds (failures too: an
+    unreadable object counts as absent until then). Concurrent admissions that miss the same
+    object share one read."""
+
     def __init__(self, api: CoreApi, *, ttl: float = 30.0) -> None:
         self.api = api
         self.ttl = ttl
         self._cache: dict[tuple[str, str, str], tuple[float, Any]] = {}
+        self._reads: SingleFlight[tuple[str, str, str], Any] = SingleFlight()
+
+    def known_for_pod(self, namespace: str, pod: Mapping[str, Any]) -> list[bytes] | None:
+        """`for_pod`'s answer from the cache alone, or None when something must be read first.
+        The admission hot path asks this first: no task, no timeout scope."""
+        payloads, missing = self._walk(namespace, pod, {})
+        return payloads if missing is None else None
 
     async def for_pod(self, namespace: str, pod: Mapping[str, Any]) -> list[bytes]:
         """dockerconfigjson payloads in the order the kubelet would try them."""
-        spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
-        assert isinstance(spec, Mapping)
+        read: dict[tuple[str, str, str], Any] = {}
+        while True:
+            payloads, missing = self._walk(namespace, pod, read)
+            if missing is None:
+                return payloads
+            read[missing] = await self._reads.run(missing, functools.partial(self._read, missing))
+
+    def _walk(
+        self, namespace: str, pod: Mapping[str, Any], read: Mapping[tuple[str, str, str], Any]
+    ) -> tuple[list[bytes], tuple[str, str, str] | None]:
+        """The payloads as far as known, and the first object still to read (None: all known).
+        The ServiceAccount comes before its secrets: it names them."""
+        spec = pod.get("spec")
+        spec = spec if isinstance(spec, Mapping) else {}
         names = _names(spec.get("imagePullSecrets"))
         account = spec.get("serviceAccountName") or "default"
         if isinstance(account, str):
-            names += await self._cached("sa", namespace, account, self._account_secrets)
+            key = ("sa", namespace, account)
+            listed = read.get(key, _MISSING)
+            if listed is _MISSING:
+                listed = self._fresh(key)
+            if listed is _MISSING:
+                return [], key
+            names += listed
         payloads = []
         for name in dict.fromkeys(names):  # de-duplicated, order kept
-            payload = await self._cached("secret", namespace, name, self._payload)
+            key = ("secret", namespace, name)
+            payload = read.get(key, _MISSING)
+            if payload is _MISSING:
+                payload = self._fresh(key)
+            if payload is _MISSING:
+                return [], key
             if payload is not None:
                 payloads.append(payload)
-        return payloads
+        return payloads, None
 
-    async def _cached(self, kind: str, namespace: str, name: str, read: Any) -> Any:
-        key = (kind, namespace, name)
+    def _fresh(self, key: tuple[str, str, str]) -> Any:
         hit = self._cache.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        value = await read(namespace, name)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else _MISSING
+
+    async def _read(self, key: tuple[str, str, str]) -> Any:
+        kind, namespace, name = key
+        if kind == "sa":
+            value: Any = await self._account_secrets(namespace, name)
+        else:
+            value = await self._payload(namespace, name)
         if len(self._cache) > 4096:
             self._cache.clear()
-        self._cache[key] = (now + self.ttl, value)
+        self._cache[key] = (time.monotonic() + self.ttl, value)
         return value
 
     async def _account_secrets(self, namespace: str, name: str) -> list[str]:
