@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.core.helpers import INIT, SETTINGS, container, images, mutate, mutated, outcomes, pod
-from webhook.core import InjectSettings
+from webhook.core import InjectSettings, InvalidPod
 
 
 @pytest.mark.parametrize(
@@ -104,3 +106,32 @@ def test_a_container_without_command_or_image_config_is_admitted_unwrapped_with_
 def test_a_container_without_an_image_is_reported_not_raised() -> None:
     mutation = mutate(pod({"name": "app"}), SETTINGS, {})
     assert outcomes(mutation) == {"app": "failed: container has no image"}
+
+
+@pytest.mark.parametrize(
+    ("left_alone", "annotations"),
+    [
+        (container("b", args=["--port", 8080]), {"podinit.dev/skip-containers": "b"}),
+        (container("b", command="sh -c run"), {"podinit.dev/skip-containers": "b"}),
+    ],
+)
+def test_a_container_left_alone_may_have_an_unreadable_command_without_failing_the_pod(
+    left_alone: dict[str, Any], annotations: dict[str, str]
+) -> None:
+    original = pod(container("a", command=["/a"]), left_alone, annotations=annotations)
+    assert outcomes(mutate(original, SETTINGS, {})) == {
+        "a": "injected",
+        "b": "skipped: opted out by podinit.dev/skip-containers",
+    }
+
+
+def test_an_ordinary_init_container_may_have_an_unreadable_command_without_failing_the_pod() -> (
+    None
+):
+    original = pod(container("a", command=["/a"]), initContainers=[container("setup", command="x")])
+    assert outcomes(mutate(original, SETTINGS, {})) == {"a": "injected"}
+
+
+def test_a_container_podinit_must_wrap_with_an_unreadable_args_makes_the_pod_invalid() -> None:
+    with pytest.raises(InvalidPod, match=r"^/spec/containers/0/args: must be a list of strings$"):
+        mutate(pod(container("a", command=["/a"], args=["--port", 8080])), SETTINGS, {})

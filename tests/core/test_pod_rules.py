@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.core.helpers import SETTINGS, container, mutate, mutated, pod, status
 from webhook.core import InjectSettings
@@ -92,3 +95,17 @@ def test_shared_process_namespace_pods_are_wrapped_when_the_setting_allows_it() 
     settings = InjectSettings(skip_shared_process_namespace=False)
     result = mutated(pod(container(command=["app"]), shareProcessNamespace=True), settings=settings)
     assert status(result)["containers"] == {"app": "injected"}
+
+
+@given(st.text(st.characters(codec=None, exclude_categories=[]), max_size=30))
+def test_the_status_annotation_is_compact_ascii_json_whatever_the_text_it_records(
+    value: str,
+) -> None:
+    """The format since the first release (json.dumps, ASCII escapes), so a pod written by one
+    version and reinvoked on another gets no needless rewrite; lone surrogates included."""
+    mutation = mutate(
+        pod(container(command=["app"]), annotations={"podinit.dev/grace": value}), SETTINGS, {}
+    )
+    texts = [op["value"] for op in mutation.patch if op["path"].endswith("podinit.dev~1status")]
+    for text in texts:
+        assert text == json.dumps(json.loads(text), separators=(",", ":"))

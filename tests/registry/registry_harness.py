@@ -482,6 +482,48 @@ class Pusher:
 # -- a registry that misbehaves on purpose -----------------------------------------------------
 
 
+SLOW_SIBLING_ARM64 = "sha256:" + "e" * 64  # the digest FaultServer never answers
+
+
+def slow_sibling_documents() -> tuple[bytes, bytes, bytes]:
+    """Config, amd64 manifest and index of slowsibling/…: an index whose amd64 image is served
+    at once and whose arm64 image hangs."""
+    config = json.dumps({"config": {"Entrypoint": ["/fast"]}}).encode()
+    amd64 = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "layers": [],
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": digest_of(config),
+                "size": len(config),
+            },
+        }
+    ).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": digest_of(amd64),
+                    "size": len(amd64),
+                    "platform": {"os": "linux", "architecture": "amd64"},
+                },
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": SLOW_SIBLING_ARM64,
+                    "size": 100,
+                    "platform": {"os": "linux", "architecture": "arm64"},
+                },
+            ],
+        }
+    ).encode()
+    return config, amd64, index
+
+
 class FaultServer:
     """Plain-HTTP server whose behaviour is chosen by the repository name:
     hang/…, drip/…, err500/…, garbage/…, deny/… (401 Basic), missing/… (404),
@@ -512,42 +554,8 @@ class FaultServer:
                 self.wfile.write(body)
 
             def _slow_sibling(self) -> None:
-                # An index whose amd64 image is served at once and whose arm64 image hangs.
-                config = json.dumps({"config": {"Entrypoint": ["/fast"]}}).encode()
-                amd64 = json.dumps(
-                    {
-                        "schemaVersion": 2,
-                        "mediaType": OCI_MANIFEST,
-                        "layers": [],
-                        "config": {
-                            "mediaType": "application/vnd.oci.image.config.v1+json",
-                            "digest": digest_of(config),
-                            "size": len(config),
-                        },
-                    }
-                ).encode()
-                hanging = "sha256:" + "e" * 64
-                index = json.dumps(
-                    {
-                        "schemaVersion": 2,
-                        "mediaType": OCI_INDEX,
-                        "manifests": [
-                            {
-                                "mediaType": OCI_MANIFEST,
-                                "digest": digest_of(amd64),
-                                "size": len(amd64),
-                                "platform": {"os": "linux", "architecture": "amd64"},
-                            },
-                            {
-                                "mediaType": OCI_MANIFEST,
-                                "digest": hanging,
-                                "size": 100,
-                                "platform": {"os": "linux", "architecture": "arm64"},
-                            },
-                        ],
-                    }
-                ).encode()
-                if self.path.endswith(hanging):
+                config, amd64, index = slow_sibling_documents()
+                if self.path.endswith(SLOW_SIBLING_ARM64):
                     outer.stop_event.wait(60)
                 elif self.path.endswith(digest_of(config)):
                     self._send(200, config)

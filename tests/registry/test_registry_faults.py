@@ -13,6 +13,8 @@ from registry_harness import (
     CountingTransport,
     FaultServer,
     PlainImages,
+    digest_of,
+    slow_sibling_documents,
 )
 
 from webhook.core.images import ImageConfig
@@ -196,6 +198,26 @@ def test_a_deadline_during_the_platform_comparison_still_gets_the_config_without
     started = time.monotonic()
     assert asyncio.run(main()) == ImageConfig(entrypoint=("/fast",))
     assert time.monotonic() - started < 1.0 + SLACK
+
+
+def test_an_answer_whose_platform_comparison_is_incomplete_is_not_remembered(
+    faults: FaultServer,
+) -> None:
+    """Even for a digest reference (cached for good), the missing platform is retried once
+    the incomplete comparison expires; the synchronous probe must not outlive it."""
+    image = f"{faults.host}/slowsibling/app@{digest_of(slow_sibling_documents()[2])}"
+
+    async def main() -> None:
+        settings = ResolverSettings(
+            insecure=frozenset({faults.host}), compare_grace=0.1, tag_ttl=0.5
+        )
+        async with ImageResolver(settings) as resolver:
+            assert await resolver.resolve(image, timeout=5) == ImageConfig(entrypoint=("/fast",))
+            assert resolver.cached(image) == ImageConfig(entrypoint=("/fast",))
+            await asyncio.sleep(0.7)
+            assert resolver.cached(image) is None  # the comparison is due for a retry
+
+    asyncio.run(main())
 
 
 def test_a_token_service_that_is_down_is_named_in_the_error(faults: FaultServer) -> None:

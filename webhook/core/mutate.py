@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -96,7 +97,7 @@ def prepare(pod: object, settings: InjectSettings) -> Plan:
         return Plan(view=view, settings=settings, early=early)
     layout = Layout.of(view, settings)
     found = tuple(
-        _Candidate(slot, skip, skip is None and is_wrapped(slot, layout.init_path))
+        _Candidate(slot, skip, skip is None and is_wrapped(slot.checked(), layout.init_path))
         for slot, skip in candidates(view, settings, ours=layout.ours)
     )
     images = frozenset(
@@ -237,7 +238,7 @@ def _pod_ops(view: PodView, layout: Layout, settings: InjectSettings) -> list[Pa
 
 
 def _status_ops(view: PodView, status: dict[str, Any]) -> list[PatchOp]:
-    text = orjson.dumps(status).decode()
+    text = _compact_json(status)
     if view.annotations.get(ann.STATUS) == text:
         return []
     annotations = view.metadata.get("annotations")
@@ -246,6 +247,19 @@ def _status_ops(view: PodView, status: dict[str, Any]) -> list[PatchOp]:
         ops.append({"op": "add", "path": "/metadata", "value": {}})
     ops.append(set_key("/metadata/annotations", annotations, ann.STATUS, text))
     return ops
+
+
+def _compact_json(value: dict[str, Any]) -> str:
+    """`json.dumps(value, separators=(",", ":"))`, the annotation's format since the first
+    release (ASCII, non-ASCII as \\u escapes), through orjson's faster path when the text is
+    plain ASCII anyway."""
+    try:
+        text = orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # e.g. a lone surrogate carried over from an old note
+        text = ""
+    if text and text.isascii():
+        return text
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _describe(decision: Decision) -> str:

@@ -27,6 +27,9 @@ class ContainerSlot(NamedTuple):
     # None when absent or empty: Kubernetes treats both as unset.
     command: list[str] | None
     args: list[str] | None
+    # Set when command or args is not a list of strings; raised only where podinit must read
+    # them (`checked`), so a container it leaves alone cannot fail the whole pod.
+    invalid: InvalidPod | None = None
 
     @classmethod
     def of(cls, field: ContainerField, index: int, body: Mapping[str, Any]) -> ContainerSlot:
@@ -34,15 +37,18 @@ class ContainerSlot(NamedTuple):
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidPod(f"{pointer}/name", "must be a non-empty string")
-        return cls(
-            field,
-            index,
-            body,
-            name,
-            pointer,
-            _strings(body.get("command"), pointer, "command"),
-            _strings(body.get("args"), pointer, "args"),
-        )
+        try:
+            command = _strings(body.get("command"), pointer, "command")
+            args = _strings(body.get("args"), pointer, "args")
+        except InvalidPod as error:
+            return cls(field, index, body, name, pointer, None, None, error)
+        return cls(field, index, body, name, pointer, command, args)
+
+    def checked(self) -> ContainerSlot:
+        """This slot; InvalidPod when its command or args cannot be read."""
+        if self.invalid is not None:
+            raise InvalidPod(self.invalid.where, self.invalid.problem)
+        return self
 
     @property
     def is_sidecar(self) -> bool:

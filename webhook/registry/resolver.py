@@ -168,7 +168,8 @@ class ImageResolver:
             answer = self._from_cache(lookup)
             if answer is None:
                 return None
-            if reusable:  # a keyring built afresh for this call would never hit again
+            # Not with a keyring built afresh for this call: it would never hit again.
+            if reusable and answer[1] > self._clock():
                 self._answers.put(key, answer)
         self.stats.cache_hits += 1
         self.stats.lookups["ok"] += 1
@@ -270,10 +271,12 @@ class ImageResolver:
         )
 
     def _from_cache(self, lookup: _Lookup) -> tuple[ImageConfig, float] | None:
-        """The answer from cache alone and until when it holds (its tag's freshness)."""
+        """The answer from cache alone and until when it may be remembered: its tag's
+        freshness, or not at all while its platform comparison is incomplete."""
         tag = self._tag_digest(lookup)
         if tag is None or tag[1] <= self._clock():
             return None
+        until = tag[1]
         top = self._get(lookup, tag[0])
         note = None
         if isinstance(top, Index):
@@ -285,13 +288,15 @@ class ImageResolver:
                 if not isinstance(compared, Comparison):
                     return None
                 note = disagreement_note(platform_of(child), dict(compared.configs))
+                if not compared.complete:
+                    until = -math.inf  # the comparison is retried after tag_ttl
             top = self._get(lookup, child.digest)
         if not isinstance(top, Manifest):
             return None
         config = self._get(lookup, top.config.digest)
         if not isinstance(config, CachedConfig):
             return None
-        return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, note=note), tag[1]
+        return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, note=note), until
 
     # -- fetching (runs once per flight key, in its own task) ----------------------------------
 
@@ -455,7 +460,7 @@ class ImageResolver:
         self._put(
             lookup,
             _COMPARE + index_digest,
-            Comparison(configs),
+            Comparison(configs, complete),
             ttl=None if complete else self.settings.tag_ttl,
         )
         return disagreement_note(mine, configs)

@@ -34,6 +34,7 @@ class Comparison:
     """ENTRYPOINT/CMD per platform of one index, for the disagreement note."""
 
     configs: Mapping[Platform, Argv]
+    complete: bool = True  # False: some platforms could not be read; retried after tag_ttl
 
 
 Cached = Manifest | Index | CachedConfig | Comparison
@@ -72,14 +73,15 @@ class ScopedStore:
     def tag(
         self, scopes: Sequence[str], host: str, repository: str, tag: str
     ) -> tuple[str, float] | None:
-        """(digest, fresh until) as last resolved, the freshest of `scopes`; stale entries
-        are kept for revalidation."""
-        best = None
+        """(digest, fresh until) as last resolved: the first fresh entry of `scopes` (the
+        caller's own first), else the first stale one, kept for revalidation."""
+        stale = None
         for scope in scopes:
             hit = self._tags.get((scope, host, repository, tag))
-            if hit is not None and (best is None or hit[1] > best[1]):
-                best = hit
-        return best
+            if hit is not None and hit[1] > self._clock():
+                return hit
+            stale = stale or hit
+        return stale
 
     def remember_tag(self, scope: str, host: str, repository: str, tag: str, digest: str) -> None:
         self._tags.put((scope, host, repository, tag), (digest, self._clock() + self._tag_ttl))
