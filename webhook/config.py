@@ -86,7 +86,7 @@ class Config(BaseSettings):
     insecure_registries: list[str] = []
     registry_ca_file: Path | None = None
     docker_config_file: Path | None = None  # extra dockerconfigjson, tried after pull secrets
-    pull_secret_lookups: bool = True  # read the pod's and its ServiceAccount's imagePullSecrets
+    pull_secret_lookups: bool = True  # the pod's imagePullSecrets, else its ServiceAccount's
     tag_ttl_seconds: float = Field(300.0, ge=0)
     negative_ttl_seconds: float = Field(10.0, ge=0)
     cache_entries: int = Field(10_000, gt=0)

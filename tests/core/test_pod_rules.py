@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.core.helpers import SETTINGS, container, mutate, mutated, pod, status
-from webhook.core import InjectSettings
+from webhook.core import InjectSettings, Mutation
 
 WINDOWS_AFFINITY = {
     "nodeAffinity": {
@@ -97,15 +97,34 @@ def test_shared_process_namespace_pods_are_wrapped_when_the_setting_allows_it() 
     assert status(result)["containers"] == {"app": "injected"}
 
 
-@given(st.text(st.characters(codec=None, exclude_categories=[]), max_size=30))
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=[]), min_size=1, max_size=30)
+
+
+def _status_texts(mutation: Mutation) -> list[str]:
+    """The status annotation's text, set alone or with the whole annotations map."""
+    texts = []
+    for op in mutation.patch:
+        if op["path"].endswith("podinit.dev~1status"):
+            texts.append(op["value"])
+        elif op["path"] == "/metadata/annotations":
+            texts.append(op["value"]["podinit.dev/status"])
+    return texts
+
+
+@given(ANY_TEXT, ANY_TEXT)
+@example("5\x7f", "app:1\x7f")  # DEL: ASCII, yet escaped by json.dumps
+@example("5 sécondes", "régistry/app:1")
+@example("\ud800", "app:\ud800")  # a lone surrogate, as json.loads gives for "\\ud800"
 def test_the_status_annotation_is_compact_ascii_json_whatever_the_text_it_records(
-    value: str,
+    option: str, image: str
 ) -> None:
-    """The format since the first release (json.dumps, ASCII escapes), so a pod written by one
-    version and reinvoked on another gets no needless rewrite; lone surrogates included."""
-    mutation = mutate(
-        pod(container(command=["app"]), annotations={"podinit.dev/grace": value}), SETTINGS, {}
-    )
-    texts = [op["value"] for op in mutation.patch if op["path"].endswith("podinit.dev~1status")]
+    """The format since the first release (json.dumps: ASCII, \\u escapes, DEL included), so a
+    pod written by one version and reinvoked on another gets no needless rewrite. Option
+    values reach the status quoted, images verbatim; lone surrogates included."""
+    with_option = pod(container(command=["app"]), annotations={"podinit.dev/grace": option})
+    with_image = pod(container(image=image))  # no command, no image config: a failure naming it
+    texts = _status_texts(mutate(with_option, SETTINGS, {}))
+    texts += _status_texts(mutate(with_image, SETTINGS, {}))
+    assert texts
     for text in texts:
         assert text == json.dumps(json.loads(text), separators=(",", ":"))

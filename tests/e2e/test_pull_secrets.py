@@ -181,28 +181,35 @@ def test_concurrent_admissions_read_each_object_once_then_hit_the_cache_synchron
             "apiVersion": "v1",
             "kind": "ServiceAccount",
             "metadata": {"name": "builder", "namespace": namespace},
-            "imagePullSecrets": [{"name": "inherited"}, {"name": "own"}],
+            "imagePullSecrets": [{"name": "inherited"}, {"name": "own"}, {"name": "inherited"}],
         }
     )
-    pod = {"spec": {"serviceAccountName": "builder", "imagePullSecrets": [{"name": "own"}]}}
+    # As the kubelet: the pod's own secrets; the ServiceAccount's only for a pod without any.
+    without = {"spec": {"serviceAccountName": "builder"}}
+    with_own = {"spec": {"serviceAccountName": "builder", "imagePullSecrets": [{"name": "own"}]}}
 
-    async def main() -> tuple[list[list[bytes]], list[bytes] | None, Counter[tuple[str, str]]]:
+    async def main() -> tuple[list[list[bytes]], list[bytes] | None, list[bytes], Counter[Any]]:
         api = await api_client(load(None, kubeconfig=cp.kubeconfig), user_kubeconfig=False)
         assert api is not None
         try:
             core = CountingCore(kube.CoreV1Api(api))
             reader = PullSecretReader(core)
-            assert reader.known_for_pod(namespace, pod) is None
-            answers = await asyncio.gather(*(reader.for_pod(namespace, pod) for _ in range(50)))
-            return answers, reader.known_for_pod(namespace, pod), core.reads
+            assert reader.known_for_pod(namespace, without) is None
+            answers = await asyncio.gather(*(reader.for_pod(namespace, without) for _ in range(50)))
+            own = await reader.for_pod(namespace, with_own)
+            return answers, reader.known_for_pod(namespace, without), own, core.reads
         finally:
             await close(api)
 
-    answers, known, reads = asyncio.run(main())
-    hosts = [next(iter(json.loads(payload)["auths"])) for payload in answers[0]]
-    assert hosts == ["own.registry.example", "inherited.registry.example"]  # pod's first, once
+    answers, known, own, reads = asyncio.run(main())
+
+    def hosts(payloads: list[bytes]) -> list[str]:
+        return [next(iter(json.loads(payload)["auths"])) for payload in payloads]
+
+    assert hosts(answers[0]) == ["inherited.registry.example", "own.registry.example"]
     assert all(answer == answers[0] for answer in answers)
     assert known == answers[0]
+    assert hosts(own) == ["own.registry.example"]
     assert reads == {
         ("serviceaccount", "builder"): 1,
         ("secret", "own"): 1,

@@ -257,7 +257,7 @@ def _compact_json(value: dict[str, Any]) -> str:
         text = orjson.dumps(value).decode()
     except orjson.JSONEncodeError:  # e.g. a lone surrogate carried over from an old note
         text = ""
-    if text and text.isascii():
+    if text and text.isascii() and "\x7f" not in text:  # json.dumps escapes DEL, orjson not
         return text
     return json.dumps(value, separators=(",", ":"))
 

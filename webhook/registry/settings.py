@@ -11,7 +11,7 @@ from .credentials import Keyring
 from .platforms import Platform
 
 # Pull secrets as the caller has them: a ready Keyring, or dockerconfigjson payloads in
-# priority order (pod imagePullSecrets, then the ServiceAccount's, then a mounted file).
+# priority order (the pod's imagePullSecrets, or its ServiceAccount's, then a mounted file).
 PullSecrets = Keyring | Iterable[bytes | str | Mapping[str, Any]]
 
 

@@ -1,4 +1,6 @@
-"""The pod's registry credentials: its imagePullSecrets, then its ServiceAccount's.
+"""The pod's registry credentials, as the kubelet will have them: the pod's imagePullSecrets,
+or, when it lists none, its ServiceAccount's (what the ServiceAccount admission plugin copies
+into such a pod; read here too for apiservers without that plugin and for `podinit scan`).
 
 Read through the Kubernetes API (RBAC: get on secrets and serviceaccounts), cached briefly per
 (namespace, name) and read once however many admissions want it at the same time, so a burst
@@ -7,6 +9,7 @@ of admissions of one Deployment reads each object once.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import json
@@ -31,16 +34,19 @@ class CoreApi(Protocol):
 
 
 _MISSING = object()  # not in the cache, or stale
+_KINDS = {"sa": "service account", "secret": "pull secret"}
 
 
 class PullSecretReader:
     """Pull-secret payloads per pod, from objects cached for `ttl` seconds (failures too: an
     unreadable object counts as absent until then). Concurrent admissions that miss the same
-    object share one read."""
+    object share one read, which gives up after `read_timeout` seconds (not cached: the next
+    admission tries again), so an API call that hangs holds nobody for long."""
 
-    def __init__(self, api: CoreApi, *, ttl: float = 30.0) -> None:
+    def __init__(self, api: CoreApi, *, ttl: float = 30.0, read_timeout: float = 5.0) -> None:
         self.api = api
         self.ttl = ttl
+        self.read_timeout = read_timeout
         self._cache: dict[tuple[str, str, str], tuple[float, Any]] = {}
         self._reads: SingleFlight[tuple[str, str, str], Any] = SingleFlight()
 
@@ -68,7 +74,7 @@ class PullSecretReader:
         spec = spec if isinstance(spec, Mapping) else {}
         names = _names(spec.get("imagePullSecrets"))
         account = spec.get("serviceAccountName") or "default"
-        if isinstance(account, str):
+        if not names and isinstance(account, str):
             key = ("sa", namespace, account)
             listed = read.get(key, _MISSING)
             if listed is _MISSING:
@@ -92,12 +98,21 @@ class PullSecretReader:
         hit = self._cache.get(key)
         return hit[1] if hit is not None and hit[0] > time.monotonic() else _MISSING
 
+    def close(self) -> None:
+        """Stop reads still in flight (at shutdown)."""
+        self._reads.cancel_all()
+
     async def _read(self, key: tuple[str, str, str]) -> Any:
         kind, namespace, name = key
-        if kind == "sa":
-            value: Any = await self._account_secrets(namespace, name)
-        else:
-            value = await self._payload(namespace, name)
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                if kind == "sa":
+                    value: Any = await self._account_secrets(namespace, name)
+                else:
+                    value = await self._payload(namespace, name)
+        except TimeoutError:
+            log.info("reading %s %s/%s timed out", _KINDS[kind], namespace, name)
+            return [] if kind == "sa" else None
         if len(self._cache) > 4096:
             self._cache.clear()
         self._cache[key] = (time.monotonic() + self.ttl, value)
@@ -118,11 +133,14 @@ class PullSecretReader:
             log.info("pull secret %s/%s unreadable: %s", namespace, name, _status(error))
             return None
         data = secret.data or {}
-        if secret.type == DOCKER_CONFIG_JSON and ".dockerconfigjson" in data:
-            return base64.b64decode(data[".dockerconfigjson"])
-        if secret.type == DOCKER_CFG and ".dockercfg" in data:
-            auths = json.loads(base64.b64decode(data[".dockercfg"]))
-            return json.dumps({"auths": auths}).encode()
+        try:
+            if secret.type == DOCKER_CONFIG_JSON and ".dockerconfigjson" in data:
+                return base64.b64decode(data[".dockerconfigjson"], validate=True)
+            if secret.type == DOCKER_CFG and ".dockercfg" in data:
+                auths = json.loads(base64.b64decode(data[".dockercfg"], validate=True))
+                return json.dumps({"auths": auths}).encode()
+        except ValueError:  # binascii.Error and JSONDecodeError; never quote the data
+            log.info("pull secret %s/%s is not valid %s", namespace, name, secret.type)
         return None
 
 

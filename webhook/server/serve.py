@@ -74,6 +74,8 @@ async def build(config: Config) -> AsyncIterator[Parts]:
     try:
         yield Parts(admitter, resolver, metrics, api)
     finally:
+        if reader is not None:
+            reader.close()
         await resolver.aclose()
         if api is not None:
             await close(api)
