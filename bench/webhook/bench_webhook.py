@@ -7,7 +7,9 @@ What runs (all on 127.0.0.1, everything started and stopped by this script):
   echoing the uid) served through `webhook.server.serve.uvicorn_config` on uvloop, i.e. the
   same TLS, loop and HTTP settings as `podinit serve`;
 - the same no-op as a plain ASGI app (how podinit serves /mutate), as a diagnostic;
-- optionally (--uvloop) the FastAPI no-op on the stdlib asyncio loop too, as a diagnostic.
+- optionally (--uvloop) the FastAPI no-op on the stdlib asyncio loop too, as a diagnostic;
+- optionally (--apiserver) tests/e2e's control plane, through which podinit then reads the
+  pod's pull secret, as with the default `pullSecretLookups: true` in a cluster.
 
 Load: vegeta (built with `go install` into $PODINIT_TOOLS_CACHE if missing), HTTP/1.1 with
 keep-alive, --replicas ~8 KB AdmissionReviews in turn: the replicas of one 3-container
@@ -250,6 +252,42 @@ def start_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def start_apiserver(stack: ExitStack) -> Any:
+    """A real control plane (tests/e2e's) with the pod's namespace, its ServiceAccount and a
+    pull secret, so `podinit serve` reads credentials as it does in a cluster with the
+    default `pullSecretLookups: true`. Pinned to the load CPU: it idles during the runs (the
+    reads are cached for 30 s). None, said why, when the tools are missing."""
+    from e2e.cluster import ControlPlane, ToolsMissing, find_tools
+
+    try:
+        tools = find_tools()
+    except ToolsMissing as missing:
+        print(f"no apiserver, pull-secret lookups off: {missing}", flush=True)
+        return None
+    control_plane = ControlPlane.start(tools)
+    stack.callback(control_plane.stop)
+    for process in control_plane.procs:
+        os.sched_setaffinity(process.popen.pid, {LOAD_CPU})
+    control_plane.kubectl("create", "namespace", "shop")
+    config = {"auths": {"registry.shop.example": {"auth": "c2hvcDpzZWNyZXQ="}}}
+    control_plane.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/dockerconfigjson",
+            "metadata": {"name": "shop-registry", "namespace": "shop"},
+            "stringData": {".dockerconfigjson": json.dumps(config)},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "shop", "namespace": "shop"},
+            "imagePullSecrets": [{"name": "shop-registry"}],
+        },
+    )
+    return control_plane
 
 
 # -- load --------------------------------------------------------------------------------------
@@ -606,7 +644,7 @@ replicas of a 3-container Deployment pod (two containers without `command` whose
 a local `docker-registry` and were looked up once before measuring, i.e. cache hits; one
 sidecar with a `command`) with labels, annotations, managedFields, env, probes, resources;
 like the apiserver's, each has its own request uid and ServiceAccount token volume name
-(`kube-api-access-xxxxx`), so no two admissions are byte-identical. A plain ASGI no-op (the
+(`kube-api-access-xxxxx`), so no two admissions are byte-identical. {meta["apiserver"]} A plain ASGI no-op (the
 same work without FastAPI, the way podinit serves `/mutate`) runs as a diagnostic. Load from vegeta {VEGETA_VERSION}:
 saturation = {args.workers} requests in flight, closed loop, {args.duration:g} s; fixed rates
 {", ".join(f"{r}/s" for r in rates(args))}, open loop (at most 256 in flight, so an overloaded
@@ -720,6 +758,9 @@ def bench(args: argparse.Namespace) -> int:
             "PODINIT_INSECURE_REGISTRIES": json.dumps([registry.host]),
             "PODINIT_TIMEOUT_SECONDS": str(int(args.timeout)),
         }
+        apiserver = start_apiserver(stack) if args.apiserver else None
+        if apiserver is not None:  # pull-secret lookups, on by default, read through it
+            podinit_env["PODINIT_KUBECONFIG"] = str(apiserver.kubeconfig)
         names = ["noop-uvloop", "podinit", "rawnoop-uvloop"] + (["noop"] if args.uvloop else [])
         servers: dict[str, Server] = {}
         for name in names:
@@ -803,6 +844,14 @@ def bench(args: argparse.Namespace) -> int:
         "load_before": load_before,
         "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "body_bytes": len(body),
+        "apiserver": (
+            "podinit reads the pod's pull secret through a real kube-apiserver (tests/e2e's "
+            "control plane, pinned to the load CPU), as with the default "
+            "`pullSecretLookups: true`; the no-ops do nothing of the kind."
+            if apiserver is not None
+            else "No apiserver ran (see `--apiserver`): podinit read no pull secrets, unlike "
+            "with the default `pullSecretLookups: true`."
+        ),
     }
     if args.json:
         raw = {k: {m: [r.__dict__ for r in v] for m, v in d.items()} for k, d in results.items()}
@@ -861,6 +910,9 @@ def main() -> int:
     parser.add_argument("--no-uvloop", dest="uvloop", action="store_false",
                         help="skip the diagnostic asyncio-loop no-op")  # fmt: skip
     parser.add_argument("--no-pin", dest="pin", action="store_false")
+    parser.add_argument("--apiserver", action="store_true",
+                        help="podinit reads pull secrets through a real control plane (its idle "
+                        "load, ~14%% of a core here, lengthens every server's tail)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s (smoke test)")
     parser.add_argument("--json", help="write raw results here")
     parser.add_argument("--write-doc", help="replace the ## Webhook section of this file")

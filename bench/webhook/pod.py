@@ -207,6 +207,8 @@ def realistic_pod(
             "terminationGracePeriodSeconds": 30,
             "dnsPolicy": "ClusterFirst",
             "serviceAccountName": "shop",
+            # copied from the ServiceAccount by its admission plugin, before webhooks run
+            "imagePullSecrets": [{"name": "shop-registry"}],
             "serviceAccount": "shop",
             "securityContext": {"fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}},
             "affinity": {
