@@ -29,7 +29,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_stdin_is_read_with_a_dash_and_json_output_is_one_object(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO(POD))
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(POD.encode())))
     code, out, _ = run(capsys, "inject", "-f", "-", "-o", "json")
     assert code == 0
     assert json.loads(out)["spec"]["containers"][0]["command"] == ["/podinit/podinit", "--", "app"]

@@ -7,11 +7,12 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import jsonpatch
 import yaml
 
+from webhook.cli import kubeyaml
 from webhook.core import (
     ImageConfig,
     ImageResult,
@@ -36,46 +37,68 @@ class Document:
     body: Any
 
 
-def read_documents(target: str, stdin: TextIO) -> Iterator[Document]:
-    for source, text in _sources(target, stdin):
+def read_documents(targets: list[str], stdin: BinaryIO) -> Iterator[Document]:
+    for source, text in _sources(targets, stdin):
         number = 0
         try:
-            for number, body in enumerate(yaml.safe_load_all(text), start=1):
+            for number, body in enumerate(kubeyaml.load_all(text), start=1):
                 if body is not None:
                     yield Document(source, number, body)
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             where = f", line {mark.line + 1}" if mark is not None else ""
-            raise InputError(f"{source}: document {number + 1}{where}: not valid YAML") from error
+            problem = getattr(error, "problem", None) or str(error)
+            raise InputError(
+                f"{source}: document {number + 1}{where}: not valid YAML: {problem}"
+            ) from error
 
 
-def _sources(target: str, stdin: TextIO) -> Iterator[tuple[str, str]]:
-    if target == "-":
-        yield "<stdin>", stdin.read()
-        return
-    path = Path(target)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in {".yaml", ".yml", ".json"})
-    else:
-        files = [path]
-    for file in files:
-        try:
-            yield str(file), file.read_text()
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"{file}: cannot read: {error}") from error
+def _sources(targets: list[str], stdin: BinaryIO) -> Iterator[tuple[str, str]]:
+    for target in targets:
+        if not target:
+            raise InputError("-f: an empty file name")
+        if target == "-":
+            yield "<stdin>", _decode("<stdin>", stdin.read())
+            continue
+        path = Path(target)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix in {".yaml", ".yml", ".json"})
+        else:
+            files = [path]
+        for file in files:
+            yield str(file), _read(file)
+
+
+def _read(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror or error}") from error
+    return _decode(str(path), data)
+
+
+def _decode(source: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{source}: not UTF-8 (byte {error.start})") from None
 
 
 def read_image_configs(path: Path) -> dict[str, ImageResult]:
     """`IMAGE: {entrypoint: [...], cmd: [...]}` as written by hand or by `podinit scan`."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
+        data = kubeyaml.load(_read(path)) or {}
+    except yaml.YAMLError as error:
         raise InputError(f"{path}: cannot read image configs: {error}") from error
     if not isinstance(data, dict):
         raise InputError(f"{path}: image configs must be a mapping of IMAGE: {{entrypoint, cmd}}")
     configs: dict[str, ImageResult] = {}
     for image, entry in data.items():
         entry = entry or {}
+        unknown = sorted(str(k) for k in entry) if isinstance(entry, dict) else []
+        unknown = [key for key in unknown if key not in ("entrypoint", "cmd")]
+        if unknown:
+            raise InputError(f"{path}: {image}: unknown keys {unknown}: only entrypoint and cmd")
         lists = (
             {key: entry.get(key) or [] for key in ("entrypoint", "cmd")}
             if isinstance(entry, dict)
@@ -92,7 +115,8 @@ def read_image_configs(path: Path) -> dict[str, ImageResult]:
 
 
 def inject_document(doc: Document, settings: InjectSettings, lookup: Lookup) -> list[str]:
-    """Mutate every pod in `doc.body` in place; returns one explanation line per container."""
+    """Mutate every pod in `doc.body` in place; returns one explanation line per container.
+    A pod the webhook would deny (`onLookupFailure: deny`) is an error here too."""
     lines: list[str] = []
     for owner, pod in pod_templates(doc.body):
         label = describe(owner)
@@ -102,6 +126,11 @@ def inject_document(doc: Document, settings: InjectSettings, lookup: Lookup) -> 
             mutation = plan.decide(found)
         except InvalidPod as error:
             raise InputError(f"{doc.source}: document {doc.number} ({label}): {error}") from error
+        if mutation.denied:
+            raise InputError(
+                f"{doc.source}: document {doc.number} ({label}): the webhook would deny it "
+                f"(onLookupFailure: deny): {mutation.denied}"
+            )
         jsonpatch.apply_patch(pod, mutation.patch, in_place=True)
         if mutation.pod_reason:
             lines.append(f"{label}: not wrapped: {mutation.pod_reason}")
@@ -118,16 +147,16 @@ def write_documents(bodies: list[Any], output: str, out: TextIO) -> None:
         single = (
             bodies[0] if len(bodies) == 1 else {"apiVersion": "v1", "kind": "List", "items": bodies}
         )
-        out.write(json.dumps(single, indent=2, default=str) + "\n")  # YAML dates, as kubectl
+        out.write(json.dumps(single, indent=2, default=str) + "\n")
     else:
-        yaml.safe_dump_all(bodies, out, sort_keys=False, explicit_start=len(bodies) > 1)
+        kubeyaml.dump_all(bodies, out)
 
 
 def run(
-    target: str, settings: InjectSettings, lookup: Lookup, *, output: str, explain: bool
+    targets: list[str], settings: InjectSettings, lookup: Lookup, *, output: str, explain: bool
 ) -> int:
     bodies: list[Any] = []
-    for doc in read_documents(target, sys.stdin):
+    for doc in read_documents(targets, sys.stdin.buffer):
         lines = inject_document(doc, settings, lookup)
         if explain:
             for line in lines:

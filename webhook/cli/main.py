@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,7 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("inject", help="wrap the containers of pods and workloads in manifests")
-    p.add_argument("-f", "--filename", required=True, help="a file, a directory, or - for stdin")
+    p.add_argument(
+        "-f",
+        "--filename",
+        required=True,
+        action="append",
+        help="a file, a directory, or - for stdin; repeat for more",
+    )
     p.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
     p.add_argument(
         "--explain", action="store_true", help="print the decision per container to stderr"
@@ -121,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (inject.InputError, ConfigError) as error:
         print(f"podinit: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `podinit inject ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     raise AssertionError(f"unhandled command {args.command}")
 
 
