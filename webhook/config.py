@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -104,16 +105,7 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings
-
-    @field_validator("port", mode="before")
-    @classmethod
-    def _not_a_service_link(cls, value: object) -> object:
-        """In a pod next to a Service named podinit, the kubelet sets PODINIT_PORT=tcp://IP:PORT
-        (Docker links); that is not our setting, so keep the default."""
-        if isinstance(value, str) and value.startswith("tcp://"):
-            return cls.model_fields["port"].default
-        return value
+        return init_settings, _WithoutServiceLink(settings_cls, env_settings)
 
     @property
     def lookup_budget(self) -> float:
@@ -153,6 +145,28 @@ class Config(BaseSettings):
             )
         except ValueError as error:
             raise ConfigError(_setting_names(str(error))) from error
+
+
+class _WithoutServiceLink(PydanticBaseSettingsSource):
+    """The environment, less a kubelet service link: in a pod next to a Service named podinit,
+    the kubelet sets PODINIT_PORT=tcp://IP:PORT (Docker links). That is not our setting, so it
+    counts as not set at all and the config file or the default applies."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environment: PydanticBaseSettingsSource
+    ) -> None:
+        super().__init__(settings_cls)
+        self.environment = environment
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ answers for every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        values = self.environment()
+        port = values.get("port")
+        if isinstance(port, str) and port.startswith("tcp://"):
+            del values["port"]
+        return values
 
 
 def read_file(path: Path) -> dict[str, Any]:

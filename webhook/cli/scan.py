@@ -64,9 +64,13 @@ async def list_pods(core: kube.CoreV1Api, namespace: str | None) -> AsyncIterato
 async def scan(
     config: Config, settings: InjectSettings, *, namespace: str | None
 ) -> tuple[list[Row], dict[str, ImageResult]]:
-    api = await api_client(config, user_kubeconfig=True)
+    resolver: ImageResolver = make_resolver(config)  # a bad registryCaFile: before any reading
+    try:
+        api = await api_client(config, user_kubeconfig=True)
+    except BaseException:
+        await resolver.aclose()
+        raise
     assert api is not None
-    resolver: ImageResolver = make_resolver(config)
     rows: list[Row] = []
     found: dict[str, ImageResult] = {}
     try:
@@ -103,6 +107,14 @@ async def scan(
     return rows, found
 
 
+def _kubeconfig_source(config: Config) -> str:
+    """The kubeconfig file the client read: the setting, else $KUBECONFIG or ~/.kube/config as
+    the client saw them when it was imported."""
+    if config.kubeconfig is not None:
+        return str(config.kubeconfig)
+    return str(kube_config.KUBE_CONFIG_DEFAULT_LOCATION)
+
+
 def _describe(error: Exception) -> str:
     if isinstance(error, kube.ApiException):
         return f"HTTP {error.status} {error.reason}"
@@ -133,6 +145,12 @@ def run(config: Config, settings: InjectSettings, *, namespace: str | None, outp
         rows, found = asyncio.run(scan(config, settings, namespace=namespace))
     except kube_config.ConfigException as error:
         raise ScanError(f"cannot load a kubeconfig: {error}") from error
+    except yaml.YAMLError as error:  # only kubeconfigs are read as YAML here
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise ScanError(
+            f"cannot load a kubeconfig: {_kubeconfig_source(config)}{where}: not valid YAML"
+        ) from error
     except (kube.ApiException, aiohttp.ClientError, OSError) as error:
         raise ScanError(f"cannot list pods: {_describe(error)}") from error
     write(rows, found, output, sys.stdout)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,26 +53,26 @@ async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | N
 
 @contextlib.asynccontextmanager
 async def build(config: Config) -> AsyncIterator[Parts]:
-    api = await api_client(config, user_kubeconfig=False)
-    settings = config.inject_settings(kubernetes_version=await _kubernetes_version(api))
-    resolver = make_resolver(config)
-    metrics = Metrics(resolver.stats)
-    reader = (
-        PullSecretReader(kube.CoreV1Api(api))
-        if api is not None and config.pull_secret_lookups
-        else None
-    )
+    # What the config files hold is checked before anything connects: a bad file is one error.
     docker_config = config.docker_config_file
     extra = read_setting_file(docker_config, "docker_config_file") if docker_config else None
-    admitter = Admitter(
-        settings=settings,
-        metrics=metrics,
-        resolver=resolver,
-        pull_secrets=reader,
-        extra_docker_config=extra,
-        budget=config.lookup_budget,
-    )
+    resolver = make_resolver(config)
+    api: kube.ApiClient | None = None
+    reader: PullSecretReader | None = None
     try:
+        api = await api_client(config, user_kubeconfig=False)
+        settings = config.inject_settings(kubernetes_version=await _kubernetes_version(api))
+        metrics = Metrics(resolver.stats)
+        if api is not None and config.pull_secret_lookups:
+            reader = PullSecretReader(kube.CoreV1Api(api))
+        admitter = Admitter(
+            settings=settings,
+            metrics=metrics,
+            resolver=resolver,
+            pull_secrets=reader,
+            extra_docker_config=extra,
+            budget=config.lookup_budget,
+        )
         yield Parts(admitter, resolver, metrics, api)
     finally:
         if reader is not None:
@@ -110,7 +111,28 @@ def certificate_files(config: Config) -> tuple[Path, Path]:
         raise ConfigError("tlsCertFile and tlsKeyFile are required with certificates: files")
     read_setting_file(config.tls_cert_file, "tls_cert_file")
     read_setting_file(config.tls_key_file, "tls_key_file")
+    _check_pair(config.tls_cert_file, config.tls_key_file)
     return config.tls_cert_file, config.tls_key_file
+
+
+def _check_pair(cert: Path, key: Path) -> None:
+    """The pair loaded as uvicorn will load it, so that a bad one is a ConfigError naming the
+    setting at fault instead of a traceback from inside uvicorn."""
+    try:
+        # An empty password: an encrypted key fails here instead of prompting on a terminal.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=b"")
+        return
+    except ssl.SSLError as error:
+        failure = error
+    if failure.reason == "KEY_VALUES_MISMATCH":
+        raise ConfigError(
+            f"tlsKeyFile: {key} is not the key of the certificate in tlsCertFile {cert}"
+        ) from failure
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(cafile=cert)
+    except ssl.SSLError:
+        raise ConfigError(f"tlsCertFile: {cert}: no valid PEM certificate") from failure
+    raise ConfigError(f"tlsKeyFile: {key}: no valid unencrypted PEM private key") from failure
 
 
 async def _self_managed(
