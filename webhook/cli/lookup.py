@@ -40,7 +40,11 @@ class RegistryLookup:
         self.budget = config.lookup_budget
         self.credentials = [c for c in (docker_config(config),) if c]
         self.runner = asyncio.Runner()
-        self.resolver = self.runner.run(self._make(config))
+        try:
+            self.resolver = self.runner.run(self._make(config))
+        except BaseException:  # a bad registryCaFile: leave no event loop behind
+            self.runner.close()
+            raise
 
     @staticmethod
     async def _make(config: Config) -> ImageResolver:
