@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,60 @@ def test_the_secret_data_round_trips_and_garbage_reads_as_missing() -> None:
     assert Bundle.from_secret_data(bundle.to_secret_data()) == bundle
     assert Bundle.from_secret_data({"tls.crt": "!!"}) is None
     assert renewed(Bundle(b"junk", b"junk", b"junk", b"junk"), NAMES, NOW) is not None
+
+
+def served_and_trusted(bundle: Bundle, tmp_path: Path) -> None:
+    """The bundle's pair loads and verifies against its caBundle, as the apiserver checks it."""
+    write_files(bundle, tmp_path / "tls.crt", tmp_path / "tls.key")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    handshake(server, ssl.create_default_context(cadata=bundle.ca_bundle.decode()), NAMES[0])
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda good, other: replace(good, key=other.key),  # tls.key of another pair
+        lambda good, other: replace(good, key=b"garbage"),
+        lambda good, other: replace(good, cert=other.cert, key=other.key),  # another CA's pair
+        lambda good, other: replace(good, ca_key=other.ca_key),  # ca.key of another CA
+    ],
+    ids=["foreign-key", "garbage-key", "foreign-issuer", "foreign-ca-key"],
+)
+def test_a_secret_whose_parts_do_not_fit_together_is_replaced_by_one_that_serves(
+    broken: Callable[[Bundle, Bundle], Bundle], tmp_path: Path
+) -> None:
+    stored = broken(first(), first())
+    again = renewed(stored, NAMES, NOW)
+    assert again is not None
+    served_and_trusted(again, tmp_path)
+    assert renewed(again, NAMES, NOW) is None
+
+
+def test_certificates_not_yet_valid_are_replaced(tmp_path: Path) -> None:
+    ahead = renewed(None, NAMES, NOW + dt.timedelta(hours=1))  # written by a clock running ahead
+    again = renewed(ahead, NAMES, NOW)
+    assert again is not None and again.ca_cert != ahead.ca_cert  # type: ignore[union-attr]
+    served_and_trusted(again, tmp_path)
+
+
+def test_long_service_and_namespace_names_still_get_a_certificate() -> None:
+    names = dns_names("podinit-admission-webhook", "platform-engineering-admission-system")
+    bundle = renewed(None, names, NOW)
+    assert bundle is not None and len(names[0]) > 64
+    assert renewed(bundle, names, NOW) is None
+
+
+def test_an_address_written_in_another_form_is_the_same_name() -> None:
+    bundle = renewed(None, [*NAMES, "fd00::1", "10.0.0.1"], NOW)
+    assert renewed(bundle, [*NAMES, "FD00:0:0:0:0:0:0:1", "10.0.0.1", "10.0.0.1"], NOW) is None
+
+
+def test_a_serving_reissue_right_after_a_ca_rotation_keeps_trusting_the_old_ca() -> None:
+    rotated = renewed(first(), NAMES, NOW + dt.timedelta(days=3000))
+    assert rotated is not None and rotated.previous_ca
+    moved = NOW + dt.timedelta(days=3000, hours=1)
+    reissued = renewed(rotated, dns_names("renamed", "podinit-system"), moved)
+    assert reissued is not None and reissued.previous_ca == rotated.previous_ca
+    later = renewed(rotated, dns_names("renamed", "podinit-system"), moved + dt.timedelta(days=2))
+    assert later is not None and later.previous_ca == b""

@@ -29,6 +29,9 @@ log = logging.getLogger("podinit.certs")
 CA_LIFETIME = dt.timedelta(days=3650)
 SERVING_LIFETIME = dt.timedelta(days=365)
 RENEW_WHEN_LEFT = 1 / 3  # renew once two thirds of a certificate's lifetime have passed
+# How long after a CA rotation the replaced CA stays trusted when the serving certificate is
+# reissued for another reason (every replica has long since reloaded by then).
+ROTATION = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,29 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    # X.509 caps a CN at 64 characters; clients verify the SANs, so a long name is left out.
+    cn = common_name if len(common_name) <= 64 else "podinit-webhook"
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
 def dns_names(service: str, namespace: str) -> list[str]:
     """The names the apiserver may use for the Service; the first is the certificate's CN."""
     svc = f"{service}.{namespace}.svc"
     return [svc, service, f"{service}.{namespace}", f"{svc}.cluster.local"]
+
+
+def canonical_names(names: list[str]) -> list[str]:
+    """Names as a certificate gives them back: IP addresses in canonical form, DNS names in
+    lower case, each once, so that a configured `FD00::1` does not look like a change."""
+    result: list[str] = []
+    for name in names:
+        try:
+            name = str(ipaddress.ip_address(name))
+        except ValueError:
+            name = name.lower()
+        if name not in result:
+            result.append(name)
+    return result
 
 
 def _general_name(name: str) -> x509.GeneralName:
@@ -150,30 +169,80 @@ def _due(cert: x509.Certificate, now: dt.datetime) -> bool:
     return cert.not_valid_after_utc - now < lifetime * RENEW_WHEN_LEFT
 
 
-def renewed(bundle: Bundle | None, names: list[str], now: dt.datetime) -> Bundle | None:
-    """A new bundle when `bundle` is missing, unusable, for other names or due; else None."""
+def _matches(key_pem: bytes, cert: x509.Certificate) -> bool:
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return isinstance(key, ec.EllipticCurvePrivateKey) and key.public_key() == cert.public_key()
+
+
+def _usable_ca(bundle: Bundle, now: dt.datetime) -> x509.Certificate | None:
+    """The bundle's CA when it can sign: parses, its key is its own, valid now, not due."""
     try:
-        ca = x509.load_pem_x509_certificate(bundle.ca_cert) if bundle else None
-        serving = x509.load_pem_x509_certificate(bundle.cert) if bundle else None
-    except ValueError:
-        ca = serving = None
-    if bundle is None or ca is None or _due(ca, now):
+        ca = x509.load_pem_x509_certificate(bundle.ca_cert)
+        sound = _matches(bundle.ca_key, ca)
+    except Exception:  # any parse error: unusable, replaced below
+        return None
+    if not sound or not _valid(ca, now) or _due(ca, now):
+        return None
+    return ca
+
+
+def _usable_serving(bundle: Bundle, ca: x509.Certificate, now: dt.datetime) -> list[str] | None:
+    """The names of the bundle's serving certificate when it can be served as it is: parses,
+    its key is its own, issued by `ca`, valid now and not due."""
+    try:
+        serving = x509.load_pem_x509_certificate(bundle.cert)
+        serving.verify_directly_issued_by(ca)
+        sound = _matches(bundle.key, serving)
+        san = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except Exception:  # unparsable, another issuer, no SANs: reissued below
+        return None
+    if not sound or not _valid(serving, now) or _due(serving, now):
+        return None
+    return canonical_names(
+        [*san.get_values_for_type(x509.DNSName), *map(str, san.get_values_for_type(x509.IPAddress))]
+    )
+
+
+def _valid(cert: x509.Certificate, now: dt.datetime) -> bool:
+    # Tolerates the backdating of new certificates (5 minutes) for replicas whose clocks differ.
+    return cert.not_valid_before_utc <= now + dt.timedelta(minutes=5) < cert.not_valid_after_utc
+
+
+def renewed(bundle: Bundle | None, names: list[str], now: dt.datetime) -> Bundle | None:
+    """A new bundle when `bundle` is missing, unusable (parts that do not fit together, not
+    valid now), for other names or due; else None."""
+    names = canonical_names(names)
+    ca = _usable_ca(bundle, now) if bundle else None
+    if bundle is None or ca is None:
         ca_cert, ca_key = new_ca(now)
-        previous = bundle.ca_cert if bundle and ca and ca.not_valid_after_utc > now else b""
         return Bundle(
-            ca_cert, ca_key, *new_serving(ca_cert, ca_key, names, now), previous_ca=previous
+            ca_cert,
+            ca_key,
+            *new_serving(ca_cert, ca_key, names, now),
+            previous_ca=_previous(bundle, now),
         )
-    assert serving is not None
-    san = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    present = [
-        *san.get_values_for_type(x509.DNSName),
-        *map(str, san.get_values_for_type(x509.IPAddress)),
-    ]
-    if sorted(present) != sorted(names) or _due(serving, now):
+    present = _usable_serving(bundle, ca, now)
+    if present is None or sorted(present) != sorted(names):
         return Bundle(
-            bundle.ca_cert, bundle.ca_key, *new_serving(bundle.ca_cert, bundle.ca_key, names, now)
+            bundle.ca_cert,
+            bundle.ca_key,
+            *new_serving(bundle.ca_cert, bundle.ca_key, names, now),
+            # A CA rotation still in progress keeps trusting the CA it replaced.
+            previous_ca=bundle.previous_ca if now - ca.not_valid_before_utc < ROTATION else b"",
         )
     return None
+
+
+def _previous(bundle: Bundle | None, now: dt.datetime) -> bytes:
+    """The CA being replaced, kept in the caBundle while replicas may still serve its
+    certificates; nothing when it is unreadable or over."""
+    if bundle is None:
+        return b""
+    try:
+        ca = x509.load_pem_x509_certificate(bundle.ca_cert)
+    except ValueError:
+        return b""
+    return bundle.ca_cert if ca.not_valid_after_utc > now else b""
 
 
 def _base64(value: str | bytes | None) -> str:
@@ -217,7 +286,7 @@ class CertificateManager:
         self.webhook_configuration = webhook_configuration
         self.cert_file = cert_file
         self.key_file = key_file
-        self.names = dns_names(service, namespace) + list(extra_names)
+        self.names = canonical_names(dns_names(service, namespace) + list(extra_names))
 
     async def ensure(self) -> Bundle:
         bundle: Bundle | None = None
@@ -237,8 +306,10 @@ class CertificateManager:
             raise RuntimeError(
                 f"could not store certificates in secret {self.namespace}/{self.secret}"
             )
-        write_files(bundle, self.cert_file, self.key_file)
+        # caBundle first: the apiserver must trust a new CA before a certificate it signed is
+        # served; if the patch fails, the files keep the pair the old bundle trusts.
         await self._patch_ca_bundle(bundle.ca_bundle)
+        write_files(bundle, self.cert_file, self.key_file)
         return bundle
 
     async def run(self, interval: float) -> None:
