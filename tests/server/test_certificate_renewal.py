@@ -149,3 +149,13 @@ def test_a_serving_reissue_right_after_a_ca_rotation_keeps_trusting_the_old_ca()
     assert reissued is not None and reissued.previous_ca == rotated.previous_ca
     later = renewed(rotated, dns_names("renamed", "podinit-system"), moved + dt.timedelta(days=2))
     assert later is not None and later.previous_ca == b""
+
+
+def test_the_certificates_pass_strict_x509_verification(tmp_path: Path) -> None:
+    bundle = first()
+    write_files(bundle, tmp_path / "tls.crt", tmp_path / "tls.key")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    strict = ssl.create_default_context(cadata=bundle.ca_bundle.decode())
+    strict.verify_flags |= ssl.VERIFY_X509_STRICT  # the default for Python 3.13 clients
+    handshake(server, strict, NAMES[0])
