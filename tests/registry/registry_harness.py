@@ -14,6 +14,7 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -238,7 +239,7 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -524,6 +525,14 @@ def slow_sibling_documents() -> tuple[bytes, bytes, bytes]:
     return config, amd64, index
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """Clients that give up (deadlines, cancelled fetches) reset connections on purpose."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FaultServer:
     """Plain-HTTP server whose behaviour is chosen by the repository name:
     hang/…, drip/…, err500/…, garbage/…, deny/… (401 Basic), missing/… (404),
@@ -621,7 +630,7 @@ class FaultServer:
                 else:
                     self._send(404, b"{}")
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
