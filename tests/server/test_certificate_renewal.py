@@ -54,11 +54,17 @@ def handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) -> 
     raise AssertionError("handshake did not finish")
 
 
-def test_the_pair_verifies_against_the_ca_bundle_for_the_service_dns_name(tmp_path: Path) -> None:
-    bundle = first()
+def serving(bundle: Bundle, tmp_path: Path) -> ssl.SSLContext:
+    """A server context loaded from the files the reloader would read."""
     write_files(bundle, tmp_path / "tls.crt", tmp_path / "tls.key")
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    return server
+
+
+def test_the_pair_verifies_against_the_ca_bundle_for_the_service_dns_name(tmp_path: Path) -> None:
+    bundle = first()
+    server = serving(bundle, tmp_path)
     client = ssl.create_default_context(cadata=bundle.ca_bundle.decode())
     handshake(server, client, "podinit.podinit-system.svc")
     with pytest.raises(ssl.SSLCertVerificationError):
@@ -96,10 +102,8 @@ def test_the_secret_data_round_trips_and_garbage_reads_as_missing() -> None:
 
 def served_and_trusted(bundle: Bundle, tmp_path: Path) -> None:
     """The bundle's pair loads and verifies against its caBundle, as the apiserver checks it."""
-    write_files(bundle, tmp_path / "tls.crt", tmp_path / "tls.key")
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
-    handshake(server, ssl.create_default_context(cadata=bundle.ca_bundle.decode()), NAMES[0])
+    client = ssl.create_default_context(cadata=bundle.ca_bundle.decode())
+    handshake(serving(bundle, tmp_path), client, NAMES[0])
 
 
 @pytest.mark.parametrize(
@@ -153,9 +157,6 @@ def test_a_serving_reissue_right_after_a_ca_rotation_keeps_trusting_the_old_ca()
 
 def test_the_certificates_pass_strict_x509_verification(tmp_path: Path) -> None:
     bundle = first()
-    write_files(bundle, tmp_path / "tls.crt", tmp_path / "tls.key")
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
     strict = ssl.create_default_context(cadata=bundle.ca_bundle.decode())
     strict.verify_flags |= ssl.VERIFY_X509_STRICT  # the default for Python 3.13 clients
-    handshake(server, strict, NAMES[0])
+    handshake(serving(bundle, tmp_path), strict, NAMES[0])
