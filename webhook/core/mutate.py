@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-import orjson
-
 from webhook.core import annotations as ann
 from webhook.core.argv import is_wrapped, needs_image, plan_wrap, running_init
 from webhook.core.eligibility import architecture, candidates, pod_skip, silent_skip
@@ -238,7 +236,7 @@ def _pod_ops(view: PodView, layout: Layout, settings: InjectSettings) -> list[Pa
 
 
 def _status_ops(view: PodView, status: dict[str, Any]) -> list[PatchOp]:
-    text = _compact_json(status)
+    text = json.dumps(status, separators=(",", ":"))  # the format since the first release
     if view.annotations.get(ann.STATUS) == text:
         return []
     annotations = view.metadata.get("annotations")
@@ -247,19 +245,6 @@ def _status_ops(view: PodView, status: dict[str, Any]) -> list[PatchOp]:
         ops.append({"op": "add", "path": "/metadata", "value": {}})
     ops.append(set_key("/metadata/annotations", annotations, ann.STATUS, text))
     return ops
-
-
-def _compact_json(value: dict[str, Any]) -> str:
-    """`json.dumps(value, separators=(",", ":"))`, the annotation's format since the first
-    release (ASCII, non-ASCII as \\u escapes), through orjson's faster path when the text is
-    plain ASCII anyway."""
-    try:
-        text = orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:  # e.g. a lone surrogate carried over from an old note
-        text = ""
-    if text and text.isascii() and "\x7f" not in text:  # json.dumps escapes DEL, orjson not
-        return text
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _describe(decision: Decision) -> str:

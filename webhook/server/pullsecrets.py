@@ -76,23 +76,24 @@ class PullSecretReader:
         account = spec.get("serviceAccountName") or "default"
         if not names and isinstance(account, str):
             key = ("sa", namespace, account)
-            listed = read.get(key, _MISSING)
-            if listed is _MISSING:
-                listed = self._fresh(key)
+            listed = self._known(key, read)
             if listed is _MISSING:
                 return [], key
             names += listed
         payloads = []
         for name in dict.fromkeys(names):  # de-duplicated, order kept
             key = ("secret", namespace, name)
-            payload = read.get(key, _MISSING)
-            if payload is _MISSING:
-                payload = self._fresh(key)
+            payload = self._known(key, read)
             if payload is _MISSING:
                 return [], key
             if payload is not None:
                 payloads.append(payload)
         return payloads, None
+
+    def _known(self, key: tuple[str, str, str], read: Mapping[tuple[str, str, str], Any]) -> Any:
+        """What this call has just read, else the fresh cache entry, else _MISSING."""
+        value = read.get(key, _MISSING)
+        return self._fresh(key) if value is _MISSING else value
 
     def _fresh(self, key: tuple[str, str, str]) -> Any:
         hit = self._cache.get(key)
