@@ -218,40 +218,13 @@ def start_server(
     cpu: int | None,
     has_metrics: bool,
 ) -> Iterator[Server]:
-    import httpx
+    from tests.server.harness import running
 
-    log = tmp / f"{name}.log"
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PODINIT_")},
-        **env,
-    }
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, env=environment, stdout=out, stderr=out, cwd=ROOT, preexec_fn=_pin(cpu)
-        )
-    server = Server(name, f"https://127.0.0.1:{port}", process, log, has_metrics)
-    try:
-        deadline = time.monotonic() + 60
-        with httpx.Client(verify=ca, timeout=5) as client:
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited:\n{log.read_text()[-3000:]}")
-                try:
-                    if client.get(f"{server.url}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} not ready in 60s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.1)
-        yield server
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    url, log = f"https://127.0.0.1:{port}", tmp / f"{name}.log"
+    with running(
+        command, env=env, log_file=log, url=url, ca=ca, preexec_fn=_pin(cpu), ready_within=60
+    ) as process:
+        yield Server(name, url, process, log, has_metrics)
 
 
 def start_apiserver(stack: ExitStack) -> Any:

@@ -11,7 +11,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +81,58 @@ def serve_argv(port: int, *extra: str) -> list[str]:
 
 
 @contextmanager
+def running(
+    command: list[str],
+    *,
+    env: dict[str, str],
+    log_file: Path,
+    url: str,
+    ca: ssl.SSLContext,
+    preexec_fn: Callable[[], None] | None = None,
+    ready_within: float = 30,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process with only the given PODINIT_* settings, yielded once `url`/readyz
+    answers 200, stopped with SIGTERM (SIGKILL after 15 s). Used by the tests and the bench."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PODINIT_")}
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            env={**environment, **env},
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
+            preexec_fn=preexec_fn,
+        )
+    try:
+        _wait_ready(process, url, ca, log_file, ready_within)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(
+    process: subprocess.Popen[bytes], url: str, ca: ssl.SSLContext, log: Path, within: float
+) -> None:
+    deadline = time.monotonic() + within
+    with httpx.Client(base_url=url, verify=ca, timeout=5) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args!r} exited:\n{log.read_text()[-3000:]}")
+            try:
+                if client.get("/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"not ready in {within:g}s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
 def run_webhook(
     certs: Certs,
     tmp: Path,
@@ -91,40 +143,12 @@ def run_webhook(
     cert_file, key_file = cert or certs.issue("serving")
     port = free_port()
     log_file = tmp / f"webhook-{port}.log"
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PODINIT_")},
-        "PODINIT_TLS_RELOAD_SECONDS": "0.2",
-        **(env or {}),
-    }
+    url = f"https://127.0.0.1:{port}"
     command = serve_argv(port, "--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file))
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(command, env=environment, stdout=log, stderr=log, cwd=ROOT)
-    webhook = Webhook(f"https://127.0.0.1:{port}", certs.ca_file, process, log_file)
-    try:
-        _wait_ready(webhook)
-        yield webhook
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_ready(webhook: Webhook) -> None:
-    deadline = time.monotonic() + 30
-    with webhook.client() as client:
-        while time.monotonic() < deadline:
-            if webhook.process.poll() is not None:
-                raise RuntimeError(f"podinit serve exited: {webhook.log_file.read_text()}")
-            try:
-                if client.get("/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"podinit serve not ready in 30s: {webhook.log_file.read_text()}")
+    ca = ssl.create_default_context(cafile=str(certs.ca_file))
+    settings = {"PODINIT_TLS_RELOAD_SECONDS": "0.2", **(env or {})}
+    with running(command, env=settings, log_file=log_file, url=url, ca=ca) as process:
+        yield Webhook(url, certs.ca_file, process, log_file)
 
 
 review = pod_review

@@ -4,12 +4,12 @@ code 1, before it listens; and its port where a kubelet service link shadows POD
 from __future__ import annotations
 
 import os
-import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.server.harness import ROOT, Certs, Webhook, _wait_ready, free_port, serve_argv
+from tests.server.harness import ROOT, Certs, free_port, running, serve_argv
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -77,13 +77,9 @@ def test_serve_next_to_a_service_named_podinit_listens_on_the_port_of_its_config
     port = free_port()
     config = tmp / "config.yaml"
     config.write_text(f"host: 127.0.0.1\nport: {port}\ntlsCertFile: {cert}\ntlsKeyFile: {key}\n")
-    env = environment(PODINIT_PORT="tcp://10.96.0.10:443", PODINIT_SERVICE_PORT="443")
-    log_file = tmp / "serve.log"
+    env = {"PODINIT_PORT": "tcp://10.96.0.10:443", "PODINIT_SERVICE_PORT": "443"}
     argv = [sys.executable, "-m", "webhook.cli.main", "serve", "--config", str(config)]
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=ROOT)
-    try:
-        _wait_ready(Webhook(f"https://127.0.0.1:{port}", certs.ca_file, process, log_file))
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    ca = ssl.create_default_context(cafile=str(certs.ca_file))
+    url = f"https://127.0.0.1:{port}"
+    with running(argv, env=env, log_file=tmp / "serve.log", url=url, ca=ca):
+        pass  # ready on the config file's port: the service link did not count as a setting
