@@ -654,7 +654,7 @@ one nobody had looked up, written at once on {burst["admissions"]} pre-opened TL
 **Notes.**
 - 2 cores for everything: the servers have one, vegeta (Go, TLS) and this script the other,
   and whatever else runs on the machine shares both. Load average {meta["load_before"]} before,
-  {meta["load_after"]} after: throughput of the same server moved by up to 10× between rounds,
+  {meta["load_after"]} after: throughput of the same server moves between rounds (every round is in the table),
   hence the least disturbed round per row and the CPU-per-admission columns. Nothing here is a
   cluster: the apiserver adds its own hop and TLS.
 - The no-op does the minimum a webhook can do on this stack (read, parse, answer); the gap to
@@ -885,7 +885,7 @@ def main() -> int:
     parser.add_argument("--no-pin", dest="pin", action="store_false")
     parser.add_argument("--apiserver", action="store_true",
                         help="podinit reads pull secrets through a real control plane (its idle "
-                        "load, ~14%% of a core here, lengthens every server's tail)")  # fmt: skip
+                        "load on the same cores lengthens every server's tail)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s (smoke test)")
     parser.add_argument("--json", help="write raw results here")
     parser.add_argument("--write-doc", help="replace the ## Webhook section of this file")
