@@ -22,7 +22,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from e2e.cluster import CertAuthority, mutating_webhook_configuration
+from e2e.pki import CertAuthority
+from e2e.webhookconfig import mutating_webhook_configuration
 
 Patch = list[dict[str, Any]]
 

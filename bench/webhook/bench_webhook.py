@@ -232,7 +232,8 @@ def start_apiserver(stack: ExitStack) -> Any:
     pull secret, so `podinit serve` reads credentials as it does in a cluster with the
     default `pullSecretLookups: true`. Pinned to the load CPU: it idles during the runs (the
     reads are cached for 30 s). None, said why, when the tools are missing."""
-    from e2e.cluster import ControlPlane, ToolsMissing, find_tools
+    from e2e.controlplane import ControlPlane
+    from e2e.tools import ToolsMissing, find_tools
 
     try:
         tools = find_tools()

@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.cluster import ControlPlane, ToolsMissing, find_tools, free_port
+from e2e.controlplane import ControlPlane
+from e2e.processes import free_port
 from e2e.testwebhook import TestWebhook
+from e2e.tools import ToolsMissing, find_tools
 from scripts.chart import generate
 from tests.chart.conftest import MODES, Render
 from tests.unavailable import unavailable

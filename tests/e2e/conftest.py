@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from e2e.cluster import ControlPlane, Tools, ToolsMissing, find_tools  # noqa: E402
+from e2e.controlplane import ControlPlane  # noqa: E402
+from e2e.tools import Tools, ToolsMissing, find_tools  # noqa: E402
 from tests.unavailable import unavailable  # noqa: E402
 
 _STARTED: list[ControlPlane] = []

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from e2e.cluster import ControlPlane
+from e2e.controlplane import ControlPlane
 from tests.server.harness import Webhook, make_certs, run_webhook
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from e2e.cluster import ControlPlane
+from e2e.controlplane import ControlPlane
 from e2e.testwebhook import TestWebhook
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from e2e.cluster import ControlPlane
+from e2e.controlplane import ControlPlane
 from tests.e2e.test_scan import podinit
 
 # Values whose meaning differs between PyYAML and the YAML rules kubectl applies.

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from kubernetes.aio import client as kube
 
-from e2e.cluster import ControlPlane, mutating_webhook_configuration
+from e2e.controlplane import ControlPlane
+from e2e.webhookconfig import mutating_webhook_configuration
 from tests.registry.registry_harness import (
     PASSWORD,
     USER,

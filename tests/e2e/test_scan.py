@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from e2e.cluster import ControlPlane
+from e2e.controlplane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from e2e.cluster import ControlPlane, PodAdmission, mutating_webhook_configuration
+from e2e.audit import PodAdmission
+from e2e.controlplane import ControlPlane
 from e2e.runtime import (
     SHELL_WRAPPED,
     Runtime,
@@ -27,6 +28,7 @@ from e2e.runtime import (
     wait_until,
 )
 from e2e.testwebhook import TestWebhook
+from e2e.webhookconfig import mutating_webhook_configuration
 from tests.e2e.scenario_helpers import (
     COPY_CONTAINER,
     INIT,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from e2e.cluster import ControlPlane
+from e2e.controlplane import ControlPlane
 from e2e.testwebhook import TestWebhook
 from tests.e2e.scenario_helpers import (
     INIT,

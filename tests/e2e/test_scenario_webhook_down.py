@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from e2e.cluster import ControlPlane, PodAdmission
+from e2e.audit import PodAdmission
+from e2e.controlplane import ControlPlane
 from tests.e2e.scenario_helpers import (
     assert_injected_once,
     assert_untouched,

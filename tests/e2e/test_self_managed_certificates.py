@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from e2e.cluster import ControlPlane, free_port, mutating_webhook_configuration
+from e2e.controlplane import ControlPlane
+from e2e.processes import free_port
+from e2e.webhookconfig import mutating_webhook_configuration
 from tests.server.harness import serve_argv
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,489 @@
+"""A real Kubernetes control plane on loopback for the end-to-end tests.
+
+etcd, kube-apiserver and kube-controller-manager are the real programs (built by
+``make e2e-tools``, see e2e/tools.sh); there is no kubelet, so pods stay Pending.
+
+Usage (the pytest session fixture in tests/e2e/conftest.py does this)::
+
+    tools = find_tools()              # e2e.tools; raises ToolsMissing naming what to install
+    with ControlPlane.running(tools) as cp:
+        cp.kubectl("create", "namespace", "demo")
+        cp.kubeconfig                 # admin kubeconfig (system:masters client cert)
+        cp.apiserver_url              # https://127.0.0.1:<port>
+
+Everything listens on 127.0.0.1 on random ports; each process runs in its own process
+group and is killed with it on exit (and by the kernel if the test process dies), see
+e2e.processes. Certificates come from e2e.pki, the audit log is read by e2e.audit.
+Logs go to ``cp.logdir``, which is kept and printed when ``stop(keep_logs=True)``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from e2e import audit
+from e2e.audit import PodAdmission
+from e2e.pki import CertAuthority, IssuedCert, pem_key
+from e2e.processes import Process, StartupError, free_port, port_taken, spawn, wait_until
+from e2e.tools import Tools
+from e2e.webhookconfig import http_ok
+
+SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+@dataclass
+class ControlPlane:
+    """A running etcd + kube-apiserver + kube-controller-manager.
+
+    Attributes tests use: ``kubeconfig`` (admin), ``apiserver_url``, ``ca`` (the
+    cluster CA: ``ca.cert`` verifies the apiserver; ``ca.issue_*`` makes more certs),
+    ``workdir`` (scratch space removed on stop), ``logdir`` (process logs and
+    ``audit.log``), ``tools``.
+    """
+
+    tools: Tools
+    workdir: Path
+    logdir: Path
+    ca: CertAuthority
+    apiserver_url: str
+    kubeconfig: Path
+    etcd_url: str
+    procs: list[Process] = field(default_factory=list)  # everything spawned
+    core: list[Process] = field(default_factory=list)  # etcd, apiserver, controller-manager
+    _admin: IssuedCert | None = None
+
+    # ---- lifecycle
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, tools: Tools, *, keep_logs_on_error: bool = True) -> Iterator[ControlPlane]:
+        """Context manager: start, yield, stop. Logs are kept if the body raises."""
+        cp = cls.start(tools)
+        ok = False
+        try:
+            yield cp
+            ok = True
+        finally:
+            cp.stop(keep_logs=keep_logs_on_error and not ok)
+
+    @classmethod
+    def start(cls, tools: Tools, *, startup_timeout: float = 180.0) -> ControlPlane:
+        """Start etcd, kube-apiserver and kube-controller-manager; raises StartupError
+        (with log tails; the logs are kept) if one exits or is not ready in time.
+
+        Ports are picked free, then bound by the process: another process can take one
+        in between, so a start that fails on a port in use is retried with new ports."""
+        for attempt in range(3):
+            try:
+                return cls._start_once(tools, startup_timeout, last_attempt=attempt == 2)
+            except StartupError as e:
+                if not port_taken(e) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _start_once(
+        cls, tools: Tools, startup_timeout: float, *, last_attempt: bool
+    ) -> ControlPlane:
+        workdir = Path(tempfile.mkdtemp(prefix="podinit-e2e-"))
+        logdir = Path(tempfile.mkdtemp(prefix="podinit-e2e-logs-"))
+        pki = workdir / "pki"
+        ca = CertAuthority(pki, "cluster")
+        cp = cls(
+            tools=tools,
+            workdir=workdir,
+            logdir=logdir,
+            ca=ca,
+            apiserver_url="",
+            kubeconfig=workdir / "admin.kubeconfig",
+            etcd_url="",
+        )
+        # also stop if the test process ends without calling stop (the processes would
+        # die with it anyway, through PR_SET_PDEATHSIG; this removes the temp dirs)
+        atexit.register(cp._stop_at_exit)
+        try:
+            cp._start_all(startup_timeout)
+        except BaseException as e:
+            cp.stop(keep_logs=last_attempt or not port_taken(e))
+            raise
+        return cp
+
+    def _stop_at_exit(self) -> None:
+        if self.workdir.exists():
+            self.stop(keep_logs=True)
+
+    def stop(self, *, keep_logs: bool = False) -> None:
+        atexit.unregister(self._stop_at_exit)
+        for p in reversed(self.procs):
+            p.stop()
+        self.procs.clear()
+        self.core.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if keep_logs:
+            print(f"\npodinit e2e: control-plane logs kept in {self.logdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.logdir, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"ControlPlane({self.apiserver_url or 'starting'}, logs={self.logdir})"
+
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.stop(keep_logs=exc_type is not None)
+
+    def spawn(
+        self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None
+    ) -> Process:
+        """Start a process (e.g. ``podinit serve``) managed like the control plane: its
+        output goes to ``logdir/<name>.log`` (shown for failing tests), it runs in its own
+        process group and is stopped with the control plane. ``Process.stop()`` stops it
+        earlier. ``env`` defaults to ``self.env()`` (KUBECONFIG set)."""
+        proc = spawn(
+            name,
+            argv,
+            self.logdir / f"{name}.log",
+            env=self.env() if env is None else env,
+            cwd=self.workdir,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def _core_spawn(self, name: str, argv: list[str]) -> Process:
+        proc = self.spawn(name, argv)
+        self.core.append(proc)
+        return proc
+
+    def _start_all(self, timeout: float) -> None:
+        pki = self.ca.directory
+        t = self.tools
+
+        # -- etcd
+        etcd_port, peer_port = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{etcd_port}"
+        peer = f"http://127.0.0.1:{peer_port}"
+        etcd = self._core_spawn(
+            "etcd",
+            [
+                str(t.etcd),
+                "--name=e2e",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=e2e={peer}",
+                "--initial-cluster-state=new",
+                "--log-level=warn",
+            ],
+        )
+        wait_until("etcd /health", lambda: http_ok(f"{self.etcd_url}/health"), 30, [etcd])
+
+        # -- certificates and keys
+        serving = self.ca.issue_server(
+            "apiserver",
+            [
+                "127.0.0.1",
+                "localhost",
+                KUBERNETES_SERVICE_IP,
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
+        )
+        self._admin = self.ca.issue_client("admin", "podinit-e2e-admin", ["system:masters"])
+        kcm_client = self.ca.issue_client("kcm", "system:kube-controller-manager")
+        # front proxy (request-header authentication, for aggregated APIs): not used by
+        # the tests, configured so delegated authentication is complete and quiet
+        front_proxy_ca = CertAuthority(pki, "front-proxy")
+        front_proxy_client = front_proxy_ca.issue_client("front-proxy-client", "front-proxy-client")
+        sa_key = ec.generate_private_key(ec.SECP256R1())
+        sa_key_file, sa_pub_file = pki / "sa.key", pki / "sa.pub"
+        sa_key_file.write_bytes(pem_key(sa_key))
+        sa_pub_file.write_bytes(
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        audit_policy = self.workdir / "audit-policy.yaml"
+        audit_policy.write_text(audit.POLICY)
+
+        # -- kube-apiserver
+        port = free_port()
+        self.apiserver_url = f"https://127.0.0.1:{port}"
+        apiserver = self._core_spawn(
+            "kube-apiserver",
+            [
+                str(t.kube_apiserver),
+                f"--etcd-servers={self.etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={port}",
+                # endpoints for the `kubernetes` service may not be loopback addresses
+                "--endpoint-reconciler-type=none",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={self.ca.cert}",
+                f"--requestheader-client-ca-file={front_proxy_ca.cert}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={front_proxy_client.cert}",
+                f"--proxy-client-key-file={front_proxy_client.key}",
+                f"--service-account-key-file={sa_pub_file}",
+                f"--service-account-signing-key-file={sa_key_file}",
+                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                "--authorization-mode=Node,RBAC",
+                # added to the default plugins (which already include PodSecurity and
+                # MutatingAdmissionWebhook); listed so a changed default cannot drop them
+                "--enable-admission-plugins=NodeRestriction,PodSecurity,"
+                "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                "--allow-privileged=true",
+                "--profiling=false",
+                f"--audit-policy-file={audit_policy}",
+                f"--audit-log-path={self.logdir / 'audit.log'}",
+                "--audit-log-format=json",
+                "--v=1",
+            ],
+        )
+        self._write_kubeconfig(self.kubeconfig, self._admin, "admin")
+        wait_until(
+            "kube-apiserver /readyz",
+            lambda: self._api_get_ok("/readyz"),
+            timeout,
+            [etcd, apiserver],
+        )
+
+        # -- kube-controller-manager
+        kcm_kubeconfig = self.workdir / "kcm.kubeconfig"
+        self._write_kubeconfig(kcm_kubeconfig, kcm_client, "kube-controller-manager")
+        kcm_port = free_port()
+        kcm = self._core_spawn(
+            "kube-controller-manager",
+            [
+                str(t.kube_controller_manager),
+                f"--kubeconfig={kcm_kubeconfig}",
+                f"--authentication-kubeconfig={kcm_kubeconfig}",
+                f"--authorization-kubeconfig={kcm_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={kcm_port}",
+                f"--cert-dir={self.workdir / 'kcm-certs'}",
+                "--leader-elect=false",
+                # every default controller; none of them needs a cloud provider
+                "--controllers=*",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={sa_key_file}",
+                f"--root-ca-file={self.ca.cert}",
+                f"--cluster-signing-cert-file={self.ca.cert}",
+                f"--cluster-signing-key-file={self.ca.key}",
+                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        wait_until(
+            "kube-controller-manager /healthz",
+            lambda: http_ok(f"https://127.0.0.1:{kcm_port}/healthz", verify=False),
+            60,
+            [etcd, apiserver, kcm],
+        )
+        # The serviceaccount controller creates `default` in every namespace; pods
+        # cannot be admitted before it exists, so this means controllers are running.
+        wait_until(
+            "the default ServiceAccount",
+            lambda: self._api_get_ok("/api/v1/namespaces/default/serviceaccounts/default"),
+            60,
+            [etcd, apiserver, kcm],
+        )
+
+    # ---- clients
+
+    def _write_kubeconfig(self, path: Path, cred: IssuedCert, user: str) -> None:
+        b64 = base64.b64encode
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "podinit-e2e",
+                    "cluster": {
+                        "server": self.apiserver_url,
+                        "certificate-authority-data": b64(self.ca.cert_pem).decode(),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": user,
+                    "user": {
+                        "client-certificate-data": b64(cred.cert_pem).decode(),
+                        "client-key-data": b64(cred.key_pem).decode(),
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": "podinit-e2e", "context": {"cluster": "podinit-e2e", "user": user}}
+            ],
+            "current-context": "podinit-e2e",
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+
+    def user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
+        """A kubeconfig authenticating as ``user`` in ``groups`` (client cert), so RBAC
+        applies as to that identity. For a ServiceAccount (e.g. the chart's, to run
+        ``podinit serve`` outside the cluster with exactly its RBAC) use
+        ``service_account_kubeconfig``."""
+        slug = "".join(c if c.isalnum() else "-" for c in user)
+        cred = self.ca.issue_client(f"user-{slug}", user, groups)
+        path = self.workdir / f"user-{slug}.kubeconfig"
+        self._write_kubeconfig(path, cred, user)
+        return path
+
+    def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
+        """A kubeconfig with the identity of ServiceAccount ``namespace/name``: RBAC
+        matches ServiceAccount subjects by this username and these groups."""
+        return self.user_kubeconfig(
+            f"system:serviceaccount:{namespace}:{name}",
+            ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Verifies the apiserver and authenticates as the admin (system:masters)."""
+        assert self._admin is not None
+        ctx = ssl.create_default_context(cafile=str(self.ca.cert))
+        ctx.load_cert_chain(str(self._admin.cert), str(self._admin.key))
+        return ctx
+
+    def api(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
+        """A raw JSON request to the apiserver as the admin."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.apiserver_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(req, context=self.ssl_context(), timeout=timeout) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def _api_get_ok(self, path: str) -> bool:
+        try:
+            with urllib.request.urlopen(
+                self.apiserver_url + path, context=self.ssl_context(), timeout=5
+            ) as resp:
+                return int(resp.status) == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def env(self) -> dict[str, str]:
+        """os.environ with KUBECONFIG pointing at the admin kubeconfig (for kubectl, helm)."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    def kubectl(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the kubectl on PATH against this cluster; raises with stderr on failure."""
+        return self._run([str(self.tools.kubectl), *args], input, check, timeout)
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def helm(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return self._run([str(self.tools.helm), *args], input, check, timeout)
+
+    def apply(self, *objects: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        """``kubectl apply`` the given objects (dicts) server-side."""
+        docs = yaml.safe_dump_all(objects)
+        return self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=docs)
+
+    def _run(
+        self, argv: list[str], input: str | None, check: bool, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        helm_home = self.workdir / "helm"
+        env = {
+            **self.env(),
+            "HELM_CACHE_HOME": str(helm_home / "cache"),
+            "HELM_CONFIG_HOME": str(helm_home / "config"),
+            "HELM_DATA_HOME": str(helm_home / "data"),
+        }
+        res = subprocess.run(
+            argv, input=input, capture_output=True, text=True, env=env, timeout=timeout
+        )
+        if check and res.returncode != 0:
+            raise subprocess.CalledProcessError(
+                res.returncode, argv, output=res.stdout, stderr=res.stderr
+            )
+        return res
+
+    def wait_for(
+        self, what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.25
+    ) -> Any:
+        """Poll ``check`` until it returns something truthy (returned); fails with ``what``.
+
+        Also fails early, with the log tails, if etcd, the apiserver or the
+        controller-manager has died (not for processes started with ``spawn``).
+        """
+        return wait_until(what, check, timeout, self.core, interval)
+
+    def wait_for_pods(
+        self, namespace: str, selector: str, count: int, timeout: float = 90
+    ) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` pods match ``selector`` (a label selector such as
+        ``app=web``) in ``namespace``; returns them as stored (pods stay Pending: there is
+        no kubelet)."""
+
+        def pods() -> list[dict[str, Any]] | None:
+            items: list[dict[str, Any]] = self.kubectl_json(
+                "get", "pods", "-n", namespace, "-l", selector
+            )["items"]
+            return items if len(items) >= count else None
+
+        found: list[dict[str, Any]] = self.wait_for(
+            f"{count} pods {selector} in {namespace}", pods, timeout
+        )
+        return found
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The apiserver's audit log so far (pod creations carry admission annotations
+        such as ``mutation.webhook.admission.k8s.io/round_0_index_0``)."""
+        return audit.read_events(self.logdir / "audit.log")
+
+    def pod_admissions(self, namespace: str | None = None) -> list[PodAdmission]:
+        """Pod creations seen by the apiserver (dry runs included), oldest first, with
+        what each mutating webhook did, from the audit log (see e2e.audit.pod_admissions)."""
+        return audit.pod_admissions(self.audit_events(), namespace)
+
+    def log_tails(self, lines: int = 30) -> str:
+        return "\n".join(f"--- {p.name} ({p.log}):\n{p.tail(lines)}" for p in self.procs)

@@ -1,0 +1,89 @@
+"""Where the end-to-end tools are: the binaries ``make e2e-tools`` builds (e2e/tools.sh)
+into the tools cache, at the versions of e2e/versions.env, and kubectl on PATH.
+
+``find_tools()`` returns their paths or raises ``ToolsMissing`` naming what is missing
+and how to get it; an environment variable per tool (``ETCD``, ``KUBE_APISERVER``,
+``KUBE_CONTROLLER_MANAGER``, ``HELM``, ``KUBECTL``) overrides its path.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+E2E_DIR = Path(__file__).resolve().parent
+
+
+class ToolsMissing(Exception):
+    """The control-plane binaries are not there; the message says how to get them."""
+
+
+@dataclass(frozen=True)
+class Tools:
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    helm: Path
+    kubectl: Path
+    versions: dict[str, str]
+
+
+def read_versions(path: Path = E2E_DIR / "versions.env") -> dict[str, str]:
+    """``KEY=value`` lines of e2e/versions.env (comments and blank lines skipped)."""
+    versions: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            versions[key.strip()] = value.strip()
+    return versions
+
+
+def tools_cache() -> Path:
+    """``$PODINIT_TOOLS_CACHE``, else ``~/.cache/podinit-tools`` (as in e2e/tools.sh)."""
+    env = os.environ.get("PODINIT_TOOLS_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "podinit-tools"
+
+
+def find_tools() -> Tools:
+    """Locate the binaries built by ``make e2e-tools`` (env vars override each path)."""
+    versions = read_versions()
+    cache = tools_cache()
+
+    def cached(tool: str, version_key: str) -> Path:
+        return cache / f"{tool}-{versions[version_key]}" / tool
+
+    if versions.get("ETCD_VERSION", "debian") == "debian":
+        etcd = (Path("/usr/bin/etcd"), "Debian `etcd-server` (apt-get install etcd-server)")
+    else:
+        etcd = (cached("etcd", "ETCD_VERSION"), "`make e2e-tools`")
+    kubectl_found = shutil.which("kubectl")
+    wanted = {
+        "ETCD": etcd,
+        "KUBE_APISERVER": (cached("kube-apiserver", "KUBE_VERSION"), "`make e2e-tools`"),
+        "KUBE_CONTROLLER_MANAGER": (
+            cached("kube-controller-manager", "KUBE_VERSION"),
+            "`make e2e-tools`",
+        ),
+        "HELM": (cached("helm", "HELM_VERSION"), "`make e2e-tools`"),
+        "KUBECTL": (Path(kubectl_found or "kubectl"), "kubectl on PATH"),
+    }
+    paths: dict[str, Path] = {}
+    missing: list[str] = []
+    for name, (default, remedy) in wanted.items():
+        path = Path(os.environ.get(name) or default)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            missing.append(f"{name.lower().replace('_', '-')} ({path}): {remedy}")
+        paths[name] = path
+    if missing:
+        raise ToolsMissing("end-to-end tools missing: " + "; ".join(missing))
+    return Tools(
+        etcd=paths["ETCD"],
+        kube_apiserver=paths["KUBE_APISERVER"],
+        kube_controller_manager=paths["KUBE_CONTROLLER_MANAGER"],
+        helm=paths["HELM"],
+        kubectl=paths["KUBECTL"],
+        versions=versions,
+    )
