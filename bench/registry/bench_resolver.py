@@ -22,9 +22,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import tests.registry.registry_harness as h
+from e2e.pki import CertAuthority
+from e2e.registry import CountingTransport, docker_config, start_registry
+from e2e.registrytoken import TokenIssuer, TokenServer
 from webhook.registry import ImageResolver, ResolverSettings
 from webhook.registry.client import make_transport
+
+USER, PASSWORD = "alice", "wonderland"
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -43,7 +47,7 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 async def cold_burst(
     image: str, n: int, settings: ResolverSettings, ca: str | None, secrets: list[bytes]
 ) -> dict[str, Any]:
-    transport = h.CountingTransport(make_transport(ca_bundle=ca))
+    transport = CountingTransport(make_transport(ca_bundle=ca))
     async with ImageResolver(settings, transport=transport) as resolver:
 
         async def one() -> float:
@@ -90,43 +94,32 @@ def main() -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        pki = h.make_pki(root)
-        plain = h.start_registry(root / "plain")
-        issuer = h.TokenIssuer(pki)
-        server = h.TokenServer(issuer, users={h.USER: h.PASSWORD})
+        ca = CertAuthority(root / "pki", "registry")
+        plain = start_registry(root / "plain")
+        issuer = TokenIssuer(root / "signer")
+        server = TokenServer(issuer, users={USER: PASSWORD})
         server.start()
-        token = h.start_registry(
-            root / "token",
-            pki=pki,
-            auth={
-                "token": {
-                    "realm": server.realm,
-                    "service": issuer.service,
-                    "issuer": issuer.issuer,
-                    "rootcertbundle": str(pki.signer_cert),
-                }
-            },
-        )
+        token = start_registry(root / "token", ca=ca, auth=issuer.auth(server.realm))
         try:
-            pusher = h.Pusher(plain)
+            pusher = plain.pusher()
             pusher.image("bench/app", "1.0", entrypoint=["/app"], cmd=["run"])
             pusher.close()
-            pusher = h.Pusher(token, verify=False, bearer=issuer)
+            pusher = token.pusher(bearer=issuer)
             pusher.image("team/app", "1.0", entrypoint=["/app"], cmd=["run"])
             pusher.close()
             plain_image = f"{plain.host}/bench/app:1.0"
             plain_settings = ResolverSettings(insecure=frozenset({plain.host}))
             token_image = f"{token.host}/team/app:1.0"
             token_settings = ResolverSettings(
-                insecure=frozenset({f"127.0.0.1:{server.port}"}), ca_bundle=str(pki.ca_path)
+                insecure=frozenset({f"127.0.0.1:{server.port}"}), ca_bundle=str(ca.cert)
             )
-            secrets = [h.docker_config(token.host)]
-            other = [h.docker_config("other.example.com")]
+            secrets = [docker_config(token.host, USER, PASSWORD)]
+            other = [docker_config("other.example.com", USER, PASSWORD)]
             results["cold_anonymous"] = asyncio.run(
                 cold_burst(plain_image, args.concurrency, plain_settings, None, [])
             )
             results["cold_token_auth"] = asyncio.run(
-                cold_burst(token_image, args.concurrency, token_settings, str(pki.ca_path), secrets)
+                cold_burst(token_image, args.concurrency, token_settings, str(ca.cert), secrets)
             )
             results["cold_token_auth"]["token_requests"] = len(server.requests)
             results["hits_anonymous"] = asyncio.run(

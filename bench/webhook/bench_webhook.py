@@ -1,7 +1,7 @@
 """Webhook benchmark: `podinit serve` over TLS against a FastAPI no-op on the same server stack.
 
 What runs (all on 127.0.0.1, everything started and stopped by this script):
-- a real `docker-registry` with three pushed images (tests/registry/registry_harness.py);
+- a real `docker-registry` with three pushed images (e2e/registry.py);
 - `python -m webhook.cli.main serve` exactly as the tests start it (one uvicorn worker);
 - a no-op FastAPI app (below: read the body, orjson-parse it, answer a small AdmissionReview
   echoing the uid) served through `webhook.server.serve.uvicorn_config` on uvloop, i.e. the
@@ -694,7 +694,7 @@ def bench(args: argparse.Namespace) -> int:
     import httpx
     from pod import realistic_pod, replica_reviews, review_bytes
 
-    from tests.registry.registry_harness import Pusher, start_registry
+    from e2e.registry import Pusher, start_registry
     from tests.server.harness import make_certs
 
     # Stopped by a signal, still stop the servers and the registry (the ExitStack below).

@@ -146,7 +146,7 @@ def main() -> int:
 
     from pod import realistic_pod, review_bytes
 
-    from tests.registry.registry_harness import Pusher, start_registry
+    from e2e.registry import Pusher, start_registry
 
     with tempfile.TemporaryDirectory(prefix="bench-webhook-breakdown-") as tmp:
         registry = start_registry(Path(tmp) / "registry")

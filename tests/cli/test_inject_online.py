@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.registry.registry_harness import Pusher, Registry, start_registry
+from e2e.registry import Pusher, Registry
+from tests.registry.registry_harness import start_or_skip
 from webhook.cli.main import main
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    registry = start_registry(tmp_path_factory.mktemp("registry"))
+    registry = start_or_skip(tmp_path_factory.mktemp("registry"))
     Pusher(registry).image("team/app", "3", entrypoint=["/entry"], cmd=["serve", "$HOME"])
     yield registry
     registry.stop()

@@ -10,20 +10,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.registry.registry_harness import Pki, Pusher, Registry, make_pki, start_registry
+from e2e.pki import CertAuthority
+from e2e.registry import Registry
+from tests.registry.registry_harness import start_or_skip
 from webhook.cli.main import main
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
+def pki(tmp_path_factory: pytest.TempPathFactory) -> CertAuthority:
+    return CertAuthority(tmp_path_factory.mktemp("pki"), "registry")
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Registry]:
+def registry(tmp_path_factory: pytest.TempPathFactory, pki: CertAuthority) -> Iterator[Registry]:
     """HTTPS with a certificate from the test CA, which no system trust store holds."""
-    registry = start_registry(tmp_path_factory.mktemp("tls-registry"), pki=pki)
-    pusher = Pusher(registry, verify=ssl.create_default_context(cafile=str(pki.ca_path)))
+    registry = start_or_skip(tmp_path_factory.mktemp("tls-registry"), ca=pki)
+    pusher = registry.pusher()
     pusher.image("team/app", "3", entrypoint=["/entry"], cmd=["serve"])
     pusher.close()
     yield registry
@@ -50,25 +52,25 @@ def wrapped_command(out: str) -> list[str]:
 
 def test_a_registry_ca_file_in_pem_is_trusted_for_lookups(
     registry: Registry,
-    pki: Pki,
+    pki: CertAuthority,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("PODINIT_REGISTRY_CA_FILE", str(pki.ca_path))
+    monkeypatch.setenv("PODINIT_REGISTRY_CA_FILE", str(pki.cert))
     code, out, _ = inject(capsys, tmp_path, f"{registry.host}/team/app:3")
     assert (code, wrapped_command(out)) == (0, ["/podinit/podinit", "--", "/entry"])
 
 
 def test_a_registry_ca_file_in_der_is_trusted_for_lookups(
     registry: Registry,
-    pki: Pki,
+    pki: CertAuthority,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     der = tmp_path / "ca.der"
-    der.write_bytes(ssl.PEM_cert_to_DER_cert(pki.ca_path.read_text()))
+    der.write_bytes(ssl.PEM_cert_to_DER_cert(pki.cert.read_text()))
     monkeypatch.setenv("PODINIT_REGISTRY_CA_FILE", str(der))
     code, out, _ = inject(capsys, tmp_path, f"{registry.host}/team/app:3")
     assert (code, wrapped_command(out)) == (0, ["/podinit/podinit", "--", "/entry"])
@@ -76,13 +78,13 @@ def test_a_registry_ca_file_in_der_is_trusted_for_lookups(
 
 def test_a_pem_bundle_with_non_ascii_comments_between_certificates_is_trusted_for_lookups(
     registry: Registry,
-    pki: Pki,
+    pki: CertAuthority,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bundle = tmp_path / "bundle.pem"  # the layout of curl's cacert.pem: a comment per certificate
-    bundle.write_text(f"# Émetteur : CA privée de test\n{pki.ca_path.read_text()}")
+    bundle.write_text(f"# Émetteur : CA privée de test\n{pki.cert.read_text()}")
     monkeypatch.setenv("PODINIT_REGISTRY_CA_FILE", str(bundle))
     code, out, _ = inject(capsys, tmp_path, f"{registry.host}/team/app:3")
     assert (code, wrapped_command(out)) == (0, ["/podinit/podinit", "--", "/entry"])
@@ -118,11 +120,14 @@ def test_a_registry_ca_file_without_usable_certificates_is_a_one_line_error_nami
 
 
 def test_a_corrupt_certificate_after_a_valid_one_is_a_one_line_error(
-    pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    pki: CertAuthority,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ca_file = tmp_path / "bundle.pem"
     corrupt = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
-    ca_file.write_text(pki.ca_path.read_text() + corrupt)
+    ca_file.write_text(pki.cert.read_text() + corrupt)
     monkeypatch.setenv("PODINIT_REGISTRY_CA_FILE", str(ca_file))
     code, _, err = inject(capsys, tmp_path, "example/app:1")
     assert code == 1

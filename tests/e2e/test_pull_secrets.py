@@ -14,15 +14,10 @@ import pytest
 from kubernetes.aio import client as kube
 
 from e2e.controlplane import ControlPlane
+from e2e.pki import CertAuthority
+from e2e.registry import Registry
 from e2e.webhookconfig import mutating_webhook_configuration
-from tests.registry.registry_harness import (
-    PASSWORD,
-    USER,
-    Pki,
-    Registry,
-    make_pki,
-    start_basic_auth_registry,
-)
+from tests.registry.registry_harness import PASSWORD, USER, start_basic_auth_registry
 from tests.server.harness import Webhook, make_certs, run_webhook
 from webhook.config import load
 from webhook.kube import api_client, close
@@ -30,12 +25,14 @@ from webhook.server.pullsecrets import PullSecretReader
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
+def pki(tmp_path_factory: pytest.TempPathFactory) -> CertAuthority:
+    return CertAuthority(tmp_path_factory.mktemp("pki"), "registry")
 
 
 @pytest.fixture(scope="module")
-def private_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Registry]:
+def private_registry(
+    tmp_path_factory: pytest.TempPathFactory, pki: CertAuthority
+) -> Iterator[Registry]:
     registry, pusher = start_basic_auth_registry(tmp_path_factory.mktemp("private-registry"), pki)
     pusher.image("team/api", "1.0", entrypoint=["/api"], cmd=["--listen=:8080"])
     pusher.close()
@@ -47,13 +44,13 @@ def private_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iter
 def webhook(
     control_plane: ControlPlane,
     private_registry: Registry,
-    pki: Pki,
+    pki: CertAuthority,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Webhook]:
     tmp = tmp_path_factory.mktemp("webhook")
     env = {
         "PODINIT_KUBECONFIG": str(control_plane.kubeconfig),
-        "PODINIT_REGISTRY_CA_FILE": str(pki.ca_path),
+        "PODINIT_REGISTRY_CA_FILE": str(pki.cert),
     }
     certs = make_certs(tmp)
     with run_webhook(certs, tmp, env=env) as running:

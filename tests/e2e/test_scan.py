@@ -91,9 +91,10 @@ def test_scan_with_an_unreachable_cluster_fails_with_a_message(tmp_path: Path) -
 def test_scan_writes_the_image_configs_it_found_for_inject_to_use_offline(
     control_plane: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
-    from tests.registry.registry_harness import Pusher, start_registry
+    from e2e.registry import Pusher
+    from tests.registry.registry_harness import start_or_skip
 
-    registry = start_registry(tmp_path / "registry")
+    registry = start_or_skip(tmp_path / "registry")
     try:
         Pusher(registry).image("team/app", "1", entrypoint=["/app"], cmd=["--serve"])
         image = f"{registry.host}/team/app:1"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,29 +10,27 @@ from registry_harness import (
     PASSWORD,
     USER,
     FaultServer,
-    Pki,
     PlainImages,
-    Pusher,
-    Registry,
-    TokenIssuer,
-    TokenServer,
     TokenSetup,
-    free_port,
-    make_pki,
     start_basic_auth_registry,
-    start_registry,
+    start_or_skip,
 )
+
+from e2e.pki import CertAuthority
+from e2e.processes import free_port
+from e2e.registry import Pusher, Registry
+from e2e.registrytoken import TokenIssuer, TokenServer
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
+def pki(tmp_path_factory: pytest.TempPathFactory) -> CertAuthority:
+    return CertAuthority(tmp_path_factory.mktemp("pki"), "registry")
 
 
 @pytest.fixture(scope="session")
 def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainImages]:
     """Plain-HTTP, anonymous registry."""
-    registry = start_registry(tmp_path_factory.mktemp("plain-registry"))
+    registry = start_or_skip(tmp_path_factory.mktemp("plain-registry"))
     pusher = Pusher(registry)
     try:
         single = pusher.image("app/single", "1.0", entrypoint=["/app"], cmd=["--serve"])
@@ -85,7 +82,9 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainImages]:
 
 
 @pytest.fixture(scope="session")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Registry]:
+def basic_registry(
+    tmp_path_factory: pytest.TempPathFactory, pki: CertAuthority
+) -> Iterator[Registry]:
     """TLS (private CA) + htpasswd basic auth, holding private/app:1.0."""
     registry, pusher = start_basic_auth_registry(tmp_path_factory.mktemp("basic-registry"), pki)
     try:
@@ -97,26 +96,17 @@ def basic_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterat
 
 
 @pytest.fixture(scope="session")
-def token_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[TokenSetup]:
+def token_registry(
+    tmp_path_factory: pytest.TempPathFactory, pki: CertAuthority
+) -> Iterator[TokenSetup]:
     """TLS + token auth, with a real JWT token server on loopback (a real Bearer challenge)."""
-    issuer = TokenIssuer(pki)
+    issuer = TokenIssuer(tmp_path_factory.mktemp("token-signer"))
     server = TokenServer(issuer, users={USER: PASSWORD}, refresh_tokens={"refresh-alice": USER})
     server.start()
-    registry = start_registry(
-        tmp_path_factory.mktemp("token-registry"),
-        pki=pki,
-        auth={
-            "token": {
-                "realm": server.realm,
-                "service": issuer.service,
-                "issuer": issuer.issuer,
-                "rootcertbundle": str(pki.signer_cert),
-            }
-        },
+    registry = start_or_skip(
+        tmp_path_factory.mktemp("token-registry"), ca=pki, auth=issuer.auth(server.realm)
     )
-    pusher = Pusher(
-        registry, verify=ssl.create_default_context(cafile=str(pki.ca_path)), bearer=issuer
-    )
+    pusher = registry.pusher(bearer=issuer)
     try:
         pusher.image("public/tool", "1.0", entrypoint=["/tool"], cmd=None)
         pusher.image("public/tool", "2.0", entrypoint=["/tool2"], cmd=None)
@@ -145,5 +135,5 @@ def closed_port_host() -> str:
 
 
 @pytest.fixture
-def ca_path(pki: Pki) -> Path:
-    return pki.ca_path
+def ca_path(pki: CertAuthority) -> Path:
+    return pki.cert

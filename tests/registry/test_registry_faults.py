@@ -9,14 +9,9 @@ import time
 from typing import Any
 
 import pytest
-from registry_harness import (
-    CountingTransport,
-    FaultServer,
-    PlainImages,
-    digest_of,
-    slow_sibling_documents,
-)
+from registry_harness import FaultServer, PlainImages, slow_sibling_documents
 
+from e2e.registry import CountingTransport, digest_of
 from webhook.core.images import ImageConfig
 from webhook.registry import (
     AuthError,

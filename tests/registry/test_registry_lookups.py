@@ -9,17 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from registry_harness import (
-    PASSWORD,
-    USER,
-    CountingTransport,
-    Pki,
-    PlainImages,
-    Registry,
-    TokenSetup,
-    docker_config,
-)
+from registry_harness import PASSWORD, USER, PlainImages, TokenSetup, docker_config
 
+from e2e.pki import CertAuthority
+from e2e.registry import CountingTransport, Registry
 from webhook.core.images import ImageConfig
 from webhook.registry import (
     AuthError,
@@ -38,14 +31,14 @@ ARM64 = Platform.parse("linux/arm64")
 def run(
     body: Callable[[ImageResolver, CountingTransport], Awaitable[T]],
     *,
-    pki: Pki | None = None,
+    pki: CertAuthority | None = None,
     insecure: tuple[str, ...] = (),
     **settings: Any,
 ) -> T:
     """Run `body` with a fresh resolver (empty caches) over a counting real transport."""
 
     async def main() -> T:
-        transport = CountingTransport(make_transport(ca_bundle=str(pki.ca_path) if pki else None))
+        transport = CountingTransport(make_transport(ca_bundle=str(pki.cert) if pki else None))
         config = ResolverSettings(insecure=frozenset(insecure), **settings)
         async with ImageResolver(config, transport=transport) as resolver:
             return await body(resolver, transport)
@@ -175,7 +168,7 @@ def test_a_mirror_serves_docker_hub_names(plain: PlainImages) -> None:
 
 
 def test_a_private_image_behind_basic_auth_resolves_with_its_pull_secret(
-    basic_registry: Registry, pki: Pki
+    basic_registry: Registry, pki: CertAuthority
 ) -> None:
     host = basic_registry.host
 
@@ -187,7 +180,7 @@ def test_a_private_image_behind_basic_auth_resolves_with_its_pull_secret(
 
 
 def test_a_private_image_without_credentials_is_an_auth_error(
-    basic_registry: Registry, pki: Pki
+    basic_registry: Registry, pki: CertAuthority
 ) -> None:
     host = basic_registry.host
 
@@ -199,7 +192,7 @@ def test_a_private_image_without_credentials_is_an_auth_error(
 
 
 def test_a_wrong_password_is_an_auth_error_that_does_not_leak_it(
-    basic_registry: Registry, pki: Pki
+    basic_registry: Registry, pki: CertAuthority
 ) -> None:
     host = basic_registry.host
 
@@ -228,7 +221,7 @@ def test_a_registry_whose_certificate_is_not_trusted_is_unavailable(
 
 
 def test_a_public_image_behind_token_auth_resolves_anonymously(
-    token_registry: TokenSetup, pki: Pki
+    token_registry: TokenSetup, pki: CertAuthority
 ) -> None:
     host = token_registry.registry.host
 
@@ -239,7 +232,7 @@ def test_a_public_image_behind_token_auth_resolves_anonymously(
 
 
 def test_a_private_image_behind_token_auth_needs_credentials_for_its_token(
-    token_registry: TokenSetup, pki: Pki
+    token_registry: TokenSetup, pki: CertAuthority
 ) -> None:
     host = token_registry.registry.host
 
@@ -257,7 +250,7 @@ def test_a_private_image_behind_token_auth_needs_credentials_for_its_token(
 
 
 def test_a_bearer_token_is_reused_for_the_same_repository_and_credential(
-    token_registry: TokenSetup, pki: Pki
+    token_registry: TokenSetup, pki: CertAuthority
 ) -> None:
     host = token_registry.registry.host
     realm_path = "/token"
@@ -271,7 +264,7 @@ def test_a_bearer_token_is_reused_for_the_same_repository_and_credential(
 
 
 def test_a_token_realm_over_plain_http_is_refused_unless_allowed(
-    token_registry: TokenSetup, pki: Pki
+    token_registry: TokenSetup, pki: CertAuthority
 ) -> None:
     host = token_registry.registry.host
 
@@ -325,7 +318,7 @@ def test_a_digest_reference_is_never_re_resolved(plain: PlainImages) -> None:
 
 
 def test_a_private_result_is_never_served_to_a_request_without_that_credential(
-    basic_registry: Registry, pki: Pki
+    basic_registry: Registry, pki: CertAuthority
 ) -> None:
     host = basic_registry.host
     image = f"{host}/private/app:1.0"
@@ -387,7 +380,7 @@ def test_the_synchronous_cache_probe_answers_a_repeated_hit_until_the_tag_goes_s
 
 
 def test_the_synchronous_cache_probe_never_gives_a_private_answer_to_other_credentials(
-    basic_registry: Registry, pki: Pki
+    basic_registry: Registry, pki: CertAuthority
 ) -> None:
     host = basic_registry.host
     image = f"{host}/private/app:1.0"
@@ -415,12 +408,12 @@ def test_settings_are_plain_frozen_data() -> None:
 
 
 def test_the_ca_bundle_may_be_given_as_pem_text_with_the_default_transport(
-    basic_registry: Registry, pki: Pki
+    basic_registry: Registry, pki: CertAuthority
 ) -> None:
     host = basic_registry.host
 
     async def main() -> ImageConfig:
-        settings = ResolverSettings(ca_bundle=pki.ca_path.read_text())
+        settings = ResolverSettings(ca_bundle=pki.cert.read_text())
         async with ImageResolver(settings) as resolver:
             return await resolver.resolve(
                 f"{host}/private/app:1.0", pull_secrets=[docker_config(host)], timeout=10
@@ -430,7 +423,7 @@ def test_the_ca_bundle_may_be_given_as_pem_text_with_the_default_transport(
 
 
 def test_an_identity_token_is_exchanged_for_a_bearer_token_with_the_oauth2_grant(
-    token_registry: TokenSetup, pki: Pki
+    token_registry: TokenSetup, pki: CertAuthority
 ) -> None:
     host = token_registry.registry.host
     config = json.dumps(

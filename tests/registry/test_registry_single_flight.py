@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from registry_harness import (
-    CountingTransport,
-    Pki,
-    PlainImages,
-    TokenSetup,
-    docker_config,
-)
+from registry_harness import PlainImages, TokenSetup, docker_config
 
+from e2e.pki import CertAuthority
+from e2e.registry import CountingTransport
 from webhook.core.images import ImageConfig
 from webhook.registry import ImageResolver, ResolverSettings
 from webhook.registry.client import make_transport
@@ -23,11 +19,11 @@ def resolve_concurrently(
     image: str,
     *,
     insecure: frozenset[str],
-    pki: Pki | None = None,
+    pki: CertAuthority | None = None,
     pull_secrets: list[bytes] | None = None,
 ) -> tuple[list[ImageConfig], CountingTransport, ImageResolver]:
     async def main() -> tuple[list[ImageConfig], CountingTransport, ImageResolver]:
-        transport = CountingTransport(make_transport(ca_bundle=str(pki.ca_path) if pki else None))
+        transport = CountingTransport(make_transport(ca_bundle=str(pki.cert) if pki else None))
         settings = ResolverSettings(insecure=insecure)
         async with ImageResolver(settings, transport=transport) as resolver:
             results = await asyncio.gather(
@@ -68,7 +64,7 @@ def test_a_thousand_concurrent_lookups_of_an_index_fetch_each_object_once(
 
 
 def test_a_thousand_concurrent_authenticated_lookups_fetch_one_token_and_one_manifest(
-    token_registry: TokenSetup, pki: Pki
+    token_registry: TokenSetup, pki: CertAuthority
 ) -> None:
     host = token_registry.registry.host
     token_host = f"127.0.0.1:{token_registry.server.port}"

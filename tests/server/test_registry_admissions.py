@@ -13,13 +13,14 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.registry.registry_harness import FaultServer, Pusher, Registry, running, start_registry
+from e2e.registry import Pusher, Registry
+from tests.registry.registry_harness import FaultServer, running, start_or_skip
 from tests.server.harness import Certs, Webhook, decoded_patch, review, run_webhook
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    registry = start_registry(tmp_path_factory.mktemp("registry"))
+    registry = start_or_skip(tmp_path_factory.mktemp("registry"))
     pusher = Pusher(registry)
     pusher.image("shop/api", "1.0", entrypoint=["/bin/sh", "-c", "exec api --port=$PORT"], cmd=None)
     pusher.image("shop/burst", "1.0", entrypoint=["/burst"], cmd=None)
