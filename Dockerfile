@@ -10,22 +10,27 @@
 #           as is. tests/chart/test_images.py assembles the same root filesystem and runs it.
 # webhook - the admission server (`podinit serve`) on a slim Python base: non-root
 #           (65532), no compilers, nothing written to the root filesystem at run time.
+#
+# Python packages come only from requirements/*.lock, pinned and hash-checked. `make images`
+# builds both with buildah and pushes them; PYTHON_IMAGE may name any Debian-based image
+# with python3.11 and its venv module (the tests build a stand-in from Debian packages).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-ARG ZIG_VERSION=0.17.1
 
 # ---------------------------------------------------------------- init: static C binary
 # Runs on the build machine and cross-compiles with zig (clang + musl for every target),
 # so an arm64 image needs no emulation. The compiler flags come from init/init.mk.
 FROM --platform=$BUILDPLATFORM ${PYTHON_IMAGE} AS init-build
-ARG ZIG_VERSION
 ARG TARGETARCH
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends make \
-    && rm -rf /var/lib/apt/lists/* \
-    && pip install --no-cache-dir "ziglang==${ZIG_VERSION}"
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+COPY requirements/init-build.lock requirements/
+RUN python -m venv /opt/zig \
+    && /opt/zig/bin/pip install --no-cache-dir --require-hashes --only-binary=:all: \
+        -r requirements/init-build.lock
 COPY init/podinit.c init/init.mk init/
 # INIT_CFLAGS and INIT_SMALL are init.mk's: the image's binary is built like `make init`'s.
 # (The single quotes keep $(...) for make, not the shell.)
@@ -36,7 +41,7 @@ RUN case "${TARGETARCH}" in \
         *) echo "unsupported TARGETARCH=${TARGETARCH}" >&2; exit 1 ;; \
     esac \
     && mkdir -p /out \
-    && make -f init/init.mk ZIG_CC="python -m ziglang cc -target ${target}" \
+    && make -f init/init.mk ZIG_CC="/opt/zig/bin/python -m ziglang cc -target ${target}" \
         --eval 'image-init: ; $(ZIG_CC) $(INIT_CFLAGS) $(INIT_SMALL) -o /out/podinit $(INIT_SRC)' \
         image-init \
     && if [ "${TARGETARCH}" = "$(dpkg --print-architecture)" ]; then /out/podinit --version; fi
@@ -54,9 +59,12 @@ FROM ${PYTHON_IMAGE} AS webhook-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/podinit
 WORKDIR /src
+COPY requirements/webhook.lock requirements/
+RUN /opt/podinit/bin/pip install --require-hashes --only-binary=:all: -r requirements/webhook.lock
 COPY pyproject.toml ./
 COPY webhook/ webhook/
-RUN /opt/podinit/bin/pip install --only-binary=:all: . \
+# The project itself is the one unhashed input: built from this checkout, nothing fetched.
+RUN /opt/podinit/bin/pip install --no-deps --no-build-isolation --no-index . \
     && /opt/podinit/bin/pip uninstall -y pip setuptools \
     && /opt/podinit/bin/podinit --version
 

@@ -1,0 +1,18 @@
+#!/bin/sh
+# A shell app as people write them: exits cleanly on SIGTERM, if it ever receives it.
+#   APP_ORPHANS=N     leave N short-lived orphans (reparented to PID 1) at start
+#   APP_EXIT_CODE=N   exit with N right after starting instead of running
+trap 'echo "app: SIGTERM, shutting down"; exit 0' TERM
+echo "app: started as pid $$"
+i=0
+while [ "$i" -lt "${APP_ORPHANS:-0}" ]; do
+    (sleep 0.2 &)
+    i=$((i + 1))
+done
+if [ -n "${APP_EXIT_CODE:-}" ]; then
+    exit "$APP_EXIT_CODE"
+fi
+while :; do
+    sleep 1 &
+    wait $!
+done
