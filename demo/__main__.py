@@ -10,13 +10,11 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
-import socket
 import ssl
-import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,8 @@ import httpx
 import jsonpatch
 import yaml
 
+from e2e.processes import free_port
+from e2e.serve import running, serve_argv
 from webhook.server.certs import new_ca, new_serving
 from webhook.server.review import pod_review
 
@@ -36,12 +36,6 @@ def heading(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def write_certificates(directory: Path) -> tuple[Path, Path, Path]:
     now = dt.datetime.now(dt.UTC)
     ca_cert, ca_key = new_ca(now)
@@ -52,7 +46,10 @@ def write_certificates(directory: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
-def start_webhook(directory: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+@contextmanager
+def webhook(directory: Path) -> Iterator[tuple[str, Path]]:
+    """`podinit serve` over TLS on 127.0.0.1 with the demo's image overrides, its output in
+    `directory`/webhook.log; yields its URL and CA file, stops it on exit."""
     ca, cert, key = write_certificates(directory)
     config = {
         "imageOverrides": yaml.safe_load((HERE / "images.yaml").read_text()),
@@ -61,39 +58,23 @@ def start_webhook(directory: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     (directory / "config.yaml").write_text(yaml.safe_dump(config))
     port = free_port()
     env = {
-        **os.environ,
         "PODINIT_CONFIG_FILE": str(directory / "config.yaml"),
         "PODINIT_REGISTRY_MIRRORS": json.dumps(
             {"registry.local:5000": UNREACHABLE, "docker.io": UNREACHABLE}
         ),
         "PODINIT_INSECURE_REGISTRIES": json.dumps([UNREACHABLE]),
     }
-    argv = [
-        sys.executable,
-        "-m",
-        "webhook.cli.main",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--tls-cert-file",
-        str(cert),
-        "--tls-key-file",
-        str(key),
-    ]
-    log = (directory / "webhook.log").open("wb")
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=ROOT)
+    argv = serve_argv(port, "--tls-cert-file", str(cert), "--tls-key-file", str(key))
     url = f"https://localhost:{port}"
     context = ssl.create_default_context(cafile=str(ca))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    with ExitStack() as stack:
         try:
-            if httpx.get(f"{url}/readyz", verify=context).status_code == 200:
-                return process, url, ca
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"the webhook did not start:\n{(directory / 'webhook.log').read_text()}")
+            stack.enter_context(
+                running(argv, env=env, log_file=directory / "webhook.log", url=url, ca=context)
+            )
+        except RuntimeError as e:
+            raise SystemExit(f"the webhook did not start: {e}") from None
+        yield url, ca
 
 
 def show(pod: dict[str, Any], answer: dict[str, Any], elapsed: float) -> None:
@@ -172,13 +153,11 @@ def main() -> None:
     heading("podinit: every container gets a real PID 1")
     print("sh -c 'app' as PID 1 ignores SIGTERM (no handler) and never reaps orphans; the kubelet")
     print("waits the whole grace period, then SIGKILLs. podinit runs in front of the app instead.")
-    with tempfile.TemporaryDirectory(prefix="podinit-demo-") as tmp:
-        process, url, ca = start_webhook(Path(tmp))
-        try:
-            admissions(url, ca)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=15)
+    with (
+        tempfile.TemporaryDirectory(prefix="podinit-demo-") as tmp,
+        webhook(Path(tmp)) as (url, ca),
+    ):
+        admissions(url, ca)
     runtime()
 
 

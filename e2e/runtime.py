@@ -41,6 +41,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from e2e import processes
+
 # --------------------------------------------------------------------------- tools
 
 DEBIAN_PACKAGES = {"runc": "runc", "busybox": "busybox-static"}
@@ -705,13 +707,9 @@ def orphan_command(children: int, lifetime: float = 0.3) -> list[str]:
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Polls `check` until it is truthy; AssertionError naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-    return result
+    """e2e.processes.wait_until polling every 10 ms (container processes come and go
+    fast): `check`'s first truthy value; StartupError naming `what` after `timeout`."""
+    return processes.wait_until(what, check, timeout, interval=0.01)
 
 
 def orphans_settled(container: Container) -> bool:

@@ -15,8 +15,8 @@ from typing import Any
 
 from e2e.controlplane import ControlPlane
 from e2e.processes import free_port
+from e2e.serve import serve_argv
 from e2e.webhookconfig import mutating_webhook_configuration
-from tests.server.harness import serve_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "podinit-tls"

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from e2e import processes
 from tests.unavailable import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,14 +83,8 @@ def alive(pid: int) -> bool:
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    """e2e.processes.wait_until polling every 20 ms, with these tests' timeout."""
+    return processes.wait_until(what, check, timeout, interval=0.02)
 
 
 class Init:

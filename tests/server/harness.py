@@ -1,17 +1,13 @@
-"""A real `podinit serve` process on 127.0.0.1 with real TLS, for the server tests."""
+"""A real `podinit serve` process on 127.0.0.1 with real TLS, for the server tests
+(started by e2e.serve.running), and the certificates it serves (trustme)."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
-import socket
 import ssl
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +16,9 @@ from typing import Any
 import httpx
 import trustme
 
+from e2e.processes import free_port
+from e2e.serve import running, serve_argv
 from webhook.server.review import pod_review
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -72,64 +62,6 @@ class Webhook:
             for line in self.log_file.read_text().splitlines()
             if line.startswith("{")
         ]
-
-
-def serve_argv(port: int, *extra: str) -> list[str]:
-    """`podinit serve` on 127.0.0.1:port, as the tests start it."""
-    serve = [sys.executable, "-m", "webhook.cli.main", "serve"]
-    return [*serve, "--host", "127.0.0.1", "--port", str(port), *extra]
-
-
-@contextmanager
-def running(
-    command: list[str],
-    *,
-    env: dict[str, str],
-    log_file: Path,
-    url: str,
-    ca: ssl.SSLContext,
-    preexec_fn: Callable[[], None] | None = None,
-    ready_within: float = 30,
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A server process with only the given PODINIT_* settings, yielded once `url`/readyz
-    answers 200, stopped with SIGTERM (SIGKILL after 15 s). Used by the tests and the bench."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PODINIT_")}
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            env={**environment, **env},
-            stdout=log,
-            stderr=log,
-            cwd=ROOT,
-            preexec_fn=preexec_fn,
-        )
-    try:
-        _wait_ready(process, url, ca, log_file, ready_within)
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_ready(
-    process: subprocess.Popen[bytes], url: str, ca: ssl.SSLContext, log: Path, within: float
-) -> None:
-    deadline = time.monotonic() + within
-    with httpx.Client(base_url=url, verify=ca, timeout=5) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{process.args!r} exited:\n{log.read_text()[-3000:]}")
-            try:
-                if client.get("/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"not ready in {within:g}s:\n{log.read_text()[-3000:]}")
 
 
 @contextmanager

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.server.harness import ROOT, Certs, free_port, running, serve_argv
+from e2e.processes import free_port
+from e2e.serve import ROOT, running, serve_argv
+from tests.server.harness import Certs
 
 
 def environment(**extra: str) -> dict[str, str]:
