@@ -10,15 +10,18 @@ PYTEST := $(PY) -m pytest -q
 # What the tests use from Debian: the static and arm64 init builds and runs, valgrind, a real
 # OCI runtime and rootfs, a real registry with htpasswd, and the benchmark's anchor inits.
 SYSTEM_PACKAGES := musl-tools qemu-user-static valgrind runc busybox-static docker-registry \
-                   apache2-utils tini dumb-init catatonit hyperfine
+                   apache2-utils tini dumb-init catatonit hyperfine \
+                   buildah mmdebstrap containernetworking-plugins iptables iproute2
 
-.PHONY: help venv system-packages lint test test-py e2e-tools e2e demo bench bench-webhook bench-registry bench-runtime deploy-manifests clean
+.PHONY: help venv system-packages lint test test-py e2e-tools e2e e2e-node cluster cluster-down images lock demo bench bench-webhook bench-registry bench-runtime deploy-manifests clean
 
 help:
 	@echo "make demo       - serve the webhook locally over TLS, mutate realistic pods, run the shell-wrapped example"
 	@echo "make test       - set up the venv, build the init, lint, run every test (sanitizers and e2e included)"
 	@echo "make e2e-tools  - build kube-apiserver, kube-controller-manager, etcd, helm (cached outside the repo)"
 	@echo "make bench      - benchmarks, as ratios against baselines measured in the same run"
+	@echo "make cluster    - a one-node cluster in the background (root); make cluster-down removes it"
+	@echo "make images REGISTRY=host:port - build both images from the Dockerfile and push them"
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -56,6 +59,32 @@ e2e-tools:
 
 e2e: venv init e2e-tools
 	$(PYTEST) tests/e2e
+
+# The user's journey on a real node (images from the Dockerfile, helm, kubelet, containerd).
+e2e-node: venv init e2e-tools
+	$(PYTEST) tests/node
+
+# kubeconfig, registry HOST:PORT and its CA land in build/cluster/; both are idempotent.
+cluster: venv e2e-tools
+	$(PY) -m e2e.node up
+
+cluster-down: venv
+	$(PY) -m e2e.node down
+
+# Build both images from the Dockerfile with buildah and push them: make images REGISTRY=host:port
+# [BASE_IMAGE=python:3.11-slim-bookworm] [CERT_DIR=dir-with-ca.crt]
+images: venv
+	@test -n "$(REGISTRY)" || { echo "usage: make images REGISTRY=host:port"; exit 2; }
+	$(PY) -m e2e.images --registry $(REGISTRY) $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE)) \
+		$(if $(CERT_DIR),--cert-dir $(CERT_DIR))
+
+# Re-pin the images' Python packages (requirements/*.lock) after changing a dependency.
+lock: venv
+	$(VENV)/bin/uv pip compile pyproject.toml requirements/webhook-build.in --generate-hashes \
+		--universal --python-version 3.11 --custom-compile-command "make lock" -q \
+		-o requirements/webhook.lock
+	$(VENV)/bin/uv pip compile requirements/init-build.in --generate-hashes --universal \
+		--python-version 3.11 --custom-compile-command "make lock" -q -o requirements/init-build.lock
 
 # The runc part needs the static init, root, runc and busybox-static; without them the demo
 # says what it skipped and why, so a fresh machine runs it as it is.

@@ -44,12 +44,13 @@ from e2e import audit
 from e2e.audit import PodAdmission
 from e2e.pki import CertAuthority, IssuedCert, pem_key
 from e2e.processes import Process, StartupError, free_port, port_taken, spawn, wait_until
-from e2e.tools import Tools
+from e2e.tools import Tools, find_node_tools
 from e2e.webhookconfig import http_ok
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 KUBERNETES_SERVICE_IP = "10.0.0.1"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass
@@ -71,6 +72,7 @@ class ControlPlane:
     etcd_url: str
     procs: list[Process] = field(default_factory=list)  # everything spawned
     core: list[Process] = field(default_factory=list)  # etcd, apiserver, controller-manager
+    address: str = LOOPBACK
     _admin: IssuedCert | None = None
 
     # ---- lifecycle
@@ -88,15 +90,23 @@ class ControlPlane:
             cp.stop(keep_logs=keep_logs_on_error and not ok)
 
     @classmethod
-    def start(cls, tools: Tools, *, startup_timeout: float = 180.0) -> ControlPlane:
+    def start(
+        cls, tools: Tools, *, startup_timeout: float = 180.0, address: str = LOOPBACK
+    ) -> ControlPlane:
         """Start etcd, kube-apiserver and kube-controller-manager; raises StartupError
         (with log tails; the logs are kept) if one exits or is not ready in time.
 
         Ports are picked free, then bound by the process: another process can take one
-        in between, so a start that fails on a port in use is retried with new ports."""
+        in between, so a start that fails on a port in use is retried with new ports.
+
+        ``address``: where the apiserver listens and what it advertises; a node's pods
+        reach it there (through the ``kubernetes`` Service). Not loopback, the scheduler
+        runs too and the apiserver can reach kubelets (client certificate, InternalIP)."""
         for attempt in range(3):
             try:
-                return cls._start_once(tools, startup_timeout, last_attempt=attempt == 2)
+                return cls._start_once(
+                    tools, startup_timeout, address=address, last_attempt=attempt == 2
+                )
             except StartupError as e:
                 if not port_taken(e) or attempt == 2:
                     raise
@@ -104,7 +114,7 @@ class ControlPlane:
 
     @classmethod
     def _start_once(
-        cls, tools: Tools, startup_timeout: float, *, last_attempt: bool
+        cls, tools: Tools, startup_timeout: float, *, address: str, last_attempt: bool
     ) -> ControlPlane:
         workdir = Path(tempfile.mkdtemp(prefix="podinit-e2e-"))
         logdir = Path(tempfile.mkdtemp(prefix="podinit-e2e-logs-"))
@@ -118,6 +128,7 @@ class ControlPlane:
             apiserver_url="",
             kubeconfig=workdir / "admin.kubeconfig",
             etcd_url="",
+            address=address,
         )
         # also stop if the test process ends without calling stop (the processes would
         # die with it anyway, through PR_SET_PDEATHSIG; this removes the temp dirs)
@@ -205,7 +216,7 @@ class ControlPlane:
         serving = self.ca.issue_server(
             "apiserver",
             [
-                "127.0.0.1",
+                *dict.fromkeys([LOOPBACK, self.address]),
                 "localhost",
                 KUBERNETES_SERVICE_IP,
                 "kubernetes",
@@ -233,17 +244,31 @@ class ControlPlane:
 
         # -- kube-apiserver
         port = free_port()
-        self.apiserver_url = f"https://127.0.0.1:{port}"
+        self.apiserver_url = f"https://{self.address}:{port}"
+        node_flags: list[str] = []
+        if self.address == LOOPBACK:
+            # endpoints for the `kubernetes` service may not be loopback addresses
+            node_flags.append("--endpoint-reconciler-type=none")
+        else:
+            # exec, logs and port-forward: the kubelet at its InternalIP (not its
+            # hostname, which the machine's DNS does not know), as a client it trusts
+            kubelet_client = self.ca.issue_client(
+                "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"]
+            )
+            node_flags += [
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={kubelet_client.cert}",
+                f"--kubelet-client-key={kubelet_client.key}",
+            ]
         apiserver = self._core_spawn(
             "kube-apiserver",
             [
                 str(t.kube_apiserver),
                 f"--etcd-servers={self.etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={port}",
-                # endpoints for the `kubernetes` service may not be loopback addresses
-                "--endpoint-reconciler-type=none",
+                *node_flags,
                 f"--tls-cert-file={serving.cert}",
                 f"--tls-private-key-file={serving.key}",
                 f"--client-ca-file={self.ca.cert}",
@@ -312,6 +337,8 @@ class ControlPlane:
             60,
             [etcd, apiserver, kcm],
         )
+        if self.address != LOOPBACK:
+            self._start_scheduler()
         # The serviceaccount controller creates `default` in every namespace; pods
         # cannot be admitted before it exists, so this means controllers are running.
         wait_until(
@@ -320,6 +347,36 @@ class ControlPlane:
             60,
             [etcd, apiserver, kcm],
         )
+
+    def _start_scheduler(self) -> None:
+        kubeconfig = self.workdir / "scheduler.kubeconfig"
+        client = self.ca.issue_client("scheduler", "system:kube-scheduler")
+        self._write_kubeconfig(kubeconfig, client, "kube-scheduler")
+        port = free_port()
+        scheduler = self._core_spawn(
+            "kube-scheduler",
+            [
+                str(find_node_tools().kube_scheduler),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                "--leader-elect=false",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        wait_until(
+            "kube-scheduler /healthz",
+            lambda: http_ok(f"https://127.0.0.1:{port}/healthz", verify=False),
+            60,
+            [*self.core, scheduler],
+        )
+
+    def write_kubeconfig(self, path: Path, cred: IssuedCert, user: str) -> None:
+        """A kubeconfig for this cluster with ``cred`` embedded (for node components)."""
+        self._write_kubeconfig(path, cred, user)
 
     # ---- clients
 

@@ -63,10 +63,10 @@ def _find(tool: str, package: str) -> str:
 
 @dataclass
 class Registry:
-    """A running ``docker-registry`` on 127.0.0.1 (see ``start_registry``); a context
+    """A running ``docker-registry`` (see ``start_registry``); a context
     manager that stops it."""
 
-    host: str  # "127.0.0.1:port"
+    host: str  # "address:port", 127.0.0.1 unless started elsewhere
     scheme: str  # "https" with a CA, else "http"
     process: Process
     directory: Path  # config.yml, data/, htpasswd, registry.log
@@ -119,12 +119,14 @@ def start_registry(
     users: Mapping[str, str] | None = None,
     auth: dict[str, Any] | None = None,
     ready_within: float = 20,
+    address: str = "127.0.0.1",
 ) -> Registry:
     """Start ``docker-registry`` on a free loopback port, storing into ``directory``.
 
     ``ca``: serve TLS with a certificate for 127.0.0.1/localhost issued by it.
     ``users``: htpasswd basic auth (realm ``basic-realm``). ``auth``: any other
-    distribution ``auth`` section (e.g. ``TokenIssuer.auth(realm)``). Returns once
+    distribution ``auth`` section (e.g. ``TokenIssuer.auth(realm)``). ``address``: where to
+    listen instead of loopback (a node's pods reach it on the pod bridge). Returns once
     ``/v2/`` answers; raises RegistryMissing, or StartupError after three tries."""
     binary = _find(REGISTRY_BIN, "docker-registry")
     directory.mkdir(parents=True, exist_ok=True)
@@ -141,7 +143,14 @@ def start_registry(
         )
         (directory / "htpasswd").write_bytes(lines)
         auth = {"htpasswd": {"realm": "basic-realm", "path": str(directory / "htpasswd")}}
-    serving = ca.issue_server(f"registry-{uuid.uuid4().hex[:8]}") if ca else None
+    serving = (
+        ca.issue_server(
+            f"registry-{uuid.uuid4().hex[:8]}",
+            [*dict.fromkeys([address, "127.0.0.1"]), "localhost"],
+        )
+        if ca
+        else None
+    )
     last_error: StartupError | None = None
     for _attempt in range(3):
         port = free_port()
@@ -152,7 +161,7 @@ def start_registry(
                 "filesystem": {"rootdirectory": str(directory / "data")},
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },
-            "http": {"addr": f"127.0.0.1:{port}", "secret": "podinit-test-secret"},
+            "http": {"addr": f"{address}:{port}", "secret": "podinit-test-secret"},
         }
         if serving is not None:
             config["http"]["tls"] = {"certificate": str(serving.cert), "key": str(serving.key)}
@@ -165,7 +174,7 @@ def start_registry(
             "docker-registry", [binary, "serve", config_path], directory / "registry.log"
         )
         registry = Registry(
-            f"127.0.0.1:{port}",
+            f"{address}:{port}",
             "https" if ca else "http",
             process,
             directory,

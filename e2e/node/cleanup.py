@@ -1,0 +1,110 @@
+"""Remove everything a node run leaves on the machine, whether it stopped cleanly or not:
+pods (through the CRI while containerd still runs), then by force: container processes,
+shims, mounts under the state directory, kubepods cgroups, kube-proxy's and CNI's
+iptables chains, the bridge, the state directory. Every step is idempotent."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from e2e.node.network import PodNetwork
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+KUBEPODS = "kubepods"
+
+
+def remove_pods(crictl: Path, endpoint: str) -> None:
+    """Stop and remove every pod sandbox through the CRI (runs CNI DEL, unmounts)."""
+    argv = [str(crictl), "--runtime-endpoint", endpoint, "--timeout", "20s", "rmp", "-af"]
+    subprocess.run(argv, capture_output=True, check=False, timeout=120)
+
+
+def _kubepods_cgroups() -> Iterator[Path]:
+    """Every kubepods cgroup directory, deepest first, in every v1 hierarchy and v2."""
+    for hierarchy in CGROUP_ROOT.iterdir() if CGROUP_ROOT.is_dir() else ():
+        top = hierarchy / KUBEPODS
+        if top.is_dir():
+            yield from sorted(
+                (p for p in top.rglob("*") if p.is_dir()),
+                key=lambda p: len(p.parts),
+                reverse=True,
+            )
+            yield top
+
+
+def _kill_pids(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def kill_containers() -> None:
+    """SIGKILL whatever still runs in a kubepods cgroup, then remove the cgroups."""
+    for _attempt in range(10):
+        pids: set[int] = set()
+        for cgroup in _kubepods_cgroups():
+            with contextlib.suppress(OSError, ValueError):
+                pids |= {int(p) for p in (cgroup / "cgroup.procs").read_text().split()}
+        if not pids:
+            break
+        _kill_pids(pids)
+        time.sleep(0.2)
+    for cgroup in _kubepods_cgroups():
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()
+
+
+def kill_shims(state: Path) -> None:
+    """containerd shims started for this node's containerd (their argv names its socket)."""
+    marker = str(state).encode()
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (proc / "cmdline").read_bytes()
+            if b"containerd-shim" in cmdline and marker in cmdline:
+                pids.add(int(proc.name))
+    _kill_pids(pids)
+
+
+def unmount_under(state: Path) -> None:
+    """Every mount at or below ``state``, deepest first (lazily, so a busy one goes too)."""
+    prefix = str(state.resolve())
+    for _attempt in range(5):
+        mounts = [
+            line.split()[1].encode().decode("unicode_escape")
+            for line in Path("/proc/self/mounts").read_text().splitlines()
+        ]
+        ours = sorted(
+            (m for m in mounts if m == prefix or m.startswith(prefix + "/")),
+            key=len,
+            reverse=True,
+        )
+        if not ours:
+            return
+        for mount in ours:
+            subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+
+
+def kube_proxy_cleanup(kube_proxy: Path | None) -> None:
+    """kube-proxy's own cleanup of its iptables/nftables rules (KUBE-* chains)."""
+    if kube_proxy is not None and kube_proxy.is_file():
+        subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True, check=False, timeout=60)
+
+
+def everything(state: Path, *, kube_proxy: Path | None) -> None:
+    """The forced part of a teardown (processes of the node are already stopped)."""
+    kill_containers()
+    kill_shims(state)
+    unmount_under(state)
+    kube_proxy_cleanup(kube_proxy)
+    PodNetwork(state).remove()
+    shutil.rmtree(state, ignore_errors=True)

@@ -1,0 +1,70 @@
+"""A real one-node cluster for the session: images built from the Dockerfile, containerd,
+kubelet, kube-proxy (e2e.node). Needs root and ``make e2e-tools``; otherwise the tests skip
+naming what is missing, or fail when ``CI`` is set."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Generator, Iterator
+
+import pytest
+
+from e2e.images.buildah import BuildError
+from e2e.node.cluster import Cluster
+from e2e.tools import ToolsMissing, find_node_tools, find_tools
+from tests.unavailable import unavailable
+
+_PACKAGES = {
+    "buildah": "buildah",
+    "mmdebstrap": "mmdebstrap",
+    "iptables": "iptables",
+    "musl-gcc": "musl-tools",
+    "docker-registry": "docker-registry",
+}
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    if os.geteuid() != 0:
+        unavailable("the node needs root (network, mounts, cgroups)")
+    for tool, package in _PACKAGES.items():
+        if shutil.which(tool) is None:
+            unavailable(f"needs {tool} (Debian package {package})")
+    if not os.path.isfile("/usr/lib/cni/bridge"):
+        unavailable("needs the CNI plugins (Debian package containernetworking-plugins)")
+    try:
+        find_tools(), find_node_tools()
+    except ToolsMissing as e:
+        unavailable(str(e))
+    try:
+        started = Cluster.start()
+    except BuildError as e:
+        pytest.fail(f"building the images failed: {e}", pytrace=False)
+    try:
+        yield started
+    finally:
+        started.stop(keep_logs=request.session.testsfailed > 0)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace, not selected for injection, deleted afterwards."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())
+    name = f"n-{slug[:40].strip('-')}-{uuid.uuid4().hex[:5]}"
+    cluster.cp.kubectl("create", "namespace", name)
+    yield name
+    cluster.cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    cluster = getattr(item, "funcargs", {}).get("cluster")
+    if report.failed and isinstance(cluster, Cluster):
+        report.sections.append(("node", f"logs: {cluster.cp.logdir}\n{cluster.cp.log_tails(15)}"))
+    return report

@@ -1,0 +1,173 @@
+"""The user's journey on a real node: `helm install` the chart with the images built from
+the Dockerfile, label a namespace, roll out a shell-form app, delete its pods.
+
+The tests run in file order and share one release: install, use, upgrade, uninstall.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from e2e.node import workloads
+from e2e.node.cluster import Cluster
+from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE
+
+STATUS = "podinit.dev/status"
+GRACE = 8  # seconds: long enough to tell a grace-period stop from a prompt one
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster) -> Iterator[str]:
+    yield workloads.helm_install(cluster, values=workloads.chart_values(cluster))
+    cluster.cp.helm("uninstall", RELEASE, "-n", RELEASE_NAMESPACE, check=False)
+
+
+@pytest.fixture
+def labelled(cluster: Cluster) -> Iterator[str]:
+    """A namespace opted in to injection, deleted afterwards."""
+    name = f"shop-{uuid.uuid4().hex[:6]}"
+    cluster.cp.kubectl("create", "namespace", name)
+    cluster.cp.kubectl("label", "namespace", name, "podinit.dev/inject=enabled")
+    yield name
+    cluster.cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _status(pod: dict[str, Any]) -> dict[str, Any]:
+    annotation = pod["metadata"].get("annotations", {}).get(STATUS)
+    return json.loads(annotation) if annotation else {}
+
+
+def test_the_chart_runs_two_ready_replicas_behind_its_service_and_helm_test_passes(
+    cluster: Cluster, release: str
+) -> None:
+    deployment = cluster.cp.kubectl_json("get", "-n", RELEASE_NAMESPACE, "deployment", RELEASE)
+    assert deployment["status"].get("readyReplicas") == 2
+    endpoints = cluster.cp.kubectl_json(
+        "get",
+        "-n",
+        RELEASE_NAMESPACE,
+        "endpointslices",
+        "-l",
+        f"kubernetes.io/service-name={RELEASE}",
+    )
+    ready = [
+        e
+        for s in endpoints["items"]
+        for e in s.get("endpoints") or []
+        if e.get("conditions", {}).get("ready")
+    ]
+    assert len(ready) == 2
+    webhook = cluster.cp.kubectl_json("get", "mutatingwebhookconfiguration", RELEASE)
+    assert "url" not in webhook["webhooks"][0]["clientConfig"], "called through its Service"
+    test = cluster.cp.helm("test", RELEASE, "-n", RELEASE_NAMESPACE, "--timeout", "90s")
+    assert re.search(r"^Phase:\s+Succeeded$", test.stdout, re.M), test.stdout
+
+
+def test_the_ca_bundle_is_written_from_inside_the_cluster(cluster: Cluster, release: str) -> None:
+    webhook = cluster.cp.kubectl_json("get", "mutatingwebhookconfiguration", RELEASE)
+    bundle = base64.b64decode(webhook["webhooks"][0]["clientConfig"]["caBundle"])
+    secret = cluster.cp.kubectl_json("get", "-n", RELEASE_NAMESPACE, "secret", f"{RELEASE}-tls")
+    assert base64.b64decode(secret["data"]["ca.crt"]).strip() in bundle
+
+
+def test_a_deployment_in_a_labelled_namespace_runs_podinit_as_pid_1(
+    cluster: Cluster, release: str, labelled: str
+) -> None:
+    image = cluster.images["app"].reference
+    cluster.cp.kubectl("create", "deployment", "web", "-n", labelled, f"--image={image}")
+    cluster.cp.kubectl(
+        "rollout", "status", "-n", labelled, "deployment/web", "--timeout=90s", timeout=100
+    )
+    pod = cluster.cp.kubectl_json("get", "pods", "-n", labelled, "-l", "app=web")["items"][0]
+    assert _status(pod)["containers"] == {"app": "injected"}
+    # the image's shell-form ENTRYPOINT, read from the registry, now runs under podinit
+    argv = workloads.pid1(cluster, labelled, pod["metadata"]["name"])
+    assert argv[:4] == ["/podinit/podinit", "--", "/bin/sh", "-c"], argv
+    assert "/bin/app" in argv[4]
+
+
+def test_orphans_are_reaped_under_podinit(cluster: Cluster, release: str, labelled: str) -> None:
+    pod = workloads.app_pod("orphans", labelled, cluster, env={"APP_ORPHANS": "5"})
+    workloads.create_ready(cluster, pod)
+    time.sleep(1.5)  # the orphans live 0.2 s
+    assert workloads.zombies(cluster, labelled, "orphans") == 0
+
+
+def test_delete_returns_after_the_apps_own_shutdown_only_when_wrapped(
+    cluster: Cluster, release: str, labelled: str, namespace: str
+) -> None:
+    wrapped = workloads.app_pod("stop", labelled, cluster, grace=GRACE)
+    plain = workloads.app_pod("stop", namespace, cluster, grace=GRACE)
+    assert _status(workloads.create_ready(cluster, wrapped))["containers"]["app"] == "injected"
+    assert STATUS not in workloads.create_ready(cluster, plain)["metadata"].get("annotations", {})
+    wrapped_seconds = workloads.timed_delete(cluster, labelled, "stop")
+    plain_seconds = workloads.timed_delete(cluster, namespace, "stop")
+    assert wrapped_seconds < 2, f"wrapped pod took {wrapped_seconds:.1f}s to delete"
+    assert plain_seconds >= GRACE, f"unwrapped pod took only {plain_seconds:.1f}s"
+
+
+def test_the_apps_exit_code_reaches_the_pod_status(
+    cluster: Cluster, release: str, labelled: str
+) -> None:
+    pod = workloads.app_pod("exits", labelled, cluster, env={"APP_EXIT_CODE": "3"}, restart="Never")
+    cluster.cp.apply(pod)
+
+    def terminated() -> dict[str, Any] | None:
+        stored = cluster.cp.kubectl_json("get", "-n", labelled, "pod/exits")
+        statuses = stored["status"].get("containerStatuses") or [{}]
+        state: dict[str, Any] | None = statuses[0].get("state", {}).get("terminated")
+        return state
+
+    state = cluster.cp.wait_for("the app container to terminate", terminated, 90)
+    assert state["exitCode"] == 3
+    stored = cluster.cp.kubectl_json("get", "-n", labelled, "pod/exits")
+    assert _status(stored)["containers"]["app"] == "injected"
+
+
+@pytest.mark.parametrize("mode", ["imageVolume", "copy"])
+def test_both_injection_modes_start_the_app_under_podinit(
+    cluster: Cluster, release: str, labelled: str, mode: str
+) -> None:
+    workloads.helm_install(cluster, values=workloads.chart_values(cluster, injectionMode=mode))
+    pod = workloads.create_ready(cluster, workloads.app_pod("mode", labelled, cluster))
+    init_containers = [c["name"] for c in pod["spec"].get("initContainers", [])]
+    image_volumes = [v for v in pod["spec"]["volumes"] if "image" in v]
+    if mode == "imageVolume":
+        assert image_volumes and not init_containers
+        assert image_volumes[0]["image"]["reference"] == cluster.images["init"].reference
+    else:
+        assert not image_volumes and len(init_containers) == 1
+    assert workloads.pid1(cluster, labelled, "mode")[0] == "/podinit/podinit"
+    assert workloads.timed_delete(cluster, labelled, "mode") < 2
+
+
+def test_cluster_wide_mode_wraps_pods_of_unlabelled_namespaces(
+    cluster: Cluster, release: str, namespace: str
+) -> None:
+    values = workloads.chart_values(cluster)
+    workloads.helm_install(cluster, "--set", "mode=clusterWide", values=values)
+    pod = workloads.create_ready(cluster, workloads.app_pod("wide", namespace, cluster))
+    assert _status(pod)["containers"]["app"] == "injected"
+
+
+def test_uninstall_leaves_running_pods_running_and_new_pods_unwrapped(
+    cluster: Cluster, release: str, labelled: str
+) -> None:
+    before = workloads.create_ready(cluster, workloads.app_pod("before", labelled, cluster))
+    assert _status(before)["containers"]["app"] == "injected"
+    cluster.cp.helm("uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", timeout=180)
+    after = workloads.create_ready(cluster, workloads.app_pod("after", labelled, cluster))
+    assert STATUS not in after["metadata"].get("annotations", {})
+    assert workloads.pid1(cluster, labelled, "after")[0] == "/bin/sh"
+    still = cluster.cp.kubectl_json("get", "-n", labelled, "pod/before")
+    assert still["status"]["phase"] == "Running"
+    assert still["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert workloads.timed_delete(cluster, labelled, "before") < 2
