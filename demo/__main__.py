@@ -139,9 +139,9 @@ def runtime() -> None:
         print("skipped: needs build/podinit (make init, with the Debian package musl-tools)")
         return
     try:
-        from e2e.runtime import stop_time_demo
+        from e2e.examples import stop_time_demo
     except ImportError:
-        print("skipped: e2e/runtime.py is not available in this checkout")
+        print("skipped: e2e/examples.py is not available in this checkout")
         return
     rows = stop_time_demo(binary)
     print(f"{'variant':62} {'stop after SIGTERM':>18} {'zombies':>8}")

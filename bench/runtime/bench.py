@@ -36,19 +36,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from e2e.examples import SHELL_WRAPPED, DemoRow, example_pod, stop_time_demo  # noqa: E402
 from e2e.runtime import (  # noqa: E402
-    SHELL_WRAPPED,
     Container,
-    DemoRow,
     Pod,
     Runtime,
     StopResult,
-    example_pod,
     find_runtime,
     mutate_pod,
     run_pod,
     run_unmutated_pod,
-    stop_time_demo,
     wait_until,
 )
 

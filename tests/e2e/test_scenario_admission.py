@@ -18,8 +18,8 @@ import pytest
 
 from e2e.audit import PodAdmission
 from e2e.controlplane import ControlPlane
+from e2e.examples import SHELL_WRAPPED
 from e2e.runtime import (
-    SHELL_WRAPPED,
     Runtime,
     RuntimeMissing,
     find_runtime,

@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from e2e.runtime import (
+from e2e.examples import (
     SHELL_WRAPPED,
-    Runtime,
     orphan_command,
     orphans_settled,
-    run_pod,
-    run_unmutated_pod,
     stop_time_demo,
-    wait_until,
     zombies_left,
 )
+from e2e.runtime import Runtime, run_pod, run_unmutated_pod, wait_until
 
 from .conftest import app_pod, stored
 
