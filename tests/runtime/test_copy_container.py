@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e.runtime import (
-    DEFAULT_INIT_IMAGE,
-    NONROOT_UID,
-    PodFailed,
-    Runtime,
-    init_image_rootfs,
-    run_pod,
-)
+from e2e.ocispec import NONROOT_UID, PodFailed
+from e2e.runtime import DEFAULT_INIT_IMAGE, Runtime, init_image_rootfs, run_pod
 
 from .conftest import SETTINGS, app_pod, stored
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e.runtime import Runtime, expand, run_pod, run_unmutated_pod
+from e2e.ocispec import expand
+from e2e.runtime import Runtime, run_pod, run_unmutated_pod
 
 from .conftest import app_pod, stored
 
