@@ -12,6 +12,7 @@ containerd, kubelet, kube-proxy, pod network and DNS, started and stopped as one
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -35,7 +36,7 @@ from e2e.node.kubelet import (
     write_yaml,
 )
 from e2e.node.network import NODE_IP, PodNetwork
-from e2e.processes import Process, free_port, wait_until
+from e2e.processes import Process, StartupError, free_port, wait_until
 from e2e.registry import Registry, start_registry
 from e2e.tools import NodeTools, find_node_tools, find_tools
 from e2e.webhookconfig import http_ok
@@ -52,22 +53,29 @@ class Cluster:
     state: Path
     containerd: Containerd
     dns: DnsServer
+    lock: int  # flock on the machine's node lock, held while this cluster runs
     node_procs: list[Process] = field(default_factory=list)  # kubelet, kube-proxy
 
     @classmethod
     def start(cls, *, state: Path = DEFAULT_STATE, startup_timeout: float = 180) -> Cluster:
         """Everything up and the node Ready; raises StartupError (logs kept) otherwise."""
         tools, node_tools = find_tools(), find_node_tools()
-        teardown(state, node_tools)
-        state.mkdir(parents=True)
-        network = PodNetwork(state)
-        network.create_bridge()
-        cp = ControlPlane.start(tools, address=NODE_IP, startup_timeout=startup_timeout)
+        lock = _take_node_lock(state)
         try:
-            return cls._start_node(cp, node_tools, network, state, startup_timeout)
+            teardown(state, node_tools)
+            state.mkdir(parents=True)
+            network = PodNetwork(state)
+            network.create_bridge()
+            cp = ControlPlane.start(tools, address=NODE_IP, startup_timeout=startup_timeout)
+        except BaseException:
+            os.close(lock)
+            raise
+        try:
+            return cls._start_node(cp, node_tools, network, state, startup_timeout, lock)
         except BaseException:
             cp.stop(keep_logs=True)
             teardown(state, node_tools)
+            os.close(lock)
             raise
 
     @classmethod
@@ -78,6 +86,7 @@ class Cluster:
         network: PodNetwork,
         state: Path,
         timeout: float,
+        lock: int,
     ) -> Cluster:
         registry = start_registry(state / "registry", ca=cp.ca, address=NODE_IP)
         cp.procs.append(registry.process)
@@ -93,7 +102,7 @@ class Cluster:
         wait_until("containerd's socket", containerd.answers, 30, [runtime])
 
         dns = DnsServer(NODE_IP, _service_lookup(cp)).start()
-        cluster = cls(cp, registry, images, node_tools, state, containerd, dns)
+        cluster = cls(cp, registry, images, node_tools, state, containerd, dns, lock)
         cluster._start_kubelet(timeout)
         cluster._start_kube_proxy()
         return cluster
@@ -165,6 +174,7 @@ class Cluster:
         self.dns.stop()
         self.cp.stop(keep_logs=keep_logs)
         teardown(self.state, self.node_tools)
+        os.close(self.lock)
 
     def __enter__(self) -> Cluster:
         return self
@@ -179,6 +189,21 @@ class Cluster:
         (directory / "registry").write_text(self.registry.host + "\n")
         shutil.copy(self.cp.ca.cert, directory / "registry-ca.crt")
         build.write_index(list(self.images.values()), directory)
+
+
+def _take_node_lock(state: Path) -> int:
+    """One node per machine: the bridge, its address and the kubelet's port are fixed."""
+    path = state.parent / f".{state.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StartupError(
+            f"another podinit node runs on this machine (lock {path}): `make cluster-down`"
+        ) from None
+    return fd
 
 
 def teardown(state: Path, node_tools: NodeTools | None) -> None:
