@@ -121,9 +121,15 @@ def volume_spec(layout: Layout, settings: InjectSettings) -> dict[str, Any]:
     return {"name": layout.volume, "emptyDir": {"sizeLimit": settings.volume_size_limit}}
 
 
-def copy_container_spec(layout: Layout, settings: InjectSettings) -> dict[str, Any]:
-    """The first initContainer: copies the init into the volume; Pod Security 'restricted'."""
-    resources = {"cpu": settings.copy_cpu, "memory": settings.copy_memory}
+def copy_container_spec(
+    layout: Layout, settings: InjectSettings, *, cpu_limit: str | None
+) -> dict[str, Any]:
+    """The first initContainer: copies the init into the volume; Pod Security 'restricted'.
+    ``cpu_limit``: see webhook.core.resources (None: no CPU limit)."""
+    requests = {"cpu": settings.copy_cpu, "memory": settings.copy_memory}
+    limits = {"memory": settings.copy_memory}
+    if cpu_limit is not None:
+        limits = {"cpu": cpu_limit, **limits}
     return {
         "name": layout.copy_container,
         "image": settings.init_image,
@@ -133,7 +139,7 @@ def copy_container_spec(layout: Layout, settings: InjectSettings) -> dict[str, A
             {"name": layout.volume, "mountPath": COPY_TARGET},
             {"name": layout.volume, "mountPath": TOKEN_PATH, "readOnly": True},
         ],
-        "resources": {"requests": dict(resources), "limits": dict(resources)},
+        "resources": {"requests": requests, "limits": limits},
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "runAsNonRoot": True,

@@ -14,6 +14,7 @@ from webhook.core.images import ImageConfig, ImageLookup, LookupFailure, find_ov
 from webhook.core.layout import Layout, copy_container_spec, volume_spec
 from webhook.core.patch import PatchOp, extend, move, set_key
 from webhook.core.podview import ContainerSlot, PodView, mappings
+from webhook.core.resources import copy_cpu_limit
 from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
 
 WARNING_LIMIT = 120  # kubectl shows admission warnings; the apiserver caps their length
@@ -220,7 +221,10 @@ def _pod_ops(view: PodView, layout: Layout, settings: InjectSettings) -> list[Pa
             "/spec/volumes", view.spec.get("volumes"), [volume_spec(layout, settings)], at=None
         )
     if settings.injection_mode is InjectionMode.COPY and not layout.copy_exists:
-        copy = copy_container_spec(layout, settings)
+        others = [*mappings(view.spec.get("containers"), "/spec/containers")]
+        others += mappings(view.spec.get("initContainers"), "/spec/initContainers")
+        cpu_limit = copy_cpu_limit(others, settings.copy_cpu)
+        copy = copy_container_spec(layout, settings, cpu_limit=cpu_limit)
         ops += extend("/spec/initContainers", view.spec.get("initContainers"), [copy], at=0)
     elif layout.copy_exists:
         # Another webhook may have put its init container or sidecar before ours since the
