@@ -75,8 +75,14 @@ def test_the_webhook_image_is_slim_non_root_and_compiler_free() -> None:
         "COPY --from=webhook-build /opt/podinit /opt/podinit"
     ]
     assert 'ENTRYPOINT ["podinit"]' in webhook and 'CMD ["serve"]' in webhook
-    # Only wheels are installed in the build stage: no compiler is needed there either.
-    assert any("pip install --only-binary=:all:" in i for i in all_stages["webhook-build"])
+    # Only wheels, only the locked versions with their hashes: no compiler, no drift.
+    build = all_stages["webhook-build"]
+    assert any(
+        "pip install --require-hashes --only-binary=:all: -r requirements/webhook.lock" in i
+        for i in build
+    )
+    # the project itself from the checkout, nothing else fetched for it
+    assert any("pip install --no-deps --no-build-isolation --no-index ." in i for i in build)
 
 
 def test_both_images_build_for_amd64_and_arm64() -> None:

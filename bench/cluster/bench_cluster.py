@@ -1,0 +1,264 @@
+"""What injection costs and saves on a real node (``make bench-cluster``).
+
+On the one-node cluster of e2e.node, with the chart installed from the images built from
+the Dockerfile, in one run:
+  * create -> Ready latency of the shell-form app pod: unmutated vs copy mode, and
+    unmutated vs imageVolume mode (each mode's pods interleaved with unmutated ones);
+  * `kubectl delete pod` wall time: the shell-form app unmutated (the shell is PID 1 and
+    ignores SIGTERM) vs wrapped, and an app that handles SIGTERM itself as the floor;
+  * the webhook's admission latency as the apiserver measures it
+    (apiserver_admission_webhook_admission_duration_seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.docsection import replace_section  # noqa: E402
+from e2e.node import disruption, workloads  # noqa: E402
+from e2e.node.cluster import Cluster  # noqa: E402
+
+SECTION = "Cluster"
+WEBHOOK = "pods.podinit.dev"
+
+
+def _namespace(cluster: Cluster, *, labelled: bool) -> str:
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    cluster.cp.kubectl("create", "namespace", name)
+    if labelled:
+        cluster.cp.kubectl("label", "namespace", name, "podinit.dev/inject=enabled")
+    cluster.cp.wait_for(
+        "the namespace's ServiceAccount",
+        lambda: cluster.cp.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
+    )
+    return name
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def create_to_ready(cluster: Cluster, pod: dict[str, Any], timeout: float = 90) -> float:
+    """Seconds from the create request to the pod reported Ready (polled every 20 ms)."""
+    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    started = time.monotonic()
+    cluster.cp.api("POST", path, pod)
+    while time.monotonic() - started < timeout:
+        if _ready(cluster.cp.api("GET", f"{path}/{name}")):
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise TimeoutError(f"{namespace}/{name} not Ready within {timeout}s")
+
+
+def _delete_now(cluster: Cluster, namespace: str, name: str) -> None:
+    cluster.cp.kubectl(
+        "delete", "pod", name, "-n", namespace, "--grace-period=0", "--force", check=False
+    )
+
+
+def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[float]]:
+    """Interleaved create -> Ready of unmutated and ``mode`` pods (deleted at once after)."""
+    workloads.helm_install(cluster, values=workloads.chart_values(cluster, injectionMode=mode))
+    plain, wrapped = _namespace(cluster, labelled=False), _namespace(cluster, labelled=True)
+    times: dict[str, list[float]] = {"unmutated": [], mode: []}
+    # one of each first, unmeasured: image pulls and the webhook's registry lookup
+    for index in range(pods + 1):
+        for variant, namespace in (("unmutated", plain), (mode, wrapped)):
+            name = f"p{index}"
+            seconds = create_to_ready(cluster, workloads.app_pod(name, namespace, cluster))
+            if index:
+                times[variant].append(seconds)
+            _delete_now(cluster, namespace, name)
+    return times
+
+
+def deletion(cluster: Cluster, pods: int) -> dict[str, list[float]]:
+    """`kubectl delete pod` wall time with the default 30 s grace period."""
+    workloads.helm_install(cluster, values=workloads.chart_values(cluster))
+    plain, wrapped = _namespace(cluster, labelled=False), _namespace(cluster, labelled=True)
+    times: dict[str, list[float]] = {"unmutated": [], "wrapped": [], "app handles SIGTERM": []}
+    for index in range(pods):
+        name = f"d{index}"
+        for variant, namespace in (("wrapped", wrapped), ("app handles SIGTERM", plain)):
+            pod = workloads.app_pod(f"{name}-{len(variant)}", namespace, cluster)
+            if variant == "app handles SIGTERM":  # exec form: the app itself is PID 1
+                pod["spec"]["containers"][0]["command"] = ["/bin/app"]
+            workloads.create_ready(cluster, pod)
+            times[variant].append(
+                workloads.timed_delete(cluster, namespace, pod["metadata"]["name"])
+            )
+    # unmutated: each waits the whole grace period, so they are deleted side by side
+    names = [f"u{index}" for index in range(pods)]
+    for name in names:
+        workloads.create_ready(cluster, workloads.app_pod(name, plain, cluster))
+    results: list[float] = []
+    threads = [
+        threading.Thread(
+            target=lambda n=name: results.append(workloads.timed_delete(cluster, plain, n))
+        )
+        for name in names
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    times["unmutated"] = results
+    return times
+
+
+def disruptions(cluster: Cluster, seconds: float) -> dict[str, tuple[int, int]]:
+    """(created, unwrapped) for a 10/s pod stream during a rolling restart of the webhook
+    and during a SIGKILL of one replica's server."""
+    workloads.helm_install(cluster, values=workloads.chart_values(cluster))
+    found = {}
+    for name, during in (
+        ("kubectl rollout restart", disruption.rollout_restart(cluster)),
+        ("SIGKILL of one replica", disruption.kill_one_replica(cluster)),
+    ):
+        namespace = disruption.fresh_namespace(cluster)
+        result = disruption.stream_pods(cluster, namespace, rate=10, seconds=seconds, during=during)
+        found[name] = (result.created, len(result.unwrapped))
+        cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false")
+    return found
+
+
+def admission_latency(cluster: Cluster) -> dict[str, float]:
+    """Mean and bucket quantiles of the apiserver's webhook admission histogram."""
+    text = cluster.cp.kubectl("get", "--raw", "/metrics", timeout=30).stdout
+    metric = "apiserver_admission_webhook_admission_duration_seconds"
+    buckets: list[tuple[float, float]] = []
+    total = count = 0.0
+    for line in text.splitlines():
+        if not line.startswith(metric) or f'name="{WEBHOOK}"' not in line:
+            continue
+        if 'operation="CREATE"' not in line or 'rejected="false"' not in line:
+            continue
+        value = float(line.rsplit(" ", 1)[1])
+        if line.startswith(f"{metric}_bucket"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if bound == "+Inf" else float(bound), value))
+        elif line.startswith(f"{metric}_sum"):
+            total += value
+        elif line.startswith(f"{metric}_count"):
+            count += value
+    buckets.sort()
+
+    def quantile(q: float) -> float:
+        for bound, cumulative in buckets:
+            if cumulative >= q * count:
+                return bound
+        return float("inf")
+
+    return {
+        "count": count,
+        "mean": total / count if count else 0.0,
+        "p50_le": quantile(0.5),
+        "p99_le": quantile(0.99),
+    }
+
+
+def _ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1000:.0f} ms" if values else "-"
+
+
+def _s(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s" if values else "-"
+
+
+def markdown(
+    start: dict[str, dict[str, list[float]]],
+    stop: dict[str, list[float]],
+    disrupted: dict[str, tuple[int, int]],
+    latency: dict[str, float],
+    pods: int,
+) -> str:
+    disruption_rows = "\n".join(
+        f"| {name} | {created} | {unwrapped} |" for name, (created, unwrapped) in disrupted.items()
+    )
+    rows = []
+    for mode, times in start.items():
+        base, wrapped = statistics.median(times["unmutated"]), statistics.median(times[mode])
+        rows.append(
+            f"| {mode} | {_ms(times['unmutated'])} | {_ms(times[mode])} | "
+            f"{(wrapped - base) * 1000:+.0f} ms | {wrapped / base:.2f}x | "
+            f"{min(times[mode]) * 1000:.0f}-{max(times[mode]) * 1000:.0f} ms |"
+        )
+    stop_rows = [
+        f"| {variant} | {_s(values)} | {min(values):.2f}-{max(values):.2f} s |"
+        for variant, values in stop.items()
+    ]
+    return f"""## {SECTION}
+
+`make bench-cluster` (bench/cluster/bench_cluster.py): the one-node cluster of `make cluster`
+(kubelet and containerd on this machine, the chart installed from the images built from
+the Dockerfile), {pods} measured pods per variant, medians. Pods are the shell-form
+busybox app (`ENTRYPOINT echo …; /bin/app`, the app traps SIGTERM), without `command`, so
+the webhook reads the image's ENTRYPOINT from the registry.
+
+Create -> Ready, unmutated and wrapped pods interleaved (each mode with its own unmutated
+baseline, measured from the create request to Ready, polled every 20 ms):
+
+| injection mode | unmutated p50 | wrapped p50 | cost | ratio | wrapped range |
+| --- | --- | --- | --- | --- | --- |
+{chr(10).join(rows)}
+
+`kubectl delete pod` wall time, default grace period (30 s):
+
+| pod | median | range |
+| --- | --- | --- |
+{chr(10).join(stop_rows)}
+
+Pods created at 10/s in an opted-in namespace while the webhook is disrupted
+(`failurePolicy: Ignore`: a failed admission creates the pod unwrapped):
+
+| disruption | pods created | created unwrapped |
+| --- | --- | --- |
+{disruption_rows}
+
+"app handles SIGTERM" runs the same app in exec form (`command: [/bin/app]`): the floor
+the kubelet and containerd set here, whatever the init.
+
+Admission latency as the apiserver measures it (`{WEBHOOK}`, every CREATE of the run):
+{latency["count"]:.0f} admissions, mean {latency["mean"] * 1000:.1f} ms,
+p50 <= {latency["p50_le"] * 1000:g} ms, p99 <= {latency["p99_le"] * 1000:g} ms (histogram
+bucket bounds).
+
+Measured {dt.datetime.now(dt.UTC):%Y-%m-%d} on this 2-core VM.
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=8, help="measured pods per variant")
+    parser.add_argument("--stop-pods", type=int, default=3, help="deleted pods per variant")
+    parser.add_argument("--stream-seconds", type=float, default=30, help="per disruption")
+    parser.add_argument("--write-doc", type=Path, help=f"replace the ## {SECTION} section")
+    args = parser.parse_args()
+    with Cluster.start() as cluster:
+        start = {mode: startup(cluster, mode, args.pods) for mode in ("copy", "imageVolume")}
+        stop = deletion(cluster, args.stop_pods)
+        disrupted = disruptions(cluster, args.stream_seconds)
+        latency = admission_latency(cluster)
+    section = markdown(start, stop, disrupted, latency, args.pods)
+    print(section)
+    if args.write_doc:
+        replace_section(args.write_doc, SECTION, section)
+        print(f"wrote the ## {SECTION} section of {args.write_doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
