@@ -24,6 +24,8 @@ from webhook.core.settings import DEFAULT_KNOWN_INITS, LookupFailurePolicy
 
 # Kubernetes turned the ImageVolume feature on by default in this minor release.
 IMAGE_VOLUME_DEFAULT_SINCE = (1, 35)
+# Seconds past timeoutSeconds before the server closes a connection whose exchange is unfinished.
+REQUEST_TIMEOUT_MARGIN = 5
 
 
 class ConfigError(ValueError):
@@ -73,6 +75,10 @@ class Config(BaseSettings):
     tls_key_file: Path | None = None
     tls_reload_seconds: float = Field(2.0, gt=0)
     timeout_seconds: int = Field(5, ge=1, le=30)  # the webhook configuration's timeoutSeconds
+    # A request/response exchange not finished this long after it began closes its connection;
+    # None: timeoutSeconds + 5 (the apiserver has given up on it by then).
+    request_timeout_seconds: float | None = Field(None, gt=0)
+    max_connections: int = Field(1000, ge=1)  # per replica; more are closed at once
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Certificates: files (tlsCertFile/tlsKeyFile, e.g. from cert-manager) or selfManaged
     certificates: Literal["files", "selfManaged"] = "files"
@@ -111,6 +117,13 @@ class Config(BaseSettings):
     def lookup_budget(self) -> float:
         """Seconds the registry may take within one admission, leaving time to answer."""
         return max(0.5, self.timeout_seconds * 0.8 - 0.5)
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds a request/response exchange may take before its connection is closed."""
+        if self.request_timeout_seconds is not None:
+            return self.request_timeout_seconds
+        return self.timeout_seconds + REQUEST_TIMEOUT_MARGIN
 
     def inject_settings(
         self, *, kubernetes_version: tuple[int, int] | None = None

@@ -144,7 +144,9 @@ def _setting_schema(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any
     if "anyOf" in prop:  # Optional[X]: X or null
         options = [_setting_schema(o, defs) for o in prop.pop("anyOf")]
         types = [o["type"] for o in options]
-        prop = {**prop, "type": types}
+        # X's own constraints (e.g. exclusiveMinimum) apply to X's values only: keep them.
+        constraints = {k: v for o in options for k, v in o.items() if k != "type"}
+        prop = {**constraints, **prop, "type": types}
     for name in ("items", "additionalProperties"):
         if isinstance(prop.get(name), dict):
             prop[name] = _setting_schema(prop[name], defs)

@@ -87,6 +87,15 @@ class _AdmissionCollector(Collector):
         for labels, count in sorted(self.metrics.containers.items()):
             containers.add_metric(list(labels), count)
         yield containers
+        closed = CounterMetricFamily(
+            "podinit_connections_closed",
+            "Connections the server closed: request-timeout (an exchange not finished within "
+            "requestTimeoutSeconds), over-limit (beyond maxConnections)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self.metrics.connections_closed.items()):
+            closed.add_metric([reason], count)
+        yield closed
 
 
 class Metrics:
@@ -97,6 +106,7 @@ class Metrics:
         self.admissions: Counter[str] = Counter()
         self.containers: Counter[tuple[str, str]] = Counter()
         self.latency = LatencyHistogram(LATENCY_BUCKETS)
+        self.connections_closed: Counter[str] = Counter()
         self.registry = CollectorRegistry()
         self.registry.register(_AdmissionCollector(self))
         if stats is not None:
@@ -107,6 +117,9 @@ class Metrics:
 
     def count_container(self, outcome: str, reason: str) -> None:
         self.containers[outcome, reason] += 1
+
+    def count_connection_closed(self, reason: str) -> None:
+        self.connections_closed[reason] += 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -23,6 +23,7 @@ from webhook.server import logs
 from webhook.server.admission import Admitter
 from webhook.server.app import create_app
 from webhook.server.certs import CertificateManager
+from webhook.server.connections import ConnectionLimits, guarded_protocol
 from webhook.server.metrics import Metrics
 from webhook.server.pullsecrets import PullSecretReader
 from webhook.server.tls import CertReloader
@@ -82,9 +83,14 @@ async def build(config: Config) -> AsyncIterator[Parts]:
             await close(api)
 
 
-def uvicorn_config(app: Any, config: Config, cert_file: Path, key_file: Path) -> uvicorn.Config:
+def uvicorn_config(
+    app: Any, config: Config, cert_file: Path, key_file: Path, metrics: Metrics | None = None
+) -> uvicorn.Config:
+    limits = ConnectionLimits(config.request_timeout, config.max_connections)
     return uvicorn.Config(
         app,
+        # Slow or silent clients are cut off and connections capped (webhook/server/connections.py).
+        http=guarded_protocol(limits, metrics or Metrics()),
         host=config.host,
         port=config.port,
         ssl_certfile=str(cert_file),
@@ -171,7 +177,7 @@ async def serve(config: Config) -> None:
             return reloader is not None and reloader.ready
 
         app = create_app(admitter=parts.admitter, metrics=parts.metrics, ready=ready)
-        server_config = uvicorn_config(app, config, *files)
+        server_config = uvicorn_config(app, config, *files, metrics=parts.metrics)
         server_config.load()
         assert server_config.ssl is not None
         reloader = CertReloader(server_config.ssl, *files)
