@@ -48,11 +48,12 @@ lint: venv
 
 include init/init.mk
 
-# Everything but the sanitizer re-runs of tests/init, which have their own targets.
+# Everything but the node (its own session: a cluster idling under the other suites would
+# disturb their timing) and the sanitizer re-runs of tests/init, which have their own targets.
 test-py: venv init
-	$(PYTEST) tests
+	$(PYTEST) tests --ignore=tests/node
 
-test: system-packages e2e-tools lint test-py test-init-sanitizers
+test: system-packages e2e-tools lint test-py e2e-node test-init-sanitizers
 
 e2e-tools:
 	bash e2e/tools.sh

@@ -122,12 +122,16 @@ def deletion(cluster: Cluster, pods: int) -> dict[str, list[float]]:
 def disruptions(cluster: Cluster, seconds: float) -> dict[str, tuple[int, int]]:
     """(created, unwrapped) for a 10/s pod stream during a rolling restart of the webhook
     and during a SIGKILL of one replica's server."""
-    workloads.helm_install(cluster, values=workloads.chart_values(cluster))
     found = {}
-    for name, during in (
-        ("kubectl rollout restart", disruption.rollout_restart(cluster)),
-        ("SIGKILL of one replica", disruption.kill_one_replica(cluster)),
+    for name, delay, during in (
+        ("kubectl rollout restart", 5, disruption.rollout_restart(cluster)),
+        ("SIGKILL of one replica", 5, disruption.kill_one_replica(cluster)),
+        ("rollout restart, shutdownDelaySeconds=0", 0, disruption.rollout_restart(cluster)),
     ):
+        values = workloads.chart_values(cluster)
+        workloads.helm_install(
+            cluster, "--set", f"server.shutdownDelaySeconds={delay}", values=values
+        )
         namespace = disruption.fresh_namespace(cluster)
         result = disruption.stream_pods(cluster, namespace, rate=10, seconds=seconds, during=during)
         found[name] = (result.created, len(result.unwrapped))
