@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from e2e.node.network import PodNetwork
+from e2e.node.network import BRIDGE, PodNetwork
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 KUBEPODS = "kubepods"
@@ -108,3 +108,32 @@ def everything(state: Path, *, kube_proxy: Path | None) -> None:
     kube_proxy_cleanup(kube_proxy)
     PodNetwork(state).remove()
     shutil.rmtree(state, ignore_errors=True)
+
+
+def leftovers(state: Path) -> list[str]:
+    """What a stopped node left on the machine; empty after a clean teardown."""
+    found: list[str] = []
+    if state.exists():
+        found.append(f"state directory {state}")
+    prefix = str(state)
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    found += [f"mount {m}" for m in mounts if m == prefix or m.startswith(prefix + "/")]
+    found += [f"cgroup {c}" for c in _kubepods_cgroups()]
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
+        found.append(f"bridge {BRIDGE}")
+    for tool in ("iptables-save", "ip6tables-save"):
+        for table in ("filter", "nat", "mangle"):
+            text = subprocess.run([tool, "-t", table], capture_output=True, text=True).stdout
+            found += [
+                f"{tool} -t {table}: {line}"
+                for line in text.splitlines()
+                if line.startswith((":KUBE-", ":CNI-")) or "podinit-node" in line
+            ]
+    marker = str(state).encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                cmdline = (proc / "cmdline").read_bytes()
+                if marker in cmdline and b"containerd" in cmdline:
+                    found.append(f"process {proc.name}: {cmdline[:80]!r}")
+    return found

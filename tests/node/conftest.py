@@ -13,6 +13,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from e2e.images.buildah import BuildError
+from e2e.node import cleanup
 from e2e.node.cluster import Cluster
 from e2e.tools import ToolsMissing, find_node_tools, find_tools
 from tests.unavailable import unavailable
@@ -47,6 +48,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield started
     finally:
         started.stop(keep_logs=request.session.testsfailed > 0)
+    # `make cluster-down` relies on the same teardown: it must leave nothing behind
+    assert cleanup.leftovers(started.state) == []
 
 
 @pytest.fixture
