@@ -12,8 +12,15 @@ from webhook.core.images import ImageResult
 IMAGES = ("example/a:1", "example/b:2", "registry.local:5000/team/c@sha256:" + "0" * 64, "busybox")
 INJECT_INITS = "podinit.dev/inject-init-containers"
 names = st.from_regex(r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
-# Argv strings with the characters that matter: `$(VAR)`, `$$`, spaces, slashes, unicode.
-words = st.text(st.sampled_from("ab $()/-=~.éx"), min_size=0, max_size=8)
+# Argv strings with the characters that matter: `$(VAR)`, `$$`, spaces, slashes, unicode, and
+# references to the variables `containers` defines (ENV_NAMES) or leaves undefined (not to
+# PODINIT_*: see test_the_init_options_env_does_not_change_what_the_app_is_given).
+ENV_NAMES = ("A", "PODINIT_GRACE", "B")
+_pieces = ("$(A)", "$(B)", "$$(A)", "$$", "$", "$(", "$(C)", "$(A", ")", "a", " ", "é")
+words = st.one_of(
+    st.text(st.sampled_from("ab $()/-=~.éx"), min_size=0, max_size=8),
+    st.lists(st.sampled_from(_pieces), max_size=4).map("".join),
+)
 argvs = st.one_of(st.none(), st.just([]), st.lists(words, min_size=1, max_size=4))
 known_init_argv = st.sampled_from([["tini", "--"], ["/usr/bin/dumb-init"], ["catatonit", "-g"]])
 
@@ -39,7 +46,7 @@ def containers(
     if args is not None:
         body["args"] = args
     if draw(st.booleans()):
-        body["env"] = [{"name": draw(st.sampled_from(["A", "PODINIT_GRACE", "B"])), "value": "1"}]
+        body["env"] = [{"name": draw(st.sampled_from(ENV_NAMES)), "value": "1"}]
     if volume_names and draw(st.booleans()):
         body["volumeMounts"] = draw(mounts(volume_names))
     if sidecar:
