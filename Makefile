@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := musl-tools qemu-user-static valgrind runc busybox-static dock
                    apache2-utils tini dumb-init catatonit hyperfine \
                    buildah mmdebstrap containernetworking-plugins iptables iproute2
 
-.PHONY: help venv system-packages lint test test-py e2e-tools e2e e2e-node cluster cluster-down images lock demo bench bench-webhook bench-registry bench-runtime bench-cluster deploy-manifests clean
+.PHONY: help venv system-packages lint test test-py e2e-tools e2e e2e-node cluster cluster-down images lock demo bench bench-webhook bench-registry bench-runtime bench-cluster bench-cli deploy-manifests clean
 
 help:
 	@echo "make demo       - serve the webhook locally over TLS, mutate realistic pods, run the shell-wrapped example"
@@ -93,7 +93,7 @@ demo: venv
 	@if command -v musl-gcc >/dev/null; then $(MAKE) --no-print-directory $(BUILD)/podinit; fi
 	$(PY) -m demo
 
-bench: bench-init bench-registry bench-webhook bench-runtime bench-cluster
+bench: bench-init bench-registry bench-webhook bench-runtime bench-cluster bench-cli
 
 # podinit /mutate against a FastAPI no-op on the same uvicorn/TLS stack; rewrites "## Webhook"
 bench-webhook: venv
@@ -102,6 +102,10 @@ bench-webhook: venv
 # On the one-node cluster (root): pod start and stop, unmutated vs wrapped; rewrites "## Cluster"
 bench-cluster: venv e2e-tools
 	$(PY) bench/cluster/bench_cluster.py --write-doc docs/performance.md
+
+# podinit inject on argo-cd's 1.9 MB install.yaml: libyaml vs pure-Python YAML; rewrites "## CLI"
+bench-cli: venv
+	$(PY) bench/cli/bench_inject.py --write-doc docs/performance.md
 
 bench-registry: venv
 	$(PY) bench/registry/bench_resolver.py
