@@ -63,4 +63,7 @@ def test_offline_never_contacts_the_registry(
     assert main(["inject", "-f", str(manifest), "--offline", "--explain"]) == 0
     captured = capsys.readouterr()
     assert "command" not in yaml.safe_load(captured.out)["spec"]["containers"][0]
-    assert "failed: not in --image-config (offline)" in captured.err
+    assert (
+        "failed: needs the image's ENTRYPOINT/CMD: pass --image-config or give the container a"
+        " command (offline)" in captured.err
+    )

@@ -15,6 +15,7 @@ import yaml
 from webhook.cli import kubeyaml
 from webhook.core import (
     ImageConfig,
+    ImageOverride,
     ImageResult,
     InjectSettings,
     InvalidPod,
@@ -84,15 +85,17 @@ def _decode(source: str, data: bytes) -> str:
         raise InputError(f"{source}: not UTF-8 (byte {error.start})") from None
 
 
-def read_image_configs(path: Path) -> dict[str, ImageResult]:
-    """`IMAGE: {entrypoint: [...], cmd: [...]}` as written by hand or by `podinit scan`."""
+def read_image_configs(path: Path) -> tuple[ImageOverride, ...]:
+    """`IMAGE: {entrypoint: [...], cmd: [...]}` as written by hand or by `podinit scan`. A key
+    is matched as an `imageOverrides` key is (`find_override`: fnmatch on the image as written
+    in the pod, the first matching key in file order), so `registry.local/app:*` works here too."""
     try:
         data = kubeyaml.load(_read(path)) or {}
     except yaml.YAMLError as error:
         raise InputError(f"{path}: cannot read image configs: {error}") from error
     if not isinstance(data, dict):
         raise InputError(f"{path}: image configs must be a mapping of IMAGE: {{entrypoint, cmd}}")
-    configs: dict[str, ImageResult] = {}
+    configs: list[ImageOverride] = []
     for image, entry in data.items():
         entry = entry or {}
         unknown = sorted(str(k) for k in entry) if isinstance(entry, dict) else []
@@ -108,10 +111,9 @@ def read_image_configs(path: Path) -> dict[str, ImageResult]:
             isinstance(v, list) and all(isinstance(s, str) for s in v) for v in lists.values()
         ):
             raise InputError(f"{path}: {image}: entrypoint and cmd must be lists of strings")
-        configs[str(image)] = ImageConfig(
-            entrypoint=tuple(lists["entrypoint"]), cmd=tuple(lists["cmd"])
-        )
-    return configs
+        config = ImageConfig(entrypoint=tuple(lists["entrypoint"]), cmd=tuple(lists["cmd"]))
+        configs.append(ImageOverride(pattern=str(image), config=config))
+    return tuple(configs)
 
 
 def inject_document(doc: Document, settings: InjectSettings, lookup: Lookup) -> list[str]:

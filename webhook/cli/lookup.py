@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 
 from webhook.config import Config, read_setting_file
-from webhook.core import ImageResult, LookupFailure
+from webhook.core import ImageConfig, ImageOverride, ImageResult, LookupFailure, find_override
 from webhook.lookups import make_resolver, resolve_all
 from webhook.registry import ImageResolver
 
@@ -23,19 +23,30 @@ def docker_config(config: Config) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
+def from_image_config(images: set[str], known: tuple[ImageOverride, ...]) -> dict[str, ImageConfig]:
+    """The images --image-config has an entry for, by the rule of `imageOverrides`."""
+    found = {image: find_override(image, known) for image in images}
+    return {image: config for image, config in found.items() if config is not None}
+
+
 class OfflineLookup:
-    def __init__(self, known: dict[str, ImageResult]) -> None:
+    def __init__(self, known: tuple[ImageOverride, ...], *, image_config: bool) -> None:
         self.known = known
+        self.missing = LookupFailure(
+            "not in --image-config (offline)"
+            if image_config
+            else "needs the image's ENTRYPOINT/CMD: pass --image-config or give the container "
+            "a command (offline)"
+        )
 
     def __call__(self, images: set[str], architecture: str) -> dict[str, ImageResult]:
-        missing = LookupFailure("not in --image-config (offline)")
-        return {image: self.known.get(image, missing) for image in images}
+        return {**dict.fromkeys(images, self.missing), **from_image_config(images, self.known)}
 
 
 class RegistryLookup:
     """A synchronous face on the async resolver; one event loop for the whole CLI run."""
 
-    def __init__(self, config: Config, known: dict[str, ImageResult]) -> None:
+    def __init__(self, config: Config, known: tuple[ImageOverride, ...]) -> None:
         self.known = known
         self.budget = config.lookup_budget
         self.credentials = [c for c in (docker_config(config),) if c]
@@ -51,9 +62,10 @@ class RegistryLookup:
         return make_resolver(config)  # its HTTP client belongs to this loop
 
     def __call__(self, images: set[str], architecture: str) -> dict[str, ImageResult]:
-        unknown = images - self.known.keys()
+        given: dict[str, ImageResult] = dict(from_image_config(images, self.known))
+        unknown = images - given.keys()
         found = self.runner.run(self._resolve(unknown, architecture)) if unknown else {}
-        return {**{i: self.known[i] for i in images & self.known.keys()}, **found}
+        return {**given, **found}
 
     async def _resolve(self, images: set[str], architecture: str) -> dict[str, ImageResult]:
         return await resolve_all(

@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
         "--explain", action="store_true", help="print the decision per container to stderr"
     )
     p.add_argument(
-        "--image-config", type=Path, help="YAML of IMAGE: {entrypoint: [...], cmd: [...]}"
+        "--image-config",
+        type=Path,
+        help="YAML of IMAGE: {entrypoint: [...], cmd: [...]}; IMAGE may be an fnmatch pattern "
+        "as in imageOverrides (registry.local/app:*), the first matching key wins",
     )
     p.add_argument("--offline", action="store_true", help="never contact a registry")
     p.add_argument("--config", type=Path, help="podinit config file (YAML, camelCase keys)")
@@ -108,9 +111,9 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def _inject(args: argparse.Namespace) -> int:
     config = load(args.config)
     settings = config.inject_settings(kubernetes_version=args.kubernetes_version)
-    known = inject.read_image_configs(args.image_config) if args.image_config else {}
+    known = inject.read_image_configs(args.image_config) if args.image_config else ()
     if args.offline:
-        lookup = OfflineLookup(known)
+        lookup = OfflineLookup(known, image_config=args.image_config is not None)
         return inject.run(args.filename, settings, lookup, output=args.output, explain=args.explain)
     with RegistryLookup(config, known) as online:
         return inject.run(args.filename, settings, online, output=args.output, explain=args.explain)

@@ -1,7 +1,14 @@
 """The pure decision core. Everything here is synchronous and free of I/O."""
 
 from webhook.core.errors import InvalidPod
-from webhook.core.images import ImageConfig, ImageLookup, ImageOverride, ImageResult, LookupFailure
+from webhook.core.images import (
+    ImageConfig,
+    ImageLookup,
+    ImageOverride,
+    ImageResult,
+    LookupFailure,
+    find_override,
+)
 from webhook.core.mutate import Decision, Mutation, Outcome, Plan, mutate, prepare
 from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
 
@@ -19,6 +26,7 @@ __all__ = [
     "Mutation",
     "Outcome",
     "Plan",
+    "find_override",
     "mutate",
     "prepare",
 ]
