@@ -1,8 +1,10 @@
 """`podinit inject --image-config`: keys matched as `imageOverrides` keys are (fnmatch, first
-match in file order), and offline messages that say what is missing."""
+match in file order), and --offline: messages that say what is missing, no registry client."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from webhook.cli.lookup import OfflineLookup, RegistryLookup
 from webhook.config import load
 from webhook.core import ImageConfig, ImageOverride
 
+ROOT = Path(__file__).resolve().parents[2]
 PODS = """apiVersion: v1
 kind: Pod
 metadata: {name: web}
@@ -87,3 +90,17 @@ def test_offline_without_image_config_says_what_is_missing(
         "web container app: failed: needs the image's ENTRYPOINT/CMD: pass --image-config or"
         " give the container a command (offline)"
     ) in err
+
+
+def test_offline_never_imports_the_registry_client(tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(PODS)
+    code = (
+        "import sys\n"
+        "from webhook.cli.main import main\n"
+        f"assert main(['inject', '-f', {str(tmp_path / 'pod.yaml')!r}, '--offline']) == 0\n"
+        "assert 'httpx' not in sys.modules and 'webhook.registry' not in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr

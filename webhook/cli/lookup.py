@@ -7,11 +7,13 @@ import asyncio
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from webhook.config import Config, read_setting_file
 from webhook.core import ImageConfig, ImageOverride, ImageResult, LookupFailure, find_override
-from webhook.lookups import make_resolver, resolve_all
-from webhook.registry import ImageResolver
+
+if TYPE_CHECKING:  # the resolver brings httpx: imported only by a run that reads a registry
+    from webhook.registry import ImageResolver
 
 
 def docker_config(config: Config) -> bytes | None:
@@ -59,6 +61,8 @@ class RegistryLookup:
 
     @staticmethod
     async def _make(config: Config) -> ImageResolver:
+        from webhook.lookups import make_resolver
+
         return make_resolver(config)  # its HTTP client belongs to this loop
 
     def __call__(self, images: set[str], architecture: str) -> dict[str, ImageResult]:
@@ -68,6 +72,8 @@ class RegistryLookup:
         return {**given, **found}
 
     async def _resolve(self, images: set[str], architecture: str) -> dict[str, ImageResult]:
+        from webhook.lookups import resolve_all
+
         return await resolve_all(
             self.resolver,
             images,
