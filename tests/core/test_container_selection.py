@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.core.helpers import INIT, SETTINGS, container, images, mutate, mutated, outcomes, pod
-from webhook.core import InjectSettings, InvalidPod
+from webhook.core import InjectSettings, InvalidPod, prepare
 
 
 @pytest.mark.parametrize(
@@ -135,3 +135,40 @@ def test_an_ordinary_init_container_may_have_an_unreadable_command_without_faili
 def test_a_container_podinit_must_wrap_with_an_unreadable_args_makes_the_pod_invalid() -> None:
     with pytest.raises(InvalidPod, match=r"^/spec/containers/0/args: must be a list of strings$"):
         mutate(pod(container("a", command=["/a"], args=["--port", 8080])), SETTINGS, {})
+
+
+@pytest.mark.parametrize(
+    ("env", "where"),
+    [
+        ([{"name": ["A"], "value": "1"}], "/spec/containers/0/env/0/name: must be a string"),
+        ([["A", "1"]], "/spec/containers/0/env/0: must be a mapping"),
+        ({"A": "1"}, "/spec/containers/0/env: must be a list, not dict"),
+    ],
+)
+def test_an_unreadable_env_is_found_by_prepare_when_podinit_would_add_to_it(
+    env: object, where: str
+) -> None:
+    """`decide` reads no more than `prepare` checked (fuzzing found it reading env itself)."""
+    bad = pod(container("a", command=["/a"], env=env), annotations={"podinit.dev/grace": "5"})
+    with pytest.raises(InvalidPod, match=f"^{where}$"):
+        prepare(bad, SETTINGS)
+    # Without PODINIT_* variables to add, env is not podinit's business.
+    assert mutated(pod(container("a", command=["/a"], env=env)))["spec"]["containers"][0][
+        "command"
+    ][:1] == [INIT]
+
+
+@pytest.mark.parametrize("values", [[["arm64"]], 5, [{"a": 1}], [1]])
+def test_unreadable_affinity_values_are_found_by_prepare_whatever_their_label(
+    values: object,
+) -> None:
+    """The architecture, read after `prepare`, must not meet what `prepare` did not check."""
+    term = {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": values}]}
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": []}, term]}}}  # fmt: skip
+    where = (
+        "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution"
+        "/nodeSelectorTerms/1/matchExpressions/0/values: must be a list of strings"
+    )
+    with pytest.raises(InvalidPod, match=f"^{where}$"):
+        prepare(pod(container("a"), affinity=affinity), SETTINGS)

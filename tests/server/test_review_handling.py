@@ -69,6 +69,12 @@ def test_other_operations_are_allowed_without_a_patch(webhook: Webhook, operatio
             b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}',
             "request.uid",
         ),
+        (
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid":'
+            b' "u", "resource": {"group": "", "resource": "pods"}, "operation": "CREATE",'
+            b' "namespace": ["default"]}}',
+            "request.namespace must be a string",
+        ),
     ],
 )
 def test_malformed_reviews_get_400_naming_the_problem(

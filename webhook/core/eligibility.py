@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from webhook.core import annotations as ann
-from webhook.core.podview import ContainerSlot, PodView, mapping, mappings
+from webhook.core.podview import ContainerSlot, PodView, mapping, mappings, strings
 from webhook.core.settings import InjectSettings
 
 OS_LABEL = "kubernetes.io/os"
@@ -55,26 +55,31 @@ def is_windows(pod: PodView) -> bool:
 def required_label_values(spec: Mapping[str, Any], label: str) -> set[str] | None:
     """The values a required node affinity allows for `label`, or None when it does not restrict.
 
-    Terms are ORed, so the label is restricted only when every term restricts it.
+    Terms are ORed, so the label is restricted only when every term restricts it. Every term is
+    checked whatever the label, so that `architecture` reads only what `prepare` checked.
     """
-    affinity = mapping(spec.get("affinity"), "/spec/affinity")
-    node = mapping(affinity.get("nodeAffinity"), "/spec/affinity/nodeAffinity")
-    required = mapping(
-        node.get("requiredDuringSchedulingIgnoredDuringExecution"),
-        "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution",
-    )
-    terms = mappings(required.get("nodeSelectorTerms"), "nodeSelectorTerms")
-    allowed: set[str] = set()
-    for term in terms:
+    where = "/spec/affinity"
+    affinity = mapping(spec.get("affinity"), where)
+    node = mapping(affinity.get("nodeAffinity"), where := f"{where}/nodeAffinity")
+    where += "/requiredDuringSchedulingIgnoredDuringExecution"
+    required = mapping(node.get("requiredDuringSchedulingIgnoredDuringExecution"), where)
+    where += "/nodeSelectorTerms"
+    terms = mappings(required.get("nodeSelectorTerms"), where)
+    restrictions: list[set[str] | None] = []  # per term; all are checked before any answer
+    for index, term in enumerate(terms):
+        at = f"{where}/{index}/matchExpressions"
         values = [
-            set(expr.get("values") or ())
-            for expr in mappings(term.get("matchExpressions"), "matchExpressions")
-            if expr.get("key") == label and expr.get("operator") == "In"
+            (expr, set(strings(expr.get("values"), f"{at}/{n}/values") or ()))
+            for n, expr in enumerate(mappings(term.get("matchExpressions"), at))
         ]
-        if not values:
-            return None
-        allowed |= set.intersection(*values)
-    return allowed if terms else None
+        restricting = [
+            v for expr, v in values if expr.get("key") == label and expr.get("operator") == "In"
+        ]
+        restrictions.append(set.intersection(*restricting) if restricting else None)
+    restricted = [r for r in restrictions if r is not None]
+    if not terms or len(restricted) < len(terms):
+        return None
+    return set[str]().union(*restricted)
 
 
 def architecture(pod: PodView, settings: InjectSettings) -> str:

@@ -46,6 +46,8 @@ class _Candidate(NamedTuple):
     slot: ContainerSlot
     skip: str | None  # opted out
     wrapped: bool  # already runs behind our init
+    # The env names it defines, read only when there are PODINIT_* variables to add to it.
+    env_names: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,7 +71,8 @@ class Plan:
         return architecture(self.view, self.settings)
 
     def decide(self, images: ImageLookup) -> Mutation:
-        """Decide per container and build the patch."""
+        """Decide per container and build the patch. Raises nothing: `prepare` checked what
+        this reads (tests/server/test_fuzz_mutate.py)."""
         if self.early is not None:
             return self.early
         assert self.layout is not None
@@ -77,7 +80,8 @@ class Plan:
 
 
 def prepare(pod: object, settings: InjectSettings) -> Plan:
-    """Read and check the pod. Raises only `InvalidPod`."""
+    """Read and check the pod: everything `decide` and `architecture` will read. Raises only
+    `InvalidPod`."""
     view = PodView.of(pod)
     if reason := silent_skip(view):
         return Plan(view=view, settings=settings, early=Mutation(patch=[], pod_reason=reason))
@@ -96,7 +100,7 @@ def prepare(pod: object, settings: InjectSettings) -> Plan:
         return Plan(view=view, settings=settings, early=early)
     layout = Layout.of(view, settings)
     found = tuple(
-        _Candidate(slot, skip, skip is None and is_wrapped(slot.checked(), layout.init_path))
+        _candidate(slot, skip, layout, bool(env))
         for slot, skip in candidates(view, settings, ours=layout.ours)
     )
     images = frozenset(
@@ -112,6 +116,15 @@ def prepare(pod: object, settings: InjectSettings) -> Plan:
     return Plan(
         view=view, settings=settings, layout=layout, env=tuple(env), candidates=found, images=images
     )
+
+
+def _candidate(slot: ContainerSlot, skip: str | None, layout: Layout, adds_env: bool) -> _Candidate:
+    """What `decide` needs of one container, checked here: `decide` raises nothing."""
+    if skip is not None:
+        return _Candidate(slot, skip, False)
+    if is_wrapped(slot.checked(), layout.init_path):
+        return _Candidate(slot, None, True)
+    return _Candidate(slot, None, False, slot.env_names() if adds_env else frozenset())
 
 
 def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutation:
@@ -153,7 +166,7 @@ def _decide(plan: Plan, layout: Layout, images: ImageLookup) -> Mutation:
                 Decision(slot.name, Outcome.SKIPPED, f"already runs an init ({init})", "has-init")
             )
             continue
-        ops += _wrap_ops(slot, wrap.command_items, wrap.new_args, layout, plan.env)
+        ops += _wrap_ops(candidate, wrap.command_items, wrap.new_args, layout, plan.env)
         decisions.append(Decision(slot.name, Outcome.INJECTED, code="wrapped"))
 
     injected = any(d.outcome is Outcome.INJECTED for d in decisions)
@@ -192,12 +205,13 @@ def _image_config(
 
 
 def _wrap_ops(
-    slot: ContainerSlot,
+    candidate: _Candidate,
     command_items: list[str],
     new_args: list[str] | None,
     layout: Layout,
     env: tuple[tuple[str, str], ...],
 ) -> list[PatchOp]:
+    slot = candidate.slot
     base = slot.pointer
     ops = extend(f"{base}/command", slot.command, command_items, at=0)
     if new_args is not None:
@@ -206,10 +220,10 @@ def _wrap_ops(
     mount = {"name": layout.volume, "mountPath": layout.mount_path, "readOnly": True}
     ops += extend(f"{base}/volumeMounts", mounts, [mount], at=None)
     if env:
-        present = slot.body.get("env")
-        have = {e.get("name") for e in mappings(present, f"{base}/env")}
-        wanted = [{"name": name, "value": value} for name, value in env if name not in have]
-        ops += extend(f"{base}/env", present, wanted, at=None)
+        wanted = [
+            {"name": name, "value": value} for name, value in env if name not in candidate.env_names
+        ]
+        ops += extend(f"{base}/env", slot.body.get("env"), wanted, at=None)
     return ops
 
 

@@ -38,8 +38,8 @@ class ContainerSlot(NamedTuple):
         if not isinstance(name, str) or not name:
             raise InvalidPod(f"{pointer}/name", "must be a non-empty string")
         try:
-            command = _strings(body.get("command"), pointer, "command")
-            args = _strings(body.get("args"), pointer, "args")
+            command = strings(body.get("command"), f"{pointer}/command")
+            args = strings(body.get("args"), f"{pointer}/args")
         except InvalidPod as error:
             return cls(field, index, body, name, pointer, None, None, error)
         return cls(field, index, body, name, pointer, command, args)
@@ -50,16 +50,28 @@ class ContainerSlot(NamedTuple):
             raise InvalidPod(self.invalid.where, self.invalid.problem)
         return self
 
+    def env_names(self) -> frozenset[str]:
+        """The names the container's `env` defines; InvalidPod when it cannot be read."""
+        where = f"{self.pointer}/env"
+        names: set[str] = set()
+        for index, var in enumerate(mappings(self.body.get("env"), where)):
+            name = var.get("name")
+            if not isinstance(name, str):
+                raise InvalidPod(f"{where}/{index}/name", "must be a string")
+            names.add(name)
+        return frozenset(names)
+
     @property
     def is_sidecar(self) -> bool:
         return self.field == "initContainers" and self.body.get("restartPolicy") == "Always"
 
 
-def _strings(value: object, pointer: str, key: str) -> list[str] | None:
+def strings(value: object, where: str) -> list[str] | None:
+    """A list of strings; absent or empty is None (Kubernetes treats both as unset)."""
     if value is None:
         return None
     if not isinstance(value, list) or not all(map(isinstance, value, repeat(str))):
-        raise InvalidPod(f"{pointer}/{key}", "must be a list of strings")
+        raise InvalidPod(where, "must be a list of strings")
     return value or None
 
 

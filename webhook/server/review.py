@@ -72,6 +72,8 @@ def parse(body: bytes) -> AdmissionRequest:
         raise BadReview(f"only core pods are handled, got resource {_short(resource)}")
     if not isinstance(request.get("operation"), str):
         raise BadReview("request.operation is missing")
+    if not isinstance(request.get("namespace", ""), str):
+        raise BadReview("request.namespace must be a string")
     return request  # type: ignore[return-value]
 
 
