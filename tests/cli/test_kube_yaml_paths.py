@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +98,17 @@ def test_real_manifests_decode_alike_and_survive_either_emitter(manifest: Path) 
     assert same(documents, list(kubeyaml.load_all(text, kubeyaml.PURE_PYTHON)))
     for codec in CODECS.values():
         assert same(list(kubeyaml.load_all(dumped(documents, codec), codec)), documents)
+
+
+def test_without_libyaml_the_pure_python_classes_are_the_default() -> None:
+    code = (
+        "import yaml\n"
+        "yaml.__with_libyaml__ = False  # as in a PyYAML built without it\n"
+        "from webhook.cli import kubeyaml\n"
+        "assert kubeyaml.LIBYAML is None and kubeyaml.DEFAULT is kubeyaml.PURE_PYTHON\n"
+        "assert kubeyaml.load('a: [y, 1e3, 12:30]') == {'a': [True, 1000.0, '12:30']}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
