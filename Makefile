@@ -52,7 +52,7 @@ include init/init.mk
 # disturb their timing) and the sanitizer re-runs of tests/init, which have their own targets.
 # Branch coverage of webhook/, `podinit serve` subprocesses included ([tool.coverage.run]);
 # the floor is what tests/core, golden, server, cli and registry alone reach (91.x%).
-COVERAGE := --cov=webhook --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=91
+COVERAGE := --cov=webhook --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=93
 test-py: venv init
 	$(PYTEST) tests --ignore=tests/node $(COVERAGE)
 

@@ -21,7 +21,10 @@ from e2e.node.cluster import Cluster
 from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE
 
 STATUS = "podinit.dev/status"
-GRACE = 8  # seconds: long enough to tell a grace-period stop from a prompt one
+GRACE = 10  # seconds: long enough to tell a grace-period stop from a prompt one
+# The node's own teardown of a pod whose app exits at once on SIGTERM takes 1.2-2.3 s here
+# (kubelet and containerd, measured with an exec-form app): "prompt" allows for that.
+PROMPT = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +113,7 @@ def test_delete_returns_after_the_apps_own_shutdown_only_when_wrapped(
     assert STATUS not in workloads.create_ready(cluster, plain)["metadata"].get("annotations", {})
     wrapped_seconds = workloads.timed_delete(cluster, labelled, "stop")
     plain_seconds = workloads.timed_delete(cluster, namespace, "stop")
-    assert wrapped_seconds < 2, f"wrapped pod took {wrapped_seconds:.1f}s to delete"
+    assert wrapped_seconds < PROMPT, f"wrapped pod took {wrapped_seconds:.1f}s to delete"
     assert plain_seconds >= GRACE, f"unwrapped pod took only {plain_seconds:.1f}s"
 
 
@@ -146,7 +149,7 @@ def test_both_injection_modes_start_the_app_under_podinit(
     else:
         assert not image_volumes and len(init_containers) == 1
     assert workloads.pid1(cluster, labelled, "mode")[0] == "/podinit/podinit"
-    assert workloads.timed_delete(cluster, labelled, "mode") < 2
+    assert workloads.timed_delete(cluster, labelled, "mode") < PROMPT
 
 
 def test_cluster_wide_mode_wraps_pods_of_unlabelled_namespaces(
@@ -170,4 +173,4 @@ def test_uninstall_leaves_running_pods_running_and_new_pods_unwrapped(
     still = cluster.cp.kubectl_json("get", "-n", labelled, "pod/before")
     assert still["status"]["phase"] == "Running"
     assert still["status"]["containerStatuses"][0]["restartCount"] == 0
-    assert workloads.timed_delete(cluster, labelled, "before") < 2
+    assert workloads.timed_delete(cluster, labelled, "before") < PROMPT
