@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +22,7 @@ from pydantic_settings import (
 )
 
 from webhook.core import ImageConfig, ImageOverride, InjectionMode, InjectSettings
-from webhook.core.settings import DEFAULT_KNOWN_INITS, LookupFailurePolicy
+from webhook.core.settings import LookupFailurePolicy
 
 # Kubernetes turned the ImageVolume feature on by default in this minor release.
 IMAGE_VOLUME_DEFAULT_SINCE = (1, 35)
@@ -38,6 +40,21 @@ class OverrideEntry(BaseModel):
     cmd: list[str] = []
 
 
+# The injection settings' defaults live in the core (webhook/core/settings.py); the config's
+# fields for them take these values, so a default is written once.
+_CORE_DEFAULTS = InjectSettings()
+
+
+def _core_default(name: str) -> Any:
+    """The core's default of a setting, as the config file writes it (enum values, lists)."""
+    value = getattr(_CORE_DEFAULTS, name)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
 def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -50,22 +67,26 @@ def camel(name: str) -> str:
 class Config(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PODINIT_", extra="forbid", frozen=True)
 
-    # What gets injected
-    init_image: str = "docker.io/podinit/init:0.1.0"
-    init_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    # What gets injected (defaults: the core's InjectSettings)
+    init_image: str = _core_default("init_image")
+    init_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = _core_default(
+        "init_image_pull_policy"
+    )
+    # Not the core's default: `auto` is resolved against the cluster by inject_settings.
     injection_mode: Literal["auto", "copy", "imageVolume"] = "auto"
-    mount_path: str = "/podinit"
-    volume_name: str = "podinit"
-    volume_size_limit: str = "8Mi"
-    copy_container_name: str = "podinit-install"
-    run_as_user: int = Field(65532, gt=0)
+    mount_path: str = _core_default("mount_path")
+    volume_name: str = _core_default("volume_name")
+    volume_size_limit: str = _core_default("volume_size_limit")
+    copy_container_name: str = _core_default("copy_container_name")
+    run_as_user: int = Field(_core_default("run_as_user"), gt=0)
     # Which containers
-    known_inits: list[str] = list(DEFAULT_KNOWN_INITS)
-    inject_init_containers: bool = False
-    skip_shared_process_namespace: bool = True
+    known_inits: list[str] = _core_default("known_inits")
+    inject_init_containers: bool = _core_default("inject_init_containers")
+    skip_shared_process_namespace: bool = _core_default("skip_shared_process_namespace")
     # Image configs
-    on_lookup_failure: Literal["skip", "deny"] = "skip"
-    default_architecture: str = "amd64"
+    on_lookup_failure: Literal["skip", "deny"] = _core_default("on_lookup_failure")
+    default_architecture: str = _core_default("default_architecture")
+    # The core's default is no overrides; the test that Config() gives InjectSettings() holds it.
     image_overrides: dict[str, OverrideEntry] = {}
 
     # Admission server
@@ -139,23 +160,21 @@ class Config(BaseSettings):
             ImageOverride(pattern, ImageConfig(entrypoint=tuple(e.entrypoint), cmd=tuple(e.cmd)))
             for pattern, e in self.image_overrides.items()
         )
+        # Every core setting with a config key of the same name; the others keep the core's
+        # default (tests/cli/test_settings_defined_once.py lists them).
+        values: dict[str, Any] = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(InjectSettings)
+            if f.name in type(self).model_fields
+        }
+        values.update(
+            injection_mode=InjectionMode(mode),
+            known_inits=tuple(self.known_inits),
+            on_lookup_failure=LookupFailurePolicy(self.on_lookup_failure),
+            image_overrides=overrides,
+        )
         try:
-            return InjectSettings(
-                init_image=self.init_image,
-                init_image_pull_policy=self.init_image_pull_policy,
-                injection_mode=InjectionMode(mode),
-                mount_path=self.mount_path,
-                volume_name=self.volume_name,
-                volume_size_limit=self.volume_size_limit,
-                copy_container_name=self.copy_container_name,
-                run_as_user=self.run_as_user,
-                known_inits=tuple(self.known_inits),
-                inject_init_containers=self.inject_init_containers,
-                skip_shared_process_namespace=self.skip_shared_process_namespace,
-                on_lookup_failure=LookupFailurePolicy(self.on_lookup_failure),
-                default_architecture=self.default_architecture,
-                image_overrides=overrides,
-            )
+            return InjectSettings(**values)
         except ValueError as error:
             raise ConfigError(_setting_names(str(error))) from error
 
