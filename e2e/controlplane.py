@@ -1,7 +1,8 @@
-"""A real Kubernetes control plane on loopback for the end-to-end tests.
+"""A real Kubernetes control plane for the end-to-end tests, on loopback by default.
 
 etcd, kube-apiserver and kube-controller-manager are the real programs (built by
-``make e2e-tools``, see e2e/tools.sh); there is no kubelet, so pods stay Pending.
+``make e2e-tools``, see e2e/tools.sh; their flags are in e2e.components); there is no
+kubelet, so pods stay Pending, unless e2e.node adds one (then kube-scheduler runs too).
 
 Usage (the pytest session fixture in tests/e2e/conftest.py does this)::
 
@@ -20,7 +21,6 @@ Logs go to ``cp.logdir``, which is kept and printed when ``stop(keep_logs=True)`
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import json
 import os
@@ -37,20 +37,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from e2e import audit
 from e2e.audit import PodAdmission
-from e2e.pki import CertAuthority, IssuedCert, pem_key
+from e2e.components import (
+    LOOPBACK,
+    ClusterKeys,
+    apiserver_argv,
+    controller_manager_argv,
+    etcd_argv,
+    scheduler_argv,
+    write_kubeconfig,
+)
+from e2e.pki import CertAuthority, IssuedCert
 from e2e.processes import Process, StartupError, free_port, port_taken, spawn, wait_until
 from e2e.tools import Tools, find_node_tools
 from e2e.webhookconfig import http_ok
-
-SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
-KUBERNETES_SERVICE_IP = "10.0.0.1"
-SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-LOOPBACK = "127.0.0.1"
 
 
 @dataclass
@@ -188,115 +190,39 @@ class ControlPlane:
         return proc
 
     def _start_all(self, timeout: float) -> None:
-        pki = self.ca.directory
         t = self.tools
+        keys = ClusterKeys.issue(self.ca, address=self.address)
+        self._admin = keys.admin
 
-        # -- etcd
         etcd_port, peer_port = free_port(), free_port()
-        self.etcd_url = f"http://127.0.0.1:{etcd_port}"
-        peer = f"http://127.0.0.1:{peer_port}"
+        self.etcd_url = f"http://{LOOPBACK}:{etcd_port}"
         etcd = self._core_spawn(
             "etcd",
-            [
-                str(t.etcd),
-                "--name=e2e",
-                f"--data-dir={self.workdir / 'etcd'}",
-                f"--listen-client-urls={self.etcd_url}",
-                f"--advertise-client-urls={self.etcd_url}",
-                f"--listen-peer-urls={peer}",
-                f"--initial-advertise-peer-urls={peer}",
-                f"--initial-cluster=e2e={peer}",
-                "--initial-cluster-state=new",
-                "--log-level=warn",
-            ],
+            etcd_argv(
+                t.etcd,
+                data_dir=self.workdir / "etcd",
+                client_url=self.etcd_url,
+                peer_url=f"http://{LOOPBACK}:{peer_port}",
+            ),
         )
         wait_until("etcd /health", lambda: http_ok(f"{self.etcd_url}/health"), 30, [etcd])
 
-        # -- certificates and keys
-        serving = self.ca.issue_server(
-            "apiserver",
-            [
-                *dict.fromkeys([LOOPBACK, self.address]),
-                "localhost",
-                KUBERNETES_SERVICE_IP,
-                "kubernetes",
-                "kubernetes.default",
-                "kubernetes.default.svc",
-                "kubernetes.default.svc.cluster.local",
-            ],
-        )
-        self._admin = self.ca.issue_client("admin", "podinit-e2e-admin", ["system:masters"])
-        kcm_client = self.ca.issue_client("kcm", "system:kube-controller-manager")
-        # front proxy (request-header authentication, for aggregated APIs): not used by
-        # the tests, configured so delegated authentication is complete and quiet
-        front_proxy_ca = CertAuthority(pki, "front-proxy")
-        front_proxy_client = front_proxy_ca.issue_client("front-proxy-client", "front-proxy-client")
-        sa_key = ec.generate_private_key(ec.SECP256R1())
-        sa_key_file, sa_pub_file = pki / "sa.key", pki / "sa.pub"
-        sa_key_file.write_bytes(pem_key(sa_key))
-        sa_pub_file.write_bytes(
-            sa_key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
         audit_policy = self.workdir / "audit-policy.yaml"
         audit_policy.write_text(audit.POLICY)
-
-        # -- kube-apiserver
         port = free_port()
         self.apiserver_url = f"https://{self.address}:{port}"
-        node_flags: list[str] = []
-        if self.address == LOOPBACK:
-            # endpoints for the `kubernetes` service may not be loopback addresses
-            node_flags.append("--endpoint-reconciler-type=none")
-        else:
-            # exec, logs and port-forward: the kubelet at its InternalIP (not its
-            # hostname, which the machine's DNS does not know), as a client it trusts
-            kubelet_client = self.ca.issue_client(
-                "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"]
-            )
-            node_flags += [
-                "--kubelet-preferred-address-types=InternalIP",
-                f"--kubelet-client-certificate={kubelet_client.cert}",
-                f"--kubelet-client-key={kubelet_client.key}",
-            ]
-        apiserver = self._core_spawn(
-            "kube-apiserver",
-            [
-                str(t.kube_apiserver),
-                f"--etcd-servers={self.etcd_url}",
-                f"--bind-address={self.address}",
-                f"--advertise-address={self.address}",
-                f"--secure-port={port}",
-                *node_flags,
-                f"--tls-cert-file={serving.cert}",
-                f"--tls-private-key-file={serving.key}",
-                f"--client-ca-file={self.ca.cert}",
-                f"--requestheader-client-ca-file={front_proxy_ca.cert}",
-                "--requestheader-allowed-names=front-proxy-client",
-                "--requestheader-username-headers=X-Remote-User",
-                "--requestheader-group-headers=X-Remote-Group",
-                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-                f"--proxy-client-cert-file={front_proxy_client.cert}",
-                f"--proxy-client-key-file={front_proxy_client.key}",
-                f"--service-account-key-file={sa_pub_file}",
-                f"--service-account-signing-key-file={sa_key_file}",
-                f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                "--authorization-mode=Node,RBAC",
-                # added to the default plugins (which already include PodSecurity and
-                # MutatingAdmissionWebhook); listed so a changed default cannot drop them
-                "--enable-admission-plugins=NodeRestriction,PodSecurity,"
-                "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
-                "--allow-privileged=true",
-                "--profiling=false",
-                f"--audit-policy-file={audit_policy}",
-                f"--audit-log-path={self.logdir / 'audit.log'}",
-                "--audit-log-format=json",
-                "--v=1",
-            ],
+        argv = apiserver_argv(
+            t.kube_apiserver,
+            keys=keys,
+            client_ca=self.ca.cert,
+            etcd_url=self.etcd_url,
+            address=self.address,
+            port=port,
+            audit_policy=audit_policy,
+            audit_log=self.logdir / "audit.log",
         )
-        self._write_kubeconfig(self.kubeconfig, self._admin, "admin")
+        apiserver = self._core_spawn("kube-apiserver", argv)
+        self.write_kubeconfig(self.kubeconfig, keys.admin, "admin")
         wait_until(
             "kube-apiserver /readyz",
             lambda: self._api_get_ok("/readyz"),
@@ -304,36 +230,21 @@ class ControlPlane:
             [etcd, apiserver],
         )
 
-        # -- kube-controller-manager
         kcm_kubeconfig = self.workdir / "kcm.kubeconfig"
-        self._write_kubeconfig(kcm_kubeconfig, kcm_client, "kube-controller-manager")
+        self.write_kubeconfig(kcm_kubeconfig, keys.controller_manager, "kube-controller-manager")
         kcm_port = free_port()
-        kcm = self._core_spawn(
-            "kube-controller-manager",
-            [
-                str(t.kube_controller_manager),
-                f"--kubeconfig={kcm_kubeconfig}",
-                f"--authentication-kubeconfig={kcm_kubeconfig}",
-                f"--authorization-kubeconfig={kcm_kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={kcm_port}",
-                f"--cert-dir={self.workdir / 'kcm-certs'}",
-                "--leader-elect=false",
-                # every default controller; none of them needs a cloud provider
-                "--controllers=*",
-                "--use-service-account-credentials=true",
-                f"--service-account-private-key-file={sa_key_file}",
-                f"--root-ca-file={self.ca.cert}",
-                f"--cluster-signing-cert-file={self.ca.cert}",
-                f"--cluster-signing-key-file={self.ca.key}",
-                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-                "--profiling=false",
-                "--v=1",
-            ],
+        argv = controller_manager_argv(
+            t.kube_controller_manager,
+            kubeconfig=kcm_kubeconfig,
+            port=kcm_port,
+            cert_dir=self.workdir / "kcm-certs",
+            ca=self.ca,
+            sa_key=keys.sa_key,
         )
+        kcm = self._core_spawn("kube-controller-manager", argv)
         wait_until(
             "kube-controller-manager /healthz",
-            lambda: http_ok(f"https://127.0.0.1:{kcm_port}/healthz", verify=False),
+            lambda: http_ok(f"https://{LOOPBACK}:{kcm_port}/healthz", verify=False),
             60,
             [etcd, apiserver, kcm],
         )
@@ -351,65 +262,24 @@ class ControlPlane:
     def _start_scheduler(self) -> None:
         kubeconfig = self.workdir / "scheduler.kubeconfig"
         client = self.ca.issue_client("scheduler", "system:kube-scheduler")
-        self._write_kubeconfig(kubeconfig, client, "kube-scheduler")
+        self.write_kubeconfig(kubeconfig, client, "kube-scheduler")
         port = free_port()
-        scheduler = self._core_spawn(
-            "kube-scheduler",
-            [
-                str(find_node_tools().kube_scheduler),
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={port}",
-                "--leader-elect=false",
-                "--profiling=false",
-                "--v=1",
-            ],
-        )
+        argv = scheduler_argv(find_node_tools().kube_scheduler, kubeconfig=kubeconfig, port=port)
+        scheduler = self._core_spawn("kube-scheduler", argv)
         wait_until(
             "kube-scheduler /healthz",
-            lambda: http_ok(f"https://127.0.0.1:{port}/healthz", verify=False),
+            lambda: http_ok(f"https://{LOOPBACK}:{port}/healthz", verify=False),
             60,
             [*self.core, scheduler],
         )
 
-    def write_kubeconfig(self, path: Path, cred: IssuedCert, user: str) -> None:
-        """A kubeconfig for this cluster with ``cred`` embedded (for node components)."""
-        self._write_kubeconfig(path, cred, user)
-
     # ---- clients
 
-    def _write_kubeconfig(self, path: Path, cred: IssuedCert, user: str) -> None:
-        b64 = base64.b64encode
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "podinit-e2e",
-                    "cluster": {
-                        "server": self.apiserver_url,
-                        "certificate-authority-data": b64(self.ca.cert_pem).decode(),
-                    },
-                }
-            ],
-            "users": [
-                {
-                    "name": user,
-                    "user": {
-                        "client-certificate-data": b64(cred.cert_pem).decode(),
-                        "client-key-data": b64(cred.key_pem).decode(),
-                    },
-                }
-            ],
-            "contexts": [
-                {"name": "podinit-e2e", "context": {"cluster": "podinit-e2e", "user": user}}
-            ],
-            "current-context": "podinit-e2e",
-        }
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
+    def write_kubeconfig(self, path: Path, cred: IssuedCert, user: str) -> None:
+        """A kubeconfig for this cluster with ``cred`` embedded (for node components)."""
+        write_kubeconfig(
+            path, server=self.apiserver_url, ca_pem=self.ca.cert_pem, cred=cred, user=user
+        )
 
     def user_kubeconfig(self, user: str, groups: Sequence[str] = ()) -> Path:
         """A kubeconfig authenticating as ``user`` in ``groups`` (client cert), so RBAC
@@ -419,7 +289,7 @@ class ControlPlane:
         slug = "".join(c if c.isalnum() else "-" for c in user)
         cred = self.ca.issue_client(f"user-{slug}", user, groups)
         path = self.workdir / f"user-{slug}.kubeconfig"
-        self._write_kubeconfig(path, cred, user)
+        self.write_kubeconfig(path, cred, user)
         return path
 
     def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
