@@ -27,6 +27,9 @@ from e2e.tools import ToolsMissing, find_node_tools
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "cluster"
 STARTUP_TIMEOUT = 900  # a first run builds the images
+# written for users while the cluster runs (Cluster.write_access adds registry-ca.crt and
+# images.json, which stay useful after it stops)
+RUNTIME_FILES = ("kubeconfig", "registry", "ready", "supervisor.pid")
 
 
 def _pid(out: Path) -> int | None:
@@ -81,7 +84,7 @@ def supervise(out: Path, state: Path) -> int:
         stop.wait()
     finally:
         cluster.stop(keep_logs=True)
-        for name in ("kubeconfig", "registry", "ready", "supervisor.pid"):
+        for name in RUNTIME_FILES:
             (out / name).unlink(missing_ok=True)
     return 0
 
@@ -100,7 +103,7 @@ def down(out: Path, state: Path) -> int:
     except ToolsMissing:
         node_tools = None
     teardown(state, node_tools)
-    for name in ("kubeconfig", "registry", "ready", "supervisor.pid"):
+    for name in RUNTIME_FILES:
         (out / name).unlink(missing_ok=True)
     print("cluster: down; processes stopped, pod network and node state removed")
     return 0

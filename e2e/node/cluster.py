@@ -11,22 +11,19 @@ containerd, kubelet, kube-proxy, pod network and DNS, started and stopped as one
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
 import shutil
 import urllib.error
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from e2e.controlplane import ControlPlane
 from e2e.images import build, standin
 from e2e.images.buildah import Buildah
 from e2e.node import cleanup
 from e2e.node.containerd import Containerd
-from e2e.node.dns import DnsServer
+from e2e.node.dns import DnsServer, ServiceLookup
 from e2e.node.kubelet import (
     NODE_NAME,
     kube_proxy_argv,
@@ -207,11 +204,13 @@ def _take_node_lock(state: Path) -> int:
 
 
 def teardown(state: Path, node_tools: NodeTools | None) -> None:
-    kube_proxy = node_tools.kube_proxy if node_tools else None
-    if node_tools is not None and Containerd(node_tools.containerd, state).answers():
-        endpoint = Containerd(node_tools.containerd, state).endpoint
-        cleanup.remove_pods(node_tools.crictl, endpoint)
-    cleanup.everything(state, kube_proxy=kube_proxy)
+    if node_tools is None:
+        cleanup.everything(state, kube_proxy=None)
+        return
+    containerd = Containerd(node_tools.containerd, state)
+    if containerd.answers():  # a run that did not stop: let the CRI remove its pods first
+        cleanup.remove_pods(node_tools.crictl, containerd.endpoint)
+    cleanup.everything(state, kube_proxy=node_tools.kube_proxy)
 
 
 def push_images(registry: Registry, out_dir: Path) -> dict[str, build.Pushed]:
@@ -232,7 +231,7 @@ def push_images(registry: Registry, out_dir: Path) -> dict[str, build.Pushed]:
     return {p.name: p for p in pushed}
 
 
-def _service_lookup(cp: ControlPlane) -> Any:
+def _service_lookup(cp: ControlPlane) -> ServiceLookup:
     def lookup(namespace: str, service: str) -> str | None:
         try:
             found = cp.api("GET", f"/api/v1/namespaces/{namespace}/services/{service}")
@@ -244,10 +243,3 @@ def _service_lookup(cp: ControlPlane) -> Any:
         return cluster_ip
 
     return lookup
-
-
-def read_images(path: Path) -> dict[str, Any]:
-    with contextlib.suppress(OSError, ValueError):
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-    return {}

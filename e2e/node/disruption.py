@@ -49,7 +49,6 @@ def stream_pods(
     rate: float,
     seconds: float,
     during: Callable[[], None],
-    after: float = 2.0,
 ) -> StreamResult:
     """Create ``rate`` pods a second for ``seconds``; ``during`` runs in a thread from the
     start (the disruption). Returns what the apiserver stored for each pod."""
@@ -59,7 +58,7 @@ def stream_pods(
     started = time.monotonic()
     disruption.start()
     index = 0
-    while (elapsed := time.monotonic() - started) < seconds:
+    while time.monotonic() - started < seconds:
         name = f"s{index:04d}"
         index += 1
         try:
@@ -73,7 +72,7 @@ def stream_pods(
             if STATUS not in (stored["metadata"].get("annotations") or {}):
                 result.unwrapped.append(name)
         time.sleep(max(0.0, index / rate - (time.monotonic() - started)))
-    disruption.join(timeout=max(after, 300 - elapsed))
+    disruption.join(timeout=300)  # a rollout waits at most 200 s (rollout_restart)
     return result
 
 

@@ -101,6 +101,7 @@ def test_orphans_are_reaped_under_podinit(cluster: Cluster, release: str, labell
     pod = workloads.app_pod("orphans", labelled, cluster, env={"APP_ORPHANS": "5"})
     workloads.create_ready(cluster, pod)
     time.sleep(1.5)  # the orphans live 0.2 s
+    assert "app: left 5 orphans" in workloads.logs(cluster, labelled, "orphans")
     assert workloads.zombies(cluster, labelled, "orphans") == 0
 
 

@@ -2,8 +2,8 @@
 more than the pod already claims.
 
 A CPU limit of a few millicores throttles the runtime's own start-up work inside the
-container (runc's init runs in the container's cgroup): with 10m the copy container took
-2.3 s to start on a real node. An init container's limit counts towards the pod's
+container (runc's init runs in the container's cgroup): with 10m, copy mode was the
+slowest row of `make bench-cluster` by seconds. An init container's limit counts towards the pod's
 effective limit as the largest of the init containers, so taking the largest limit of the
 pod's other containers changes nothing ResourceQuota charges. A pod without CPU limits
 gets none on the copy container either (a LimitRange default, if any, applies to it as to

@@ -9,6 +9,7 @@ while [ "$i" -lt "${APP_ORPHANS:-0}" ]; do
     (sleep 0.2 &)
     i=$((i + 1))
 done
+echo "app: left $i orphans"
 if [ -n "${APP_EXIT_CODE:-}" ]; then
     exit "$APP_EXIT_CODE"
 fi
