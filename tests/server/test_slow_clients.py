@@ -203,6 +203,31 @@ def test_unfinished_exchanges_are_closed_while_real_admissions_go_on(guarded: We
     assert f'podinit_connections_closed_total{{reason="request-timeout"}} {closed}.0' in metrics
 
 
+def test_a_client_that_never_finishes_its_tls_handshake_is_closed_after_the_timeout(
+    guarded: Webhook,
+) -> None:
+    host, port = guarded.url.removeprefix("https://").split(":")
+    # What a client sends before stalling: nothing, or the first bytes of a ClientHello record.
+    stalls = {"nothing": b"", "part of a ClientHello": b"\x16\x03\x01\x02\x00\x01\x00"}
+    opened: list[tuple[str, socket.socket, float]] = []
+    for kind, data in stalls.items():
+        for _ in range(10):
+            raw = socket.create_connection((host, int(port)), timeout=TIMEOUT + 10)
+            raw.sendall(data)
+            opened.append((kind, raw, time.monotonic()))
+    late: dict[str, float] = {}
+    for kind, raw, started in opened:
+        with raw:
+            try:
+                assert raw.recv(4096) == b"", "the server answered a half-done handshake"
+            except ConnectionResetError:
+                pass
+            waited = time.monotonic() - started
+        if not TIMEOUT - 0.1 < waited < TIMEOUT + 1:
+            late[kind] = waited
+    assert late == {}, "closed too early or too late (s since the connection was opened)"
+
+
 def test_an_idle_kept_alive_connection_is_not_closed(guarded: Webhook) -> None:
     with connect(guarded) as tls:
         admit(tls)

@@ -24,15 +24,19 @@ answers every *request* with 503 while the count of connections (or running requ
 the limit, including the requests the apiserver sends on its established connections, i.e.
 a flood of idle connections would turn real admissions into 503s.
 
-Not covered: the TLS handshake itself, which the event loop bounds (60 s, asyncio's and
-uvloop's default `ssl_handshake_timeout`; uvicorn does not pass one); such connections do
-not count toward the cap until their handshake completes.
+The TLS handshake comes before any of this: the protocol sees a connection only once it is
+done. uvicorn passes no `ssl_handshake_timeout` to the event loop, whose default is 60 s, so
+`bounded_tls_handshakes` supplies `requestTimeoutSeconds` as well; a connection mid-handshake
+does not count toward the cap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -151,3 +155,17 @@ def guarded_protocol(limits: ConnectionLimits, metrics: Metrics) -> type[asyncio
             self.transport.abort()
 
     return GuardedProtocol
+
+
+@contextlib.contextmanager
+def bounded_tls_handshakes(loop: asyncio.AbstractEventLoop, seconds: float) -> Iterator[None]:
+    """Servers created on `loop` meanwhile give a TLS handshake `seconds`, not the loop's 60 s
+    default: uvicorn creates its server with no way to pass the timeout."""
+    create_server = loop.create_server
+    loop.create_server = functools.partial(  # type: ignore[method-assign]
+        create_server, ssl_handshake_timeout=seconds
+    )
+    try:
+        yield
+    finally:
+        del loop.create_server

@@ -23,7 +23,7 @@ from webhook.server import logs
 from webhook.server.admission import Admitter
 from webhook.server.app import create_app
 from webhook.server.certs import CertificateManager
-from webhook.server.connections import ConnectionLimits, guarded_protocol
+from webhook.server.connections import ConnectionLimits, bounded_tls_handshakes, guarded_protocol
 from webhook.server.metrics import Metrics
 from webhook.server.pullsecrets import PullSecretReader
 from webhook.server.tls import CertReloader
@@ -189,7 +189,8 @@ async def serve(config: Config) -> None:
         gc.freeze()
         log.info("serving", extra={"host": config.host, "port": config.port})
         try:
-            await uvicorn.Server(server_config).serve()
+            with bounded_tls_handshakes(asyncio.get_running_loop(), config.request_timeout):
+                await uvicorn.Server(server_config).serve()
         finally:
             for task in background:
                 task.cancel()
