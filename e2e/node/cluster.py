@@ -15,6 +15,7 @@ import fcntl
 import os
 import shutil
 import urllib.error
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +55,13 @@ class Cluster:
     node_procs: list[Process] = field(default_factory=list)  # kubelet, kube-proxy
 
     @classmethod
-    def start(cls, *, state: Path = DEFAULT_STATE, startup_timeout: float = 180) -> Cluster:
+    def start(
+        cls,
+        *,
+        state: Path = DEFAULT_STATE,
+        startup_timeout: float = 180,
+        kubelet_feature_gates: Mapping[str, bool] | None = None,
+    ) -> Cluster:
         """Everything up and the node Ready; raises StartupError (logs kept) otherwise."""
         tools, node_tools = find_tools(), find_node_tools()
         lock = _take_node_lock(state)
@@ -68,7 +75,10 @@ class Cluster:
             os.close(lock)
             raise
         try:
-            return cls._start_node(cp, node_tools, network, state, startup_timeout, lock)
+            cluster = cls._start_node(cp, node_tools, network, state, lock)
+            cluster._start_kubelet(startup_timeout, dict(kubelet_feature_gates or {}))
+            cluster._start_kube_proxy()
+            return cluster
         except BaseException:
             cp.stop(keep_logs=True)
             teardown(state, node_tools)
@@ -82,7 +92,6 @@ class Cluster:
         node_tools: NodeTools,
         network: PodNetwork,
         state: Path,
-        timeout: float,
         lock: int,
     ) -> Cluster:
         registry = start_registry(state / "registry", ca=cp.ca, address=NODE_IP)
@@ -99,12 +108,9 @@ class Cluster:
         wait_until("containerd's socket", containerd.answers, 30, [runtime])
 
         dns = DnsServer(NODE_IP, _service_lookup(cp)).start()
-        cluster = cls(cp, registry, images, node_tools, state, containerd, dns, lock)
-        cluster._start_kubelet(timeout)
-        cluster._start_kube_proxy()
-        return cluster
+        return cls(cp, registry, images, node_tools, state, containerd, dns, lock)
 
-    def _start_kubelet(self, timeout: float) -> None:
+    def _start_kubelet(self, timeout: float, feature_gates: dict[str, bool]) -> None:
         cp, directory = self.cp, self.state / "kubelet"
         credentials = cp.ca.issue_client("kubelet", f"system:node:{NODE_NAME}", ["system:nodes"])
         kubeconfig = directory / "kubelet.kubeconfig"
@@ -120,6 +126,7 @@ class Cluster:
                 runtime_endpoint=self.containerd.endpoint,
                 healthz_port=healthz,
                 resolv_conf=resolv,
+                feature_gates=feature_gates,
             ),
         )
         argv = kubelet_argv(

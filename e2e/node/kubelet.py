@@ -14,9 +14,15 @@ CLUSTER_DOMAIN = "cluster.local"
 
 
 def kubelet_config(
-    *, client_ca: Path, runtime_endpoint: str, healthz_port: int, resolv_conf: Path
+    *,
+    client_ca: Path,
+    runtime_endpoint: str,
+    healthz_port: int,
+    resolv_conf: Path,
+    feature_gates: dict[str, bool],
 ) -> dict[str, Any]:
     return {
+        "featureGates": feature_gates,
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "address": NODE_IP,
