@@ -1,5 +1,7 @@
 """Golden files: each manifest in testdata/ injected must equal its `.injected` twin.
 
+A folder may hold its own `config.yaml` (settings) and `images.yaml` (image configs, instead of
+testdata/images.yaml): testdata/corpus/ holds real manifests with their images' Dockerfile configs.
 Run `pytest tests/golden --update-golden` after a deliberate change and review the diff.
 """
 
@@ -8,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from webhook.cli.main import main
+from webhook.manifests import pod_templates
 
 TESTDATA = Path(__file__).parent / "testdata"
 IMAGES = TESTDATA / "images.yaml"
@@ -21,9 +25,19 @@ def golden_of(manifest: Path) -> Path:
     return manifest.with_name(manifest.name + ".injected")
 
 
-def cli_output(manifest: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    argv = ["inject", "-f", str(manifest), "--image-config", str(IMAGES), "--offline"]
-    config = manifest.parent / "config.yaml"
+def images_of(folder: Path) -> Path:
+    """The folder's own image configs, else the shared ones."""
+    own = folder / "images.yaml"
+    return own if own.exists() else IMAGES
+
+
+def cli_output(
+    manifest: Path, capsys: pytest.CaptureFixture[str], folder: Path | None = None
+) -> str:
+    """`inject` of `manifest` with the settings and image configs of `folder` (its own)."""
+    folder = folder or manifest.parent
+    argv = ["inject", "-f", str(manifest), "--image-config", str(images_of(folder)), "--offline"]
+    config = folder / "config.yaml"
     if config.exists():
         argv += ["--config", str(config)]
     assert main(argv) == 0
@@ -53,8 +67,20 @@ def test_the_golden_files_are_already_injected_so_injecting_again_changes_nothin
     for manifest in INPUTS:
         again = tmp_path / manifest.name
         again.write_text(golden_of(manifest).read_text())
-        config = manifest.parent / "config.yaml"
-        if config.exists():
-            (tmp_path / "config.yaml").write_text(config.read_text())
-        assert cli_output(again, capsys) == golden_of(manifest).read_text(), manifest.name
-        (tmp_path / "config.yaml").unlink(missing_ok=True)
+        output = cli_output(again, capsys, manifest.parent)
+        assert output == golden_of(manifest).read_text(), manifest.relative_to(TESTDATA)
+
+
+def test_every_image_config_entry_is_the_image_of_a_container_that_uses_it() -> None:
+    """An entry no manifest uses is stale, and so is the Dockerfile it was read from."""
+    used: dict[Path, set[str]] = {}
+    for manifest in INPUTS:
+        images = used.setdefault(images_of(manifest.parent), set())
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            for _, template in pod_templates(doc):
+                spec = template.get("spec") or {}
+                for container in (spec.get("initContainers") or []) + spec["containers"]:
+                    images.add(container["image"])
+    for config, images in used.items():
+        unused = set(yaml.safe_load(config.read_text())) - images
+        assert unused == set(), f"{config.relative_to(TESTDATA)}: no container uses {unused}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import Iterator
@@ -12,9 +13,11 @@ import jsonpatch
 import pytest
 import yaml
 
-from tests.golden.test_golden import IMAGES, INPUTS, TESTDATA, golden_of
+from tests.golden.test_golden import INPUTS, TESTDATA, golden_of, images_of
 from tests.server.harness import Certs, Webhook, decoded_patch, make_certs, review, run_webhook
 from webhook.manifests import pod_templates
+from webhook.registry.errors import InvalidReference
+from webhook.registry.reference import parse_reference
 
 UNREACHABLE = "127.0.0.1:9"  # the discard port: lookups of unknown images fail at once, locally
 
@@ -29,7 +32,6 @@ def webhooks(
     certs: Certs, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[Path, Webhook]]:
     """One webhook per settings folder, configured as `inject --config`, images as overrides."""
-    images = yaml.safe_load(IMAGES.read_text())
     running: dict[Path, Webhook] = {}
     stack: list[Any] = []
     for folder in sorted({p.parent for p in INPUTS}):
@@ -39,13 +41,11 @@ def webhooks(
             if (folder / "config.yaml").exists()
             else {}
         )
-        config["imageOverrides"] = images
+        config["imageOverrides"] = yaml.safe_load(images_of(folder).read_text())
         (tmp / "config.yaml").write_text(yaml.safe_dump(config))
         env = {
             "PODINIT_CONFIG_FILE": str(tmp / "config.yaml"),
-            "PODINIT_REGISTRY_MIRRORS": json.dumps(
-                {"registry.local:5000": UNREACHABLE, "docker.io": UNREACHABLE}
-            ),
+            "PODINIT_REGISTRY_MIRRORS": json.dumps(dict.fromkeys(registries(), UNREACHABLE)),
             "PODINIT_INSECURE_REGISTRIES": json.dumps([UNREACHABLE]),
         }
         context = run_webhook(certs, tmp, env=env)
@@ -54,6 +54,21 @@ def webhooks(
     yield running
     for context in stack:
         context.__exit__(None, None, None)
+
+
+def registries() -> set[str]:
+    """Every registry the inputs name: none may be reached, whatever the network here allows."""
+    hosts = {"registry.local:5000", "docker.io"}
+    for manifest in INPUTS:
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            for _, template in pod_templates(doc):
+                spec = template.get("spec") or {}
+                for container in (spec.get("containers") or []) + (
+                    spec.get("initContainers") or []
+                ):
+                    with contextlib.suppress(InvalidReference):
+                        hosts.add(parse_reference(container.get("image", "")).registry)
+    return hosts
 
 
 def comparable(pod: dict[str, Any]) -> dict[str, Any]:
