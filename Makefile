@@ -115,7 +115,7 @@ bench-registry: venv
 
 # runc's stop time, unmutated vs mutated; rewrites the "## Runtime" section of docs/performance.md
 bench-runtime: venv $(BUILD)/podinit
-	$(PY) bench/runtime/bench.py --init $(BUILD)/podinit --runs 9 --write-doc docs/performance.md
+	$(PY) bench/runtime/bench_runtime.py --init $(BUILD)/podinit --runs 9 --write-doc docs/performance.md
 
 # Regenerate deploy/ and the chart's values schema after changing the chart or webhook/config.py.
 deploy-manifests: venv

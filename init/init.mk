@@ -47,4 +47,4 @@ test-init-valgrind: venv $(BUILD)/podinit-debug
 		$(PY) -m pytest -q tests/init
 
 bench-init: venv $(BUILD)/podinit
-	$(PY) bench/init/bench.py --init $(BUILD)/podinit
+	$(PY) bench/init/bench_init.py --init $(BUILD)/podinit

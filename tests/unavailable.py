@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -21,3 +24,13 @@ def require_tool(tool: str, package: str) -> str:
     if found is None:
         unavailable(f"needs {tool} (Debian package {package})")
     return found
+
+
+def found(find: Callable[[], T], missing: type[Exception]) -> T:
+    """What ``find`` returns; if it raises ``missing`` (a tool or runtime is not here), then
+    `unavailable` with its message (raised outside the ``except``, so the skip is not chained)."""
+    try:
+        return find()
+    except missing as e:
+        reason = str(e)
+    unavailable(reason)

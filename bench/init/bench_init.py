@@ -5,7 +5,7 @@ namespace (unshare --pid --fork --mount-proc) except for the exec overhead,
 which is the median of N runs of `INIT /bin/true` minus bare `/bin/true`.
 Prints a Markdown table with podinit's ratio against the best anchor.
 
-    python bench/init/bench.py --init build/podinit [--runs 300] [--storm 10000]
+    python bench/init/bench_init.py --init build/podinit [--runs 300] [--storm 10000]
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from e2e.processes import wait_until  # noqa: E402
+
 ORPHAN = HERE.parents[1] / "tests" / "init" / "helpers" / "spawn_orphan.py"
 ANCHORS = ["tini", "tini-static", "dumb-init", "catatonit"]
 TRAPPED = 'trap "exit 0" TERM; sleep 1000'
@@ -83,26 +87,23 @@ def children(ppid: int) -> list[int]:
 
 
 def child_of(pid: int, timeout: float = 10) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := children(pid):
-            return found[0]
-        time.sleep(0.005)
-    raise RuntimeError(f"no child of {pid}")
+    return int(wait_until(f"a child of {pid}", lambda: next(iter(children(pid)), 0), timeout,
+                          interval=0.005))  # fmt: skip
 
 
 def wait_for_comm(root: int, comm: str, timeout: float = 10) -> None:
     """Until a process named comm runs below root (the sleep of a wrapper)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def running() -> bool:
         for p in filter(str.isdigit, os.listdir("/proc")):
             try:
                 if Path(f"/proc/{p}/comm").read_text().strip() == comm and ancestor(root, int(p)):
-                    return
+                    return True
             except OSError:
                 continue
-        time.sleep(0.002)
-    raise RuntimeError(f"{comm} never started")
+        return False
+
+    wait_until(f"{comm} to start below {root}", running, timeout, interval=0.002)
 
 
 def ancestor(root: int, pid: int) -> bool:

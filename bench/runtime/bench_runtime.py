@@ -13,7 +13,7 @@ by run so that background load falls on all of them alike:
                podinit, which forwards TERM to the app's process group
   floor        unmutated, `runc kill KILL` straight away: runc's own kill-and-exit path
 
-Run: .venv/bin/python bench/runtime/bench.py [--runs 5] [--grace 2]
+Run: .venv/bin/python bench/runtime/bench_runtime.py [--runs 5] [--grace 2]
                                             [--write-doc docs/performance.md]
 """
 
@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import signal
 import statistics
 import subprocess
@@ -36,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.docsection import replace_section  # noqa: E402
 from e2e.examples import SHELL_WRAPPED, DemoRow, example_pod, stop_time_demo  # noqa: E402
 from e2e.runtime import (  # noqa: E402
     Container,
@@ -49,7 +49,7 @@ from e2e.runtime import (  # noqa: E402
     wait_until,
 )
 
-SECTION = "## Runtime"
+SECTION = "Runtime"
 MUTATED = "mutated (podinit)"
 FLOOR = "floor: unmutated, SIGKILL at once"
 ORPHANS = 5
@@ -161,12 +161,12 @@ def demo_table(rows: list[DemoRow]) -> str:
 def markdown(
     results: dict[str, list[StopResult]], demo: list[DemoRow], runs: int, grace: float
 ) -> str:
-    return f"""{SECTION}
+    return f"""## {SECTION}
 
 Stop time of the shell-wrapped app (`sh -c 'sleep 1000; echo done'`, busybox rootfs) run
 with `runc`, unmutated and as stored after our mutation (copy container, then
 `/podinit/podinit -- sh -c ...`), measured in one run: `make bench-runtime`
-(`bench/runtime/bench.py`, median of {runs} runs per variant, variants alternating).
+(`bench/runtime/bench_runtime.py`, median of {runs} runs per variant, variants alternating).
 The stop is what the kubelet does on deletion: `runc kill TERM`, then `runc kill KILL` after
 the grace period ({grace:g} s here; the kubelet's default is 30 s). Times run from just before
 `runc kill TERM` until the container has exited, so they include starting `runc kill`.
@@ -189,17 +189,6 @@ Measured {dt.datetime.now(dt.UTC):%Y-%m-%d} on {machine()}.
 """
 
 
-def write_doc(path: Path, section: str) -> None:
-    """Replace only the `## Runtime` section (up to the next `## `); keep everything else."""
-    text = path.read_text() if path.exists() else "# Performance\n"
-    pattern = re.compile(r"^## Runtime\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section.rstrip() + "\n\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section.rstrip() + "\n"
-    path.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per variant (median)")
@@ -216,8 +205,8 @@ def main() -> int:
     print(f"\nunmutated / mutated: {ratio(results):.0f}x (grace {args.grace:g} s)\n")
     print(demo_table(demo))
     if args.write_doc:
-        write_doc(args.write_doc, markdown(results, demo, args.runs, args.grace))
-        print(f"wrote the {SECTION} section of {args.write_doc}")
+        replace_section(args.write_doc, SECTION, markdown(results, demo, args.runs, args.grace))
+        print(f"wrote the ## {SECTION} section of {args.write_doc}")
     return 0
 
 

@@ -21,19 +21,14 @@ if str(ROOT) not in sys.path:
 
 from e2e.controlplane import ControlPlane  # noqa: E402
 from e2e.tools import Tools, ToolsMissing, find_tools  # noqa: E402
-from tests.unavailable import unavailable  # noqa: E402
+from tests.unavailable import found  # noqa: E402
 
 _STARTED: list[ControlPlane] = []
 
 
 @pytest.fixture(scope="session")
 def e2e_tools() -> Tools:
-    try:
-        return find_tools()
-    except ToolsMissing as e:
-        missing = str(e)
-    unavailable(missing)
-    raise AssertionError("unreachable: skip/fail raise")
+    return found(find_tools, ToolsMissing)
 
 
 @pytest.fixture(scope="session")

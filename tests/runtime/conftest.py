@@ -22,19 +22,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from e2e.runtime import Runtime, RuntimeMissing, find_runtime  # noqa: E402
-from tests.unavailable import unavailable  # noqa: E402
+from tests.unavailable import found, unavailable  # noqa: E402
 
 SETTINGS = InjectSettings()
 
 
 @pytest.fixture(scope="session")
 def runtime() -> Runtime:
-    try:
-        return find_runtime()
-    except RuntimeMissing as e:
-        missing = str(e)
-    unavailable(missing)
-    raise AssertionError("unreachable: skip/fail raise")
+    return found(find_runtime, RuntimeMissing)
 
 
 @pytest.fixture(scope="session")
