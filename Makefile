@@ -98,9 +98,13 @@ demo: venv
 
 bench: bench-init bench-registry bench-webhook bench-runtime bench-cluster bench-cli
 
-# podinit /mutate against a FastAPI no-op on the same uvicorn/TLS stack; rewrites "## Webhook"
+# podinit /mutate against a FastAPI no-op on the same uvicorn/TLS stack; records the run in
+# docs/webhook-bench-runs.jsonl, rewrites "## Webhook" and README's webhook row from the last runs.
+# Lighter: make bench-webhook BENCH_WEBHOOK_ARGS="--rounds 3 --duration 3 --no-uvloop"
+BENCH_WEBHOOK_ARGS ?=
 bench-webhook: venv
-	$(PY) bench/webhook/bench_webhook.py --write-doc docs/performance.md
+	$(PY) bench/webhook/bench_webhook.py --write-doc docs/performance.md --readme README.md \
+		$(BENCH_WEBHOOK_ARGS)
 
 # On the one-node cluster (root): pod start and stop, unmutated vs wrapped; rewrites "## Cluster"
 bench-cluster: venv e2e-tools

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from load import VEGETA_VERSION, Run
 from servers import LOAD_CPU, SERVER_CPU
+
+from bench.docsection import replace_section
+from bench.webhook import history
 
 # -- report ------------------------------------------------------------------------------------
 
@@ -154,6 +156,7 @@ def markdown(
     burst: dict[str, Any],
     args: argparse.Namespace,
     meta: dict[str, Any],
+    runs: list[history.RunSummary],
 ) -> str:
     checks = targets(results, burst, args.rate, args.timeout)
     outcomes = {
@@ -194,15 +197,26 @@ checked on the server side (`podinit_admissions_total` by outcome).
 {table(results)}
 
 "× no-op" compares with the no-op on the same event loop. "server CPU µs/adm" is the server
-process's user+system time over the run divided by requests: it is far less disturbed by
-other load on the machine than throughput, so "CPU × no-op" is the steadier cost ratio.
+process's user+system time over the run divided by requests: it is less disturbed by other
+load on the machine than throughput, so "CPU × no-op" is the steadier cost ratio (heavy load
+raises it too: compare the runs' load averages below).
 Server-side outcomes (`podinit_admissions_total`, all rounds): `{json.dumps(outcomes)}`
+
+**Across runs.** One run is one sample of a shared machine: each `make bench-webhook` run
+appends its headline (the least disturbed round per server, as above) to
+`docs/webhook-bench-runs.jsonl`; the last {history.RANGE_RUNS} runs and the range over them,
+which is what README's Performance row quotes (generated from the same file;
+`tests/bench` checks that the two agree):
+
+{history.runs_table(runs)}
 
 **Cold burst.** {burst["admissions"]} admissions of the same pod with the `api` image replaced by
 one nobody had looked up, written at once on {burst["admissions"]} pre-opened TLS connections
 (all written within {burst["all_sent_within_ms"]} ms); registry fetches read from
 `podinit_registry_fetches_total` on `/metrics` before and after
-(total after: {burst["registry_fetches_total_after"]}, including the warm-up).
+(total after: {burst["registry_fetches_total_after"]}, including the warm-up). podinit ran with
+`maxConnections` raised above the burst's {burst["admissions"]} connections (at the default, 1000,
+the ones over it would be closed at once).
 
 {burst_table(burst)}
 
@@ -230,21 +244,27 @@ one nobody had looked up, written at once on {burst["admissions"]} pre-opened TL
 KEEP = "<!-- end of the generated part: text below is kept by bench_webhook.py -->"
 
 
-def write_doc(path: Path, section: str) -> None:
-    """Replace only the generated part of the `## Webhook` section; keep other sections and
-    whatever follows the KEEP marker inside ours (the analysis, written by hand)."""
-    text = path.read_text() if path.exists() else "# Performance\n"
-    pattern = re.compile(r"^## Webhook\n.*?(?=^## |\Z)", re.S | re.M)
-    found = pattern.search(text)
-    kept = ""
-    if found and KEEP in found.group(0):
-        kept = found.group(0).split(KEEP, 1)[1].strip("\n")
-    new = section.rstrip() + "\n\n" + KEEP + "\n" + (f"\n{kept}\n" if kept else "")
-    if found:
-        text = text[: found.start()] + new + "\n" + text[found.end() :].lstrip("\n")
-    else:
-        text = text.rstrip() + "\n\n" + new
-    path.write_text(text.rstrip() + "\n")
+def summary(
+    args: argparse.Namespace, merged: dict[str, dict[str, Run]], meta: dict[str, Any]
+) -> history.RunSummary:
+    sat, base = merged["podinit"]["saturation"], merged["noop-uvloop"]["saturation"]
+    fixed = merged["podinit"].get(f"rate@{args.rate}")
+    return history.RunSummary(
+        date=meta["date"],
+        commit=history.commit(),
+        rounds=args.rounds,
+        duration_s=args.duration,
+        podinit_adm_s=round(sat.throughput),
+        noop_adm_s=round(base.throughput),
+        podinit_cpu_us=round(sat.cpu_us, 1),
+        noop_cpu_us=round(base.cpu_us, 1),
+        rate=args.rate,
+        podinit_p99_ms=round(fixed.p99_ms, 2) if fixed else float("nan"),
+        podinit_rounds_adm_s=sat.rounds_throughput,
+        noop_rounds_adm_s=base.rounds_throughput,
+        podinit_rate_achieved=round(fixed.throughput, 1) if fixed else 0.0,
+        load_before=meta["load_before"],
+    )
 
 
 def report(
@@ -252,7 +272,11 @@ def report(
     results: dict[str, dict[str, list[Run]]],
     burst: dict[str, Any],
     meta: dict[str, Any],
+    *,
+    measured: bool = True,
 ) -> int:
+    """Print the tables; with --write-doc, record the run in --runs-file (a measured run
+    that is not --quick) and write the docs section, and with --readme README's row."""
     meta["notes"] = args.notes.replace("\\n", "\n") if args.notes else ""
     merged = {
         name: {mode: best_run(runs) for mode, runs in modes.items()}
@@ -265,9 +289,21 @@ def report(
     print()
     for name, value, ok in targets(merged, burst, args.rate, args.timeout):
         print(f"{'MET    ' if ok else 'NOT MET'}  {name}: {value}")
+    runs_file = Path(args.runs_file)
+    if args.write_doc and measured and not args.quick:
+        history.append(runs_file, summary(args, merged, meta))
+        print(f"recorded the run in {runs_file}")
+    runs = history.load(runs_file)
+    print()
+    print(history.runs_table(runs))
     if args.write_doc:
-        write_doc(Path(args.write_doc), markdown(merged, burst, args, meta))
+        replace_section(
+            Path(args.write_doc), "Webhook", markdown(merged, burst, args, meta, runs), keep=KEEP
+        )
         print(f"wrote the ## Webhook section of {args.write_doc}")
+    if args.readme:
+        history.write_readme_row(Path(args.readme), history.readme_row(runs))
+        print(f"wrote the webhook row of {args.readme}")
     return 0
 
 
