@@ -107,8 +107,10 @@ bench-webhook: venv
 		$(BENCH_WEBHOOK_ARGS)
 
 # On the one-node cluster (root): pod start and stop, unmutated vs wrapped; rewrites "## Cluster"
+# (BENCH_CLUSTER_ARGS="--kubelet-feature-gate EventedPLEG=true" writes a section of its own)
+BENCH_CLUSTER_ARGS ?=
 bench-cluster: venv e2e-tools
-	$(PY) bench/cluster/bench_cluster.py --write-doc docs/performance.md
+	$(PY) bench/cluster/bench_cluster.py --write-doc docs/performance.md $(BENCH_CLUSTER_ARGS)
 
 # podinit inject on argo-cd's 1.9 MB install.yaml: libyaml vs pure-Python YAML; rewrites "## CLI"
 bench-cli: venv

@@ -188,6 +188,7 @@ def markdown(
     disrupted: dict[str, tuple[int, int]],
     latency: dict[str, float],
     pods: int,
+    gates: dict[str, bool],
 ) -> str:
     disruption_rows = "\n".join(
         f"| {name} | {created} | {unwrapped} |" for name, (created, unwrapped) in disrupted.items()
@@ -204,11 +205,14 @@ def markdown(
         f"| {variant} | {_s(values)} | {min(values):.2f}-{max(values):.2f} s |"
         for variant, values in stop.items()
     ]
-    return f"""## {SECTION}
+    gated = ", ".join(f"{gate}={str(on).lower()}" for gate, on in gates.items())
+    return f"""## {section_title(gates)}
 
-`make bench-cluster` (bench/cluster/bench_cluster.py): the one-node cluster of `make cluster`
-(kubelet and containerd on this machine, the chart installed from the images built from
-the Dockerfile), {pods} measured pods per variant, medians. Pods are the shell-form
+`make bench-cluster{f' BENCH_CLUSTER_ARGS="--kubelet-feature-gate {gated}"' if gates else ""}`
+(bench/cluster/bench_cluster.py): the one-node cluster of `make cluster` (kubelet and
+containerd on this machine{f", the kubelet's feature gates {gated}" if gates else ""}, the chart
+installed from the images built from the Dockerfile), {pods} measured pods per variant,
+medians. Pods are the shell-form
 busybox app (`ENTRYPOINT echo …; /bin/app`, the app traps SIGTERM), without `command`, so
 the webhook reads the image's ENTRYPOINT from the registry.
 
@@ -244,23 +248,46 @@ Measured {dt.datetime.now(dt.UTC):%Y-%m-%d} on this 2-core VM.
 """
 
 
+def section_title(gates: dict[str, bool]) -> str:
+    """The doc section a run writes: a run with feature gates does not replace the default."""
+    if not gates:
+        return SECTION
+    return f"{SECTION} with " + ", ".join(f"{g}={str(on).lower()}" for g, on in gates.items())
+
+
+def _gate(text: str) -> tuple[str, bool]:
+    name, _, value = text.partition("=")
+    if value not in ("true", "false") or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=true or NAME=false")
+    return name, value == "true"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=8, help="measured pods per variant")
     parser.add_argument("--stop-pods", type=int, default=3, help="deleted pods per variant")
     parser.add_argument("--stream-seconds", type=float, default=30, help="per disruption")
     parser.add_argument("--write-doc", type=Path, help=f"replace the ## {SECTION} section")
+    parser.add_argument(
+        "--kubelet-feature-gate",
+        type=_gate,
+        action="append",
+        default=[],
+        metavar="NAME=BOOL",
+        help="run the kubelet with this feature gate (e.g. EventedPLEG=true); own doc section",
+    )
     args = parser.parse_args()
-    with Cluster.start() as cluster:
+    gates = dict(args.kubelet_feature_gate)
+    with Cluster.start(kubelet_feature_gates=gates) as cluster:
         start = {mode: startup(cluster, mode, args.pods) for mode in ("copy", "imageVolume")}
         stop = deletion(cluster, args.stop_pods)
         disrupted = disruptions(cluster, args.stream_seconds)
         latency = admission_latency(cluster)
-    section = markdown(start, stop, disrupted, latency, args.pods)
+    section = markdown(start, stop, disrupted, latency, args.pods, gates)
     print(section)
     if args.write_doc:
-        replace_section(args.write_doc, SECTION, section)
-        print(f"wrote the ## {SECTION} section of {args.write_doc}")
+        replace_section(args.write_doc, section_title(gates), section)
+        print(f"wrote the ## {section_title(gates)} section of {args.write_doc}")
     return 0
 
 
