@@ -20,7 +20,7 @@ import pytest
 
 from scripts.chart import generate
 from tests.unavailable import unavailable
-from webhook.core import layout
+from webhook.core.copy_container import COPY_TARGET, INIT_IN_IMAGE
 
 ROOT = generate.ROOT
 DOCKERFILE = ROOT / "Dockerfile"
@@ -57,8 +57,8 @@ def test_the_init_image_is_scratch_with_only_podinit_as_its_entrypoint() -> None
     init = stages()["init"]
     assert init[0] == "FROM scratch AS init"
     copies = [i for i in init if i.upper().startswith(("COPY", "ADD"))]
-    assert len(copies) == 1 and copies[0].endswith(f" {layout.INIT_IN_IMAGE}")
-    assert f'ENTRYPOINT ["{layout.INIT_IN_IMAGE}"]' in init
+    assert len(copies) == 1 and copies[0].endswith(f" {INIT_IN_IMAGE}")
+    assert f'ENTRYPOINT ["{INIT_IN_IMAGE}"]' in init
     assert not any(i.upper().startswith("RUN") for i in init)
 
 
@@ -127,12 +127,12 @@ def test_the_init_rootfs_with_only_podinit_installs_it_as_the_copy_container_doe
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
     # COPY --chmod=0755 /out/podinit /podinit, FROM scratch: the whole image.
-    image_bin = rootfs / layout.INIT_IN_IMAGE.lstrip("/")
+    image_bin = rootfs / INIT_IN_IMAGE.lstrip("/")
     shutil.copy(INIT_BIN, image_bin)
     image_bin.chmod(0o755)
     assert [p.name for p in rootfs.iterdir()] == ["podinit"]
     # The copy container mounts the (world-writable) emptyDir at /target.
-    target = rootfs / layout.COPY_TARGET.lstrip("/")
+    target = rootfs / COPY_TARGET.lstrip("/")
     target.mkdir()
     target.chmod(0o777)
 
@@ -143,14 +143,14 @@ def test_the_init_rootfs_with_only_podinit_installs_it_as_the_copy_container_doe
         command = [chroot_bin, "--userspec=65532:65532", str(rootfs), *argv]
         return subprocess.run(command, capture_output=True, text=True, env={}, timeout=30)
 
-    version = chroot(layout.INIT_IN_IMAGE, "--version")
+    version = chroot(INIT_IN_IMAGE, "--version")
     assert version.returncode == 0 and version.stdout.startswith("podinit "), version.stderr
-    install = chroot(layout.INIT_IN_IMAGE, "install", f"{layout.COPY_TARGET}/podinit")
+    install = chroot(INIT_IN_IMAGE, "install", f"{COPY_TARGET}/podinit")
     assert install.returncode == 0, install.stderr
     installed = target / "podinit"
     assert filecmp.cmp(installed, INIT_BIN, shallow=False)
     assert installed.stat().st_mode & 0o777 == 0o755
     assert sorted(p.name for p in target.iterdir()) == ["podinit"], "no temporary file left"
     # and the installed copy runs as PID 1's stand-in would: from the volume
-    copied = chroot(f"{layout.COPY_TARGET}/podinit", "--", "/podinit", "--version")
+    copied = chroot(f"{COPY_TARGET}/podinit", "--", "/podinit", "--version")
     assert copied.returncode == 0 and "podinit" in copied.stdout, copied.stderr

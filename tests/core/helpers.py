@@ -55,7 +55,4 @@ def status(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def outcomes(mutation: Mutation) -> dict[str, str]:
-    return {
-        d.container: f"{d.outcome}: {d.reason}" if d.reason else str(d.outcome)
-        for d in mutation.decisions
-    }
+    return {d.container: d.summary for d in mutation.decisions}

@@ -136,11 +136,7 @@ def inject_document(doc: Document, settings: InjectSettings, lookup: Lookup) -> 
         jsonpatch.apply_patch(pod, mutation.patch, in_place=True)
         if mutation.pod_reason:
             lines.append(f"{label}: not wrapped: {mutation.pod_reason}")
-        for d in mutation.decisions:
-            lines.append(
-                f"{label} container {d.container}: {d.outcome}"
-                + (f": {d.reason}" if d.reason else "")
-            )
+        lines += [f"{label} container {d.container}: {d.summary}" for d in mutation.decisions]
     return lines
 
 

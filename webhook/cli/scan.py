@@ -92,15 +92,7 @@ async def scan(
             mutation = plan.decide(found)
             if mutation.pod_reason:
                 rows.append(Row(ns, name, "*", f"skipped: {mutation.pod_reason}"))
-            for d in mutation.decisions:
-                rows.append(
-                    Row(
-                        ns,
-                        name,
-                        d.container,
-                        f"{d.outcome}: {d.reason}" if d.reason else str(d.outcome),
-                    )
-                )
+            rows += [Row(ns, name, d.container, d.summary) for d in mutation.decisions]
     finally:
         await resolver.aclose()
         await close(api)

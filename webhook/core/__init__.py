@@ -1,5 +1,6 @@
 """The pure decision core. Everything here is synchronous and free of I/O."""
 
+from webhook.core.decisions import Decision, Mutation, Outcome
 from webhook.core.errors import InvalidPod
 from webhook.core.images import (
     ImageConfig,
@@ -9,10 +10,11 @@ from webhook.core.images import (
     LookupFailure,
     find_override,
 )
-from webhook.core.mutate import Decision, Mutation, Outcome, Plan, mutate, prepare
+from webhook.core.mutate import Decided, Pending, Plan, mutate, prepare
 from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
 
 __all__ = [
+    "Decided",
     "Decision",
     "ImageConfig",
     "ImageLookup",
@@ -25,6 +27,7 @@ __all__ = [
     "LookupFailurePolicy",
     "Mutation",
     "Outcome",
+    "Pending",
     "Plan",
     "find_override",
     "mutate",

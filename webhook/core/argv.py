@@ -7,10 +7,6 @@ CMD when `command` is set). The kubelet expands `$(VAR)` in command and args, an
 
 from __future__ import annotations
 
-import fnmatch
-import functools
-import posixpath
-import re
 from typing import NamedTuple
 
 from webhook.core.images import ImageConfig
@@ -21,11 +17,6 @@ SEPARATOR = "--"
 
 def escape(strings: tuple[str, ...] | list[str]) -> list[str]:
     return [s.replace("$", "$$") for s in strings]
-
-
-def needs_image(slot: ContainerSlot) -> bool:
-    """Only a container without `command` depends on the image's ENTRYPOINT."""
-    return slot.command is None
 
 
 class Wrap(NamedTuple):
@@ -41,13 +32,13 @@ class Wrap(NamedTuple):
 
 
 def plan_wrap(slot: ContainerSlot, image: ImageConfig | None, init_path: str) -> Wrap:
-    """`image` must be given when `needs_image(slot)`."""
+    """`image` must be given when the container has no `command` (`images.needs_image`)."""
     command = slot.command
     args = slot.args
     prefix = [init_path, SEPARATOR]
     if command is not None:
         return Wrap(command + (args or []), prefix, None)
-    assert image is not None, "needs_image() containers are planned with their image config"
+    assert image is not None, "a container without command is planned with its image config"
     # `ENTRYPOINT [""]` is how a Dockerfile clears an inherited entrypoint: none at all.
     entrypoint = escape(() if image.entrypoint == ("",) else image.entrypoint)
     if args is not None:
@@ -56,20 +47,7 @@ def plan_wrap(slot: ContainerSlot, image: ImageConfig | None, init_path: str) ->
     return Wrap(entrypoint + cmd, prefix + entrypoint, cmd or None)
 
 
-@functools.lru_cache(maxsize=8)
-def _known_init_pattern(known_inits: tuple[str, ...]) -> re.Pattern[str]:
-    """All patterns as one regex: checked for every container of every admission."""
-    return re.compile("|".join(fnmatch.translate(p) for p in known_inits) or "(?!)")
-
-
-def running_init(argv: list[str], known_inits: tuple[str, ...]) -> str | None:
-    """The basename of argv[0] when it already is an init or supervisor."""
-    if not argv:
-        return None
-    name = posixpath.basename(argv[0])
-    return name if _known_init_pattern(known_inits).match(name) else None
-
-
 def is_wrapped(slot: ContainerSlot, init_path: str) -> bool:
+    """Already runs behind podinit (a second pass); other inits: known_inits.py."""
     command = slot.command or []
     return command[:2] == [init_path, SEPARATOR]

@@ -1,4 +1,8 @@
-"""Which pods and containers podinit leaves alone, and why."""
+"""Which pods and containers podinit leaves alone before reading any argv, and why.
+
+A container that already runs an init is found from its argv, which may need the image's
+config: known_inits.py.
+"""
 
 from __future__ import annotations
 

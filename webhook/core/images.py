@@ -1,10 +1,13 @@
-"""What the decision core knows about an image: its ENTRYPOINT and CMD, or why they are missing."""
+"""What the decision core knows about an image: its ENTRYPOINT and CMD, or why they are missing;
+and which containers need them, from an override or a lookup."""
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from webhook.core.podview import ContainerSlot
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +46,32 @@ def find_override(image: str, overrides: tuple[ImageOverride, ...]) -> ImageConf
         if fnmatch.fnmatchcase(image, override.pattern):
             return override.config
     return None
+
+
+# Where a container's ENTRYPOINT/CMD comes from: None when it has a `command` (Kubernetes then
+# ignores the image's), an override's config, a failure known without a lookup, or the image
+# reference to look up. `prepare` collects the references into `plan.images`; `decide` reads
+# the sources back, so the two cannot disagree.
+ImageSource = ImageConfig | LookupFailure | str | None
+
+
+def needs_image(slot: ContainerSlot) -> bool:
+    """Only a container without `command` depends on the image's ENTRYPOINT."""
+    return slot.command is None
+
+
+def image_source(slot: ContainerSlot, overrides: tuple[ImageOverride, ...]) -> ImageSource:
+    if not needs_image(slot):
+        return None
+    image = slot.body.get("image")
+    if not isinstance(image, str) or not image:
+        return LookupFailure("container has no image")
+    override = find_override(image, overrides)
+    return image if override is None else override
+
+
+def looked_up(source: ImageSource, found: ImageLookup) -> ImageConfig | LookupFailure | None:
+    """The config `source` stands for, given the lookups' results."""
+    if isinstance(source, str):
+        return found.get(source) or LookupFailure(f"no image config for {source}")
+    return source

@@ -1,4 +1,5 @@
-"""Where the init lives in a pod: volume, mount path and copy container, chosen once per pod.
+"""Where the init lives in a pod: the names of its volume, mount path and copy container, chosen
+once per pod, and the volume itself (the copy container: copy_container.py).
 
 A pod podinit already mutated records its choices in the status annotation; they are reused when
 the volume they name is still there, so a second pass (reinvocation) lands on the same names.
@@ -15,13 +16,6 @@ from webhook.core import annotations as ann
 from webhook.core.patch import free_name
 from webhook.core.podview import PodView
 from webhook.core.settings import InjectionMode, InjectSettings
-
-COPY_TARGET = "/target"  # where the copy container mounts the volume
-# The ServiceAccount admission plugin mounts the API token into every container that has no
-# mount at this path. The copy container needs no API access, and a token added after our
-# patch would change the pod and make the apiserver call the webhook a second time.
-TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-INIT_IN_IMAGE = "/podinit"  # the static binary at the root of the FROM-scratch init image
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,35 +113,3 @@ def volume_spec(layout: Layout, settings: InjectSettings) -> dict[str, Any]:
         source = {"reference": settings.init_image, "pullPolicy": settings.init_image_pull_policy}
         return {"name": layout.volume, "image": source}
     return {"name": layout.volume, "emptyDir": {"sizeLimit": settings.volume_size_limit}}
-
-
-def copy_container_spec(
-    layout: Layout, settings: InjectSettings, *, cpu_limit: str | None
-) -> dict[str, Any]:
-    """The first initContainer: copies the init into the volume; Pod Security 'restricted'.
-    ``cpu_limit``: see webhook.core.resources (None: no CPU limit)."""
-    requests = {"cpu": settings.copy_cpu, "memory": settings.copy_memory}
-    limits = {"memory": settings.copy_memory}
-    if cpu_limit is not None:
-        limits = {"cpu": cpu_limit, **limits}
-    return {
-        "name": layout.copy_container,
-        "image": settings.init_image,
-        "imagePullPolicy": settings.init_image_pull_policy,
-        "command": [INIT_IN_IMAGE, "install", f"{COPY_TARGET}/podinit"],
-        "volumeMounts": [
-            {"name": layout.volume, "mountPath": COPY_TARGET},
-            {"name": layout.volume, "mountPath": TOKEN_PATH, "readOnly": True},
-        ],
-        "resources": {"requests": requests, "limits": limits},
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": settings.run_as_user,
-            "runAsGroup": settings.run_as_user,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    }

@@ -1,82 +1,78 @@
-"""The decision core: pod + settings + image configs in, JSON Patch + reasons out. No I/O."""
+"""The decision core: pod + settings + image configs in, JSON Patch + reasons out. No I/O.
+
+`prepare` reads the pod once and returns a `Plan`: `Decided` when the pod's fate needs no
+image config (left alone, or a bad option annotation), else `Pending`, whose `decide` takes the
+configs of `plan.images`.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, NamedTuple
 
 from webhook.core import annotations as ann
-from webhook.core.argv import is_wrapped, needs_image, plan_wrap, running_init
+from webhook.core.argv import is_wrapped, plan_wrap
+from webhook.core.copy_container import copy_container_first
+from webhook.core.decisions import Decision, Mutation, Outcome
 from webhook.core.eligibility import architecture, candidates, pod_skip, silent_skip
-from webhook.core.images import ImageConfig, ImageLookup, LookupFailure, find_override
-from webhook.core.layout import Layout, copy_container_spec, volume_spec
-from webhook.core.patch import PatchOp, extend, move, set_key
-from webhook.core.podview import ContainerSlot, PodView, mappings
-from webhook.core.resources import copy_cpu_limit
-from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
-
-WARNING_LIMIT = 120  # kubectl shows admission warnings; the apiserver caps their length
-
-
-class Outcome(StrEnum):
-    INJECTED = "injected"
-    SKIPPED = "skipped"  # deliberately left alone (already has an init, opted out, ...)
-    FAILED = "failed"  # should have been wrapped but could not be (no image config, ...)
-
-
-class Decision(NamedTuple):
-    container: str
-    outcome: Outcome
-    reason: str = ""
-    code: str = ""  # a short, fixed label for metrics: wrapped, has-init, lookup-failed, ...
-
-
-@dataclass(frozen=True, slots=True)
-class Mutation:
-    patch: list[PatchOp]
-    decisions: tuple[Decision, ...] = ()
-    pod_reason: str | None = None  # why the whole pod was left alone
-    warnings: tuple[str, ...] = ()
-    denied: str | None = None  # set only with onLookupFailure: deny
+from webhook.core.images import ImageLookup, ImageSource, LookupFailure, image_source, looked_up
+from webhook.core.known_inits import runs_init
+from webhook.core.layout import Layout, volume_spec
+from webhook.core.patch import PatchOp, extend, set_key
+from webhook.core.podview import ContainerSlot, PodView
+from webhook.core.settings import InjectSettings, LookupFailurePolicy
 
 
 class _Candidate(NamedTuple):
     slot: ContainerSlot
     skip: str | None  # opted out
     wrapped: bool  # already runs behind our init
+    source: ImageSource = None  # where its ENTRYPOINT/CMD comes from, when it needs them
     # The env names it defines, read only when there are PODINIT_* variables to add to it.
     env_names: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Plan:
-    """One pod read once: what `decide` needs and which image configs to fetch before it.
-
-    Callers: `plan = prepare(pod, settings)`, fetch `plan.images` for `plan.architecture`,
-    then `plan.decide(found)`.
-    """
-
+class _Read:
     view: PodView
     settings: InjectSettings
-    early: Mutation | None = None  # the whole pod is decided already (skipped, bad option)
-    layout: Layout | None = None
-    env: tuple[tuple[str, str], ...] = ()
-    candidates: tuple[_Candidate, ...] = ()
-    images: frozenset[str] = frozenset()  # whose ENTRYPOINT/CMD `decide` needs
 
     @property
     def architecture(self) -> str:
+        """The CPU architecture to look `images` up for."""
         return architecture(self.view, self.settings)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decided(_Read):
+    """A pod decided by `prepare` alone: nothing to look up."""
+
+    mutation: Mutation
+    images: frozenset[str] = frozenset()
+
+    def decide(self, images: ImageLookup) -> Mutation:
+        return self.mutation
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pending(_Read):
+    """A pod whose containers are decided once the image configs of `images` are known."""
+
+    layout: Layout
+    env: tuple[tuple[str, str], ...]
+    candidates: tuple[_Candidate, ...]
+    images: frozenset[str]  # whose ENTRYPOINT/CMD `decide` needs
 
     def decide(self, images: ImageLookup) -> Mutation:
         """Decide per container and build the patch. Raises nothing: `prepare` checked what
         this reads (tests/server/test_fuzz_mutate.py)."""
-        if self.early is not None:
-            return self.early
-        assert self.layout is not None
-        return _decide(self, self.layout, images)
+        return _decide(self, images)
+
+
+# Callers: `plan = prepare(pod, settings)`, fetch `plan.images` for `plan.architecture`, then
+# `plan.decide(found)`.
+Plan = Decided | Pending
 
 
 def prepare(pod: object, settings: InjectSettings) -> Plan:
@@ -84,47 +80,55 @@ def prepare(pod: object, settings: InjectSettings) -> Plan:
     `InvalidPod`."""
     view = PodView.of(pod)
     if reason := silent_skip(view):
-        return Plan(view=view, settings=settings, early=Mutation(patch=[], pod_reason=reason))
+        return Decided(view=view, settings=settings, mutation=Mutation([], pod_reason=reason))
     if reason := pod_skip(view, settings):
-        early = Mutation(patch=_status_ops(view, {"skipped": reason}), pod_reason=reason)
-        return Plan(view=view, settings=settings, early=early)
+        mutation = Mutation(_status_ops(view, {"skipped": reason}), pod_reason=reason)
+        return Decided(view=view, settings=settings, mutation=mutation)
     try:
         env = ann.init_env(view.annotations)
     except ann.BadOption as error:
         reason = f"bad annotation {error}"
-        early = Mutation(
-            patch=_status_ops(view, {"failed": reason}),
+        mutation = Mutation(
+            _status_ops(view, {"failed": reason}),
             pod_reason=reason,
-            warnings=(_warning(f"podinit: pod not wrapped: {reason}"),),
+            warnings=(f"podinit: pod not wrapped: {reason}",),
         )
-        return Plan(view=view, settings=settings, early=early)
+        return Decided(view=view, settings=settings, mutation=mutation)
     layout = Layout.of(view, settings)
     found = tuple(
-        _candidate(slot, skip, layout, bool(env))
+        _candidate(slot, skip, layout, settings, adds_env=bool(env))
         for slot, skip in candidates(view, settings, ours=layout.ours)
     )
-    images = frozenset(
-        image
-        for c in found
-        if c.skip is None
-        and not c.wrapped
-        and needs_image(c.slot)
-        and isinstance(image := c.slot.body.get("image"), str)
-        and image
-        and find_override(image, settings.image_overrides) is None
-    )
-    return Plan(
-        view=view, settings=settings, layout=layout, env=tuple(env), candidates=found, images=images
+    return Pending(
+        view=view,
+        settings=settings,
+        layout=layout,
+        env=tuple(env),
+        candidates=found,
+        images=frozenset(c.source for c in found if isinstance(c.source, str)),
     )
 
 
-def _candidate(slot: ContainerSlot, skip: str | None, layout: Layout, adds_env: bool) -> _Candidate:
+def _candidate(
+    slot: ContainerSlot,
+    skip: str | None,
+    layout: Layout,
+    settings: InjectSettings,
+    *,
+    adds_env: bool,
+) -> _Candidate:
     """What `decide` needs of one container, checked here: `decide` raises nothing."""
     if skip is not None:
         return _Candidate(slot, skip, False)
     if is_wrapped(slot.checked(), layout.init_path):
         return _Candidate(slot, None, True)
-    return _Candidate(slot, None, False, slot.env_names() if adds_env else frozenset())
+    return _Candidate(
+        slot,
+        None,
+        False,
+        image_source(slot, settings.image_overrides),
+        slot.env_names() if adds_env else frozenset(),
+    )
 
 
 def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutation:
@@ -132,8 +136,8 @@ def mutate(pod: object, settings: InjectSettings, images: ImageLookup) -> Mutati
     return prepare(pod, settings).decide(images)
 
 
-def _decide(plan: Plan, layout: Layout, images: ImageLookup) -> Mutation:
-    settings, view = plan.settings, plan.view
+def _decide(plan: Pending, images: ImageLookup) -> Mutation:
+    settings, view, layout = plan.settings, plan.view, plan.layout
     decisions: list[Decision] = []
     ops: list[PatchOp] = []
     notes: list[str] = []
@@ -147,7 +151,7 @@ def _decide(plan: Plan, layout: Layout, images: ImageLookup) -> Mutation:
             decisions.append(Decision(slot.name, Outcome.INJECTED, code="already-wrapped"))
             notes += [n for n in layout.previous_notes if n.startswith(f"{slot.name}: ")]
             continue
-        image = _image_config(slot, settings, images)
+        image = looked_up(candidate.source, images)
         if isinstance(image, LookupFailure):
             decisions.append(Decision(slot.name, Outcome.FAILED, image.reason, "lookup-failed"))
             if settings.on_lookup_failure is LookupFailurePolicy.DENY:
@@ -161,10 +165,8 @@ def _decide(plan: Plan, layout: Layout, images: ImageLookup) -> Mutation:
                 Decision(slot.name, Outcome.FAILED, "image has no ENTRYPOINT or CMD", "no-argv")
             )
             continue
-        if init := running_init(wrap.original, settings.known_inits):
-            decisions.append(
-                Decision(slot.name, Outcome.SKIPPED, f"already runs an init ({init})", "has-init")
-            )
+        if reason := runs_init(wrap.original, settings.known_inits):
+            decisions.append(Decision(slot.name, Outcome.SKIPPED, reason, "has-init"))
             continue
         ops += _wrap_ops(candidate, wrap.command_items, wrap.new_args, layout, plan.env)
         decisions.append(Decision(slot.name, Outcome.INJECTED, code="wrapped"))
@@ -173,35 +175,21 @@ def _decide(plan: Plan, layout: Layout, images: ImageLookup) -> Mutation:
     if injected:
         ops += _pod_ops(view, layout, settings)
     status: dict[str, Any] = {
-        "containers": {d.container: _describe(d) for d in decisions},
+        "containers": {d.container: d.summary for d in decisions},
         **(layout.record(settings) if injected else {}),
         **({"notes": notes} if notes else {}),
     }
     ops += _status_ops(view, status)
-    failures = [d for d in decisions if d.outcome is Outcome.FAILED]
     return Mutation(
         patch=ops,
         decisions=tuple(decisions),
         warnings=tuple(
-            _warning(f"podinit: {d.container} not wrapped: {d.reason}") for d in failures
+            f"podinit: {d.container} not wrapped: {d.reason}"
+            for d in decisions
+            if d.outcome is Outcome.FAILED
         ),
         denied=denied,
     )
-
-
-def _image_config(
-    slot: ContainerSlot, settings: InjectSettings, images: ImageLookup
-) -> ImageConfig | LookupFailure | None:
-    """None when the container does not depend on its image (it has a `command`)."""
-    if not needs_image(slot):
-        return None
-    image = slot.body.get("image")
-    if not isinstance(image, str) or not image:
-        return LookupFailure("container has no image")
-    override = find_override(image, settings.image_overrides)
-    if override is not None:
-        return override
-    return images.get(image) or LookupFailure(f"no image config for {image}")
 
 
 def _wrap_ops(
@@ -228,29 +216,13 @@ def _wrap_ops(
 
 
 def _pod_ops(view: PodView, layout: Layout, settings: InjectSettings) -> list[PatchOp]:
-    """Volume and copy container; the copy container goes last because it shifts indices."""
+    """The volume, then the copy container, which goes last because it shifts indices."""
     ops: list[PatchOp] = []
     if not layout.volume_exists:
         ops += extend(
             "/spec/volumes", view.spec.get("volumes"), [volume_spec(layout, settings)], at=None
         )
-    if settings.injection_mode is InjectionMode.COPY and not layout.copy_exists:
-        others = [*mappings(view.spec.get("containers"), "/spec/containers")]
-        others += mappings(view.spec.get("initContainers"), "/spec/initContainers")
-        cpu_limit = copy_cpu_limit(others, settings.copy_cpu)
-        copy = copy_container_spec(layout, settings, cpu_limit=cpu_limit)
-        ops += extend("/spec/initContainers", view.spec.get("initContainers"), [copy], at=0)
-    elif layout.copy_exists:
-        # Another webhook may have put its init container or sidecar before ours since the
-        # last pass; whatever runs /podinit/podinit must start after the copy.
-        index = next(
-            s.position
-            for s in view.slots
-            if s.field == "initContainers" and s.name == layout.copy_container
-        )
-        if index:
-            ops.append(move(f"/spec/initContainers/{index}", "/spec/initContainers/0"))
-    return ops
+    return ops + copy_container_first(view, layout, settings)
 
 
 def _status_ops(view: PodView, status: dict[str, Any]) -> list[PatchOp]:
@@ -263,11 +235,3 @@ def _status_ops(view: PodView, status: dict[str, Any]) -> list[PatchOp]:
         ops.append({"op": "add", "path": "/metadata", "value": {}})
     ops.append(set_key("/metadata/annotations", annotations, ann.STATUS, text))
     return ops
-
-
-def _describe(decision: Decision) -> str:
-    return f"{decision.outcome}: {decision.reason}" if decision.reason else str(decision.outcome)
-
-
-def _warning(text: str) -> str:
-    return text if len(text) <= WARNING_LIMIT else text[: WARNING_LIMIT - 3] + "..."

@@ -7,25 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from webhook.core.images import ImageOverride
-
-# argv[0] basenames (fnmatch patterns) that already are an init or a process supervisor.
-DEFAULT_KNOWN_INITS: tuple[str, ...] = (
-    "tini",
-    "tini-static*",
-    "dumb-init",
-    "catatonit",
-    "docker-init",
-    "podinit",
-    "s6-svscan",
-    "s6-linux-init*",
-    "runsvdir",
-    "runit",
-    "supervisord",
-    "systemd",
-    "init",
-    "pid1",
-)
-
+from webhook.core.known_inits import DEFAULT_KNOWN_INITS
 
 # Room is left for the "-N" podinit appends when a pod already uses the name.
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,56}[a-z0-9])?")

@@ -10,6 +10,8 @@ from typing import Any, NotRequired, TypedDict
 import orjson
 
 API_VERSION = "admission.k8s.io/v1"
+# kubectl prints admission warnings and the apiserver bounds their size: every warning podinit
+# sends (the core's and the server's own) is cut here, the one place that knows the limit.
 WARNING_LIMIT = 120
 
 
