@@ -204,8 +204,9 @@ Server-side outcomes (`podinit_admissions_total`, all rounds): `{json.dumps(outc
 
 **Across runs.** One run is one sample of a shared machine: each `make bench-webhook` run
 appends its headline (the least disturbed round per server, as above) to
-`docs/webhook-bench-runs.jsonl`; the last {history.RANGE_RUNS} runs and the range over them,
-which is what README's Performance row quotes (generated from the same file;
+`docs/webhook-bench-runs.jsonl`; the last {history.RANGE_RUNS} runs and the range over those
+that started with a 1-minute load average of at most {history.BUSY_LOAD:g} (the bench needs
+both cores), which is what README's Performance row quotes (generated from the same file;
 `tests/bench` checks that the two agree):
 
 {history.runs_table(runs)}

@@ -60,3 +60,35 @@ def test_the_hand_written_part_after_the_marker_is_kept(tmp_path: Path) -> None:
     assert doc.read_text() == f"# P\n\n## W\n\nnew table\n\n{keep}\n\nanalysis\n\n## X\n\nx\n"
     replace_section(doc, "W", "## W\n\nnewer\n", keep=keep)
     assert "analysis" in doc.read_text() and "new table" not in doc.read_text()
+
+
+def run_with(*, load: str, podinit_cpu_us: float) -> history.RunSummary:
+    return history.RunSummary(
+        date="2026-12-01 10:00 UTC",
+        commit="abc1234",
+        rounds=5,
+        duration_s=5,
+        podinit_adm_s=4000,
+        noop_adm_s=5000,
+        podinit_cpu_us=podinit_cpu_us,
+        noop_cpu_us=100,
+        rate=1000,
+        podinit_p99_ms=2.5,
+        load_before=load,
+    )
+
+
+def test_a_run_started_on_a_busy_machine_is_listed_but_left_out_of_the_range() -> None:
+    quiet = run_with(load="0.40 0.50 0.60", podinit_cpu_us=200)
+    busy = run_with(load="5.00 3.00 2.00", podinit_cpu_us=300)
+    table = history.runs_table([quiet, busy])
+    assert "| 5.00 |" in table and "| 3.00 |" in table  # the busy run's row is shown
+    range_row = table.splitlines()[-1]
+    assert range_row.startswith("| **range, 1 run** | | 0.40 |") and "| 2.00 |" in range_row
+    row = history.readme_row([quiet, busy])
+    assert "server CPU per admission 2.00\u00d7 the no-op's" in row and "range over 1 run " in row
+
+
+def test_when_no_run_was_quiet_the_range_covers_them_all() -> None:
+    runs = [run_with(load="3.00", podinit_cpu_us=200), run_with(load="4.00", podinit_cpu_us=300)]
+    assert "server CPU per admission 2.00\u20133.00\u00d7 the no-op's" in history.readme_row(runs)
