@@ -23,9 +23,9 @@ import jsonpatch
 import yaml
 
 from e2e.processes import free_port
+from e2e.reviews import pod_review
 from e2e.serve import running, serve_argv
 from webhook.server.certs import new_ca, new_serving
-from webhook.server.review import pod_review
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

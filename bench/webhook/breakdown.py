@@ -47,8 +47,8 @@ async def best_async(n: int, repeat: int, fn: Callable[[], Awaitable[Any]]) -> f
 async def measure(body: bytes, host: str, n: int, repeat: int) -> list[tuple[str, float]]:
     from webhook.config import load
     from webhook.core import prepare
-    from webhook.lookups import make_resolver, resolve_all
     from webhook.registry import Platform
+    from webhook.registry_lookups import make_resolver, resolve_all
     from webhook.server import logs
     from webhook.server.admission import Admitter
     from webhook.server.metrics import Metrics

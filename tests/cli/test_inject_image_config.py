@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.cli.test_inject_cli import run
-from webhook.cli.lookup import OfflineLookup, RegistryLookup
+from webhook.cli.image_sources import OfflineLookup, RegistryLookup
 from webhook.config import load
 from webhook.core import ImageConfig, ImageOverride
 

@@ -21,7 +21,7 @@ from tests.registry.registry_harness import PASSWORD, USER, start_basic_auth_reg
 from tests.server.harness import Webhook, make_certs, run_webhook
 from webhook.config import load
 from webhook.kube import api_client, close
-from webhook.server.pullsecrets import PullSecretReader
+from webhook.registry_lookups import PullSecretReader
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import httpx
 import trustme
 
 from e2e.processes import free_port
+from e2e.reviews import pod_review
 from e2e.serve import running, serve_argv
-from webhook.server.review import pod_review
 
 
 @dataclass

@@ -25,11 +25,11 @@ import pytest
 from tests.server.mutator import cases
 from webhook.core import ImageConfig, ImageOverride, InjectSettings
 from webhook.registry import ImageResolver, ResolverSettings
+from webhook.registry_lookups import PullSecretReader
 from webhook.server.admission import Admitter
 from webhook.server.app import create_app
 from webhook.server.logs import JsonFormatter
 from webhook.server.metrics import Metrics
-from webhook.server.pullsecrets import PullSecretReader
 
 SEED = 20240611
 CASES = 5000

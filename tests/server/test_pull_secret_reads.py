@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes.aio import client as kube
 
-from webhook.server.pullsecrets import PullSecretReader
+from webhook.registry_lookups import PullSecretReader
 
 POD = {"spec": {"serviceAccountName": "builder"}}
 

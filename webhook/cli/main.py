@@ -11,7 +11,7 @@ from pathlib import Path
 
 from webhook import __version__
 from webhook.cli import inject
-from webhook.cli.lookup import OfflineLookup, RegistryLookup
+from webhook.cli.image_sources import OfflineLookup, RegistryLookup
 from webhook.config import ConfigError, load
 
 

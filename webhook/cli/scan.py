@@ -22,9 +22,8 @@ from kubernetes.aio import config as kube_config
 from webhook.config import Config
 from webhook.core import ImageConfig, ImageResult, InjectSettings, prepare
 from webhook.kube import api_client, close
-from webhook.lookups import make_resolver, resolve_all
 from webhook.registry import ImageResolver
-from webhook.server.pullsecrets import PullSecretReader
+from webhook.registry_lookups import PullSecretReader, make_resolver, resolve_all
 
 PAGE = 500
 

@@ -6,6 +6,7 @@ flight), store (credential-scoped caches), settings, resolver (the façade: poli
 deadlines, metrics), errors (the exception tree).
 """
 
+from .cache import SingleFlight
 from .credentials import Credential, CredentialsError, Keyring, parse_docker_config
 from .errors import (
     AuthError,
@@ -38,6 +39,7 @@ __all__ = [
     "RegistryUnavailable",
     "ResolverSettings",
     "ResolverStats",
+    "SingleFlight",
     "parse_docker_config",
     "parse_reference",
 ]

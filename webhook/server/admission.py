@@ -17,10 +17,9 @@ from webhook.core import (
     Plan,
     prepare,
 )
-from webhook.lookups import resolve_all
 from webhook.registry import ImageResolver
+from webhook.registry_lookups import PullSecretReader, resolve_all
 from webhook.server.metrics import Metrics
-from webhook.server.pullsecrets import PullSecretReader
 from webhook.server.review import AdmissionRequest, encode_patch, respond
 
 log = logging.getLogger("podinit.admission")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict
 
@@ -77,24 +76,6 @@ def parse(body: bytes) -> AdmissionRequest:
     if not isinstance(request.get("namespace", ""), str):
         raise BadReview("request.namespace must be a string")
     return request  # type: ignore[return-value]
-
-
-def pod_review(
-    pod: object, *, operation: str = "CREATE", namespace: str = "default"
-) -> dict[str, Any]:
-    """The AdmissionReview the apiserver sends for a pod: what `make demo` and the tests post."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": str(uuid.uuid4()),
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": operation,
-            "object": pod,
-        },
-    }
 
 
 def encode_patch(patch: Sequence[object]) -> str:

@@ -17,15 +17,14 @@ from kubernetes.aio import client as kube
 
 from webhook.config import Config, ConfigError, read_setting_file
 from webhook.kube import api_client, close
-from webhook.lookups import make_resolver
 from webhook.registry import ImageResolver
+from webhook.registry_lookups import PullSecretReader, make_resolver
 from webhook.server import logs
 from webhook.server.admission import Admitter
 from webhook.server.app import create_app
 from webhook.server.certs import CertificateManager
 from webhook.server.connections import ConnectionLimits, bounded_tls_handshakes, guarded_protocol
 from webhook.server.metrics import Metrics
-from webhook.server.pullsecrets import PullSecretReader
 from webhook.server.tls import CertReloader
 
 log = logging.getLogger("podinit.serve")

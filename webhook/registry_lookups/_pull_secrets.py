@@ -18,9 +18,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from webhook.registry.cache import SingleFlight
+from webhook.registry import SingleFlight
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("podinit.pullsecrets")  # named as the server's loggers are
 
 DOCKER_CONFIG_JSON = "kubernetes.io/dockerconfigjson"
 DOCKER_CFG = "kubernetes.io/dockercfg"  # the legacy format: the `auths` map alone

@@ -61,7 +61,7 @@ class RegistryLookup:
 
     @staticmethod
     async def _make(config: Config) -> ImageResolver:
-        from webhook.lookups import make_resolver
+        from webhook.registry_lookups import make_resolver
 
         return make_resolver(config)  # its HTTP client belongs to this loop
 
@@ -72,7 +72,7 @@ class RegistryLookup:
         return {**given, **found}
 
     async def _resolve(self, images: set[str], architecture: str) -> dict[str, ImageResult]:
-        from webhook.lookups import resolve_all
+        from webhook.registry_lookups import resolve_all
 
         return await resolve_all(
             self.resolver,
