@@ -69,16 +69,33 @@ def _delete_now(cluster: Cluster, namespace: str, name: str) -> None:
     )
 
 
+ANY_INIT = "unmutated + a no-op init container"
+
+
+def _with_noop_init_container(pod: dict[str, Any]) -> dict[str, Any]:
+    """What any init container costs at start, whoever adds it: the copy mode's floor."""
+    image = pod["spec"]["containers"][0]["image"]
+    pod["spec"]["initContainers"] = [{"name": "noop", "image": image, "command": ["/bin/true"]}]
+    return pod
+
+
 def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[float]]:
-    """Interleaved create -> Ready of unmutated and ``mode`` pods (deleted at once after)."""
+    """Interleaved create -> Ready of unmutated and ``mode`` pods (deleted at once after); in
+    copy mode also of unmutated pods with one no-op init container of their own."""
     workloads.helm_install(cluster, values=workloads.chart_values(cluster, injectionMode=mode))
     plain, wrapped = _namespace(cluster, labelled=False), _namespace(cluster, labelled=True)
-    times: dict[str, list[float]] = {"unmutated": [], mode: []}
+    variants = [("unmutated", plain), (mode, wrapped)]
+    if mode == "copy":
+        variants.append((ANY_INIT, plain))
+    times: dict[str, list[float]] = {variant: [] for variant, _ in variants}
     # one of each first, unmeasured: image pulls and the webhook's registry lookup
     for index in range(pods + 1):
-        for variant, namespace in (("unmutated", plain), (mode, wrapped)):
-            name = f"p{index}"
-            seconds = create_to_ready(cluster, workloads.app_pod(name, namespace, cluster))
+        for number, (variant, namespace) in enumerate(variants):
+            name = f"p{index}-{number}"
+            pod = workloads.app_pod(name, namespace, cluster)
+            if variant == ANY_INIT:
+                pod = _with_noop_init_container(pod)
+            seconds = create_to_ready(cluster, pod)
             if index:
                 times[variant].append(seconds)
             _delete_now(cluster, namespace, name)
@@ -201,6 +218,15 @@ def markdown(
             f"{(wrapped - base) * 1000:+.0f} ms | {wrapped / base:.2f}x | "
             f"{min(times[mode]) * 1000:.0f}-{max(times[mode]) * 1000:.0f} ms |"
         )
+    floor = start.get("copy", {}).get(ANY_INIT, [])
+    floor_line = (
+        f"An unmutated pod with one no-op init container of its own (busybox `true`), "
+        f"interleaved with the copy-mode pods: {_ms(floor)} "
+        f"({(statistics.median(floor) - statistics.median(start['copy']['unmutated'])) * 1000:+.0f}"
+        f" ms): what any init container costs here, the floor of the copy mode."
+        if floor
+        else ""
+    )
     stop_rows = [
         f"| {variant} | {_s(values)} | {min(values):.2f}-{max(values):.2f} s |"
         for variant, values in stop.items()
@@ -222,6 +248,8 @@ baseline, measured from the create request to Ready, polled every 20 ms):
 | injection mode | unmutated p50 | wrapped p50 | cost | ratio | wrapped range |
 | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
+
+{floor_line}
 
 `kubectl delete pod` wall time, default grace period (30 s):
 
