@@ -13,10 +13,25 @@ IMAGES = ("example/a:1", "example/b:2", "registry.local:5000/team/c@sha256:" + "
 INJECT_INITS = "podinit.dev/inject-init-containers"
 names = st.from_regex(r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 # Argv strings with the characters that matter: `$(VAR)`, `$$`, spaces, slashes, unicode, and
-# references to the variables `containers` defines (ENV_NAMES) or leaves undefined (not to
-# PODINIT_*: see test_the_init_options_env_does_not_change_what_the_app_is_given).
+# references to the variables `containers` defines (ENV_NAMES) or leaves undefined, including
+# PODINIT_GRACE, which podinit defines for the init when the pod has a grace annotation.
 ENV_NAMES = ("A", "PODINIT_GRACE", "B")
-_pieces = ("$(A)", "$(B)", "$$(A)", "$$", "$", "$(", "$(C)", "$(A", ")", "a", " ", "é")
+_pieces = (
+    "$(A)",
+    "$(B)",
+    "$$(A)",
+    "$$",
+    "$",
+    "$(",
+    "$(C)",
+    "$(A",
+    ")",
+    "a",
+    " ",
+    "é",
+    "$(PODINIT_GRACE)",
+    "$$(PODINIT_GRACE)",
+)
 words = st.one_of(
     st.text(st.sampled_from("ab $()/-=~.éx"), min_size=0, max_size=8),
     st.lists(st.sampled_from(_pieces), max_size=4).map("".join),

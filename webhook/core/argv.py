@@ -19,6 +19,31 @@ def escape(strings: tuple[str, ...] | list[str]) -> list[str]:
     return [s.replace("$", "$$") for s in strings]
 
 
+def shield(text: str, names: frozenset[str]) -> str:
+    """`text` with each `$(NAME)` reference to one of `names` escaped as `$$(NAME)`.
+
+    podinit defines its PODINIT_* variables for the init; a reference to one that the pod left
+    undefined stayed as written, and must still do so (the kubelet reads `$$(NAME)` as the
+    literal `$(NAME)`). The scan follows the kubelet's grammar: `$$` is skipped whole, and a
+    `$(` without `)` is not a reference.
+    """
+    out: list[str] = []
+    i = 0
+    while (dollar := text.find("$", i)) != -1:
+        out.append(text[i:dollar])
+        after = text[dollar + 1 : dollar + 2]
+        close = text.find(")", dollar + 2) if after == "(" else -1
+        if after == "(" and close != -1:
+            reference = text[dollar : close + 1]
+            out.append(("$" if text[dollar + 2 : close] in names else "") + reference)
+            i = close + 1
+        else:  # `$$`, a lone `$`, or an unterminated `$(`: kept, with the character after it
+            out.append(text[dollar : dollar + 2])
+            i = dollar + 2
+    out.append(text[i:])
+    return "".join(out)
+
+
 class Wrap(NamedTuple):
     """How one container's argv changes.
 

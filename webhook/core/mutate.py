@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from webhook.core import annotations as ann
-from webhook.core.argv import is_wrapped, plan_wrap
+from webhook.core.argv import is_wrapped, plan_wrap, shield
 from webhook.core.copy_container import copy_container_first
 from webhook.core.decisions import Decision, Mutation, Outcome
 from webhook.core.eligibility import architecture, candidates, pod_skip, silent_skip
 from webhook.core.images import ImageLookup, ImageSource, LookupFailure, image_source, looked_up
 from webhook.core.known_inits import runs_init
 from webhook.core.layout import Layout, volume_spec
-from webhook.core.patch import PatchOp, extend, set_key
+from webhook.core.patch import PatchOp, extend, replace, set_key
 from webhook.core.podview import ContainerSlot, PodView
 from webhook.core.settings import InjectSettings, LookupFailurePolicy
 
@@ -201,17 +201,30 @@ def _wrap_ops(
 ) -> list[PatchOp]:
     slot = candidate.slot
     base = slot.pointer
-    ops = extend(f"{base}/command", slot.command, command_items, at=0)
+    added = [(name, value) for name, value in env if name not in candidate.env_names]
+    # Before the command grows: the strings are replaced at the indices they have now.
+    ops = _shield_ops(slot, frozenset(name for name, _ in added))
+    ops += extend(f"{base}/command", slot.command, command_items, at=0)
     if new_args is not None:
         ops += extend(f"{base}/args", slot.args, new_args, at=None)
     mounts = slot.body.get("volumeMounts")
     mount = {"name": layout.volume, "mountPath": layout.mount_path, "readOnly": True}
     ops += extend(f"{base}/volumeMounts", mounts, [mount], at=None)
-    if env:
-        wanted = [
-            {"name": name, "value": value} for name, value in env if name not in candidate.env_names
-        ]
-        ops += extend(f"{base}/env", slot.body.get("env"), wanted, at=None)
+    wanted = [{"name": name, "value": value} for name, value in added]
+    ops += extend(f"{base}/env", slot.body.get("env"), wanted, at=None)
+    return ops
+
+
+def _shield_ops(slot: ContainerSlot, names: frozenset[str]) -> list[PatchOp]:
+    """The pod's own command and args strings that refer to a variable podinit now defines,
+    escaped so that they reach the app as before (argv.shield)."""
+    if not names:
+        return []
+    ops: list[PatchOp] = []
+    for field, strings in (("command", slot.command), ("args", slot.args)):
+        for index, text in enumerate(strings or []):
+            if (shielded := shield(text, names)) != text:
+                ops.append(replace(f"{slot.pointer}/{field}/{index}", shielded))
     return ops
 
 

@@ -1,7 +1,8 @@
 """JSON Patch (RFC 6902) operations that always apply to the pod they were computed from.
 
-Arrays the pod already has are only ever extended (`add` at an index or at `-`), never replaced,
-and missing arrays or maps are created with a single `add` of the whole value.
+Arrays the pod already has are only ever extended (`add` at an index or at `-`), never replaced
+(single strings of an argv may be, where one must be escaped: `replace` at its index), and
+missing arrays or maps are created with a single `add` of the whole value.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ def pointer_token(key: str) -> str:
 
 def add(path: str, value: Any) -> PatchOp:
     return {"op": "add", "path": path, "value": value}
+
+
+def replace(path: str, value: Any) -> PatchOp:
+    return {"op": "replace", "path": path, "value": value}
 
 
 def move(source: str, target: str) -> PatchOp:
