@@ -30,6 +30,7 @@ from e2e.node import disruption, workloads  # noqa: E402
 from e2e.node.cluster import Cluster  # noqa: E402
 
 SECTION = "Cluster"
+KEEP = "<!-- end of the generated part: text below is kept by bench_cluster.py -->"
 WEBHOOK = "pods.podinit.dev"
 
 
@@ -314,7 +315,7 @@ def main() -> int:
     section = markdown(start, stop, disrupted, latency, args.pods, gates)
     print(section)
     if args.write_doc:
-        replace_section(args.write_doc, section_title(gates), section)
+        replace_section(args.write_doc, section_title(gates), section, keep=KEEP)
         print(f"wrote the ## {section_title(gates)} section of {args.write_doc}")
     return 0
 
