@@ -8,10 +8,11 @@ BUILD  ?= build
 PYTEST := $(PY) -m pytest -q
 
 # What the tests use from Debian: the static and arm64 init builds and runs, valgrind, a real
-# OCI runtime and rootfs, a real registry with htpasswd, and the benchmark's anchor inits.
+# OCI runtime and rootfs, a real registry with htpasswd, the benchmark's anchor inits, and
+# promtool (package prometheus) for the chart's alert rules.
 SYSTEM_PACKAGES := musl-tools qemu-user-static valgrind runc busybox-static docker-registry \
                    apache2-utils tini dumb-init catatonit hyperfine \
-                   buildah mmdebstrap containernetworking-plugins iptables iproute2
+                   buildah mmdebstrap containernetworking-plugins iptables iproute2 prometheus
 
 .PHONY: help venv system-packages lint test test-py e2e-tools e2e e2e-node cluster cluster-down images lock demo bench bench-webhook bench-registry bench-runtime bench-cluster bench-cli deploy-manifests clean
 

@@ -37,6 +37,8 @@ MODES: dict[str, list[str]] = {
     "everything-on": [
         "certificates.mode=certManager",
         "metrics.serviceMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.dashboard.enabled=true",
         "networkPolicy.enabled=true",
         "networkPolicy.egress[0].ports[0].port=443",
     ],

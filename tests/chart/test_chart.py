@@ -21,7 +21,7 @@ from webhook.config import Config, camel, read_file
 ROOT = generate.ROOT
 CHART = generate.CHART
 # Kinds defined by CRDs (cert-manager, prometheus-operator): no schema in kubernetes-validate.
-CRD_KINDS = {"Certificate", "Issuer", "ServiceMonitor"}
+CRD_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"}
 ALWAYS_EXCLUDED = ["kube-system", "kube-public", "kube-node-lease"]
 
 
@@ -43,7 +43,7 @@ def pod_spec(objs: Objects) -> dict[str, Any]:
 def server_config(objs: Objects, tmp_path: Path) -> Config:
     """The ConfigMap's config file, read by the server's own loader."""
     path = tmp_path / "config.yaml"
-    path.write_text(one(objs, "ConfigMap")["data"]["config.yaml"])
+    path.write_text(one(objs, "ConfigMap", "podinit")["data"]["config.yaml"])
     read_file(path)  # unknown keys are rejected here
     from webhook.config import load
 

@@ -28,7 +28,7 @@ from scripts.chart import generate
 from tests.chart.conftest import MODES, Render
 from tests.unavailable import unavailable
 
-CRD_KINDS = {"Certificate", "Issuer", "ServiceMonitor"}
+CRD_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"}
 
 
 @pytest.fixture(scope="module")
