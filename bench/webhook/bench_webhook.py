@@ -31,6 +31,7 @@ Run: .venv/bin/python bench/webhook/bench_webhook.py [--quick] [--write-doc docs
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
 import os
@@ -41,7 +42,9 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -70,11 +73,8 @@ from bench.webhook.history import RUNS_FILE  # noqa: E402
 
 def bench(args: argparse.Namespace) -> int:
     import httpx
-    from pod import realistic_pod, replica_reviews, review_bytes
 
     from e2e.pki import CertAuthority
-    from e2e.processes import free_port
-    from e2e.registry import Pusher, start_registry
 
     # Stopped by a signal, still stop the servers and the registry (the ExitStack below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -82,141 +82,234 @@ def bench(args: argparse.Namespace) -> int:
     if args.pin:
         os.sched_setaffinity(0, {LOAD_CPU})
     tool = vegeta()
-    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    results: dict[str, dict[str, list[Run]]] = {}
+    load_before = _load_average()
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-webhook-")))
         certs = CertAuthority(tmp / "pki", "bench")
         ca = ssl.create_default_context(cafile=str(certs.cert))
         client = stack.enter_context(httpx.Client(verify=ca, timeout=30))
-
-        registry = start_registry(tmp / "registry")
-        stack.callback(registry.stop)
-        pusher = Pusher(registry)
-        pusher.image("shop/api", "1.0", entrypoint=["/usr/local/bin/api"], cmd=["--serve"])
-        pusher.image("shop/worker", "2.3", entrypoint=["/bin/worker"], cmd=["run"], docker=True)
-        pusher.image("shop/cold", "1.0", entrypoint=["/usr/local/bin/cold"], cmd=None)
-        pusher.close()
-        api, worker = f"{registry.host}/shop/api:1.0", f"{registry.host}/shop/worker:2.3"
-        bodies = replica_reviews(api, worker, args.replicas)
-        body = bodies[0]
-        cold_body = review_bytes(realistic_pod(f"{registry.host}/shop/cold:1.0", worker))
-        body_files = []
-        for number, replica in enumerate(bodies):
-            body_files.append(tmp / f"review-{number}.json")
-            body_files[-1].write_bytes(replica)
-
-        serving = certs.issue_server("serving")
-        cert_file, key_file = serving.cert, serving.key
-        podinit_env = {
-            "PODINIT_INSECURE_REGISTRIES": json.dumps([registry.host]),
-            "PODINIT_TIMEOUT_SECONDS": str(int(args.timeout)),
-            # The burst's connections plus the client's: over maxConnections (default 1000)
-            # the extra ones would be closed at once, and the burst measures the single
-            # registry fetch, not that cap.
-            "PODINIT_MAX_CONNECTIONS": str(args.burst + 100),
-        }
+        registry_host = _registry_with_images(stack, tmp)
+        api, worker = f"{registry_host}/shop/api:1.0", f"{registry_host}/shop/worker:2.3"
+        bodies = _reviews(args, tmp, api=api, worker=worker)
+        cold_body = _cold_review(registry_host, worker=worker)
         apiserver = start_apiserver(stack) if args.apiserver else None
-        if apiserver is not None:  # pull-secret lookups, on by default, read through it
-            podinit_env["PODINIT_KUBECONFIG"] = str(apiserver.kubeconfig)
-        names = ["noop-uvloop", "podinit", "rawnoop-uvloop"] + (["noop"] if args.uvloop else [])
-        servers: dict[str, Server] = {}
-        for name in names:
-            port = free_port()
-            tls = ["--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file)]
-            if name == "podinit":
-                command = [sys.executable, "-m", "webhook.cli.main", "serve", "--host",
-                           "127.0.0.1", "--port", str(port), *tls]  # fmt: skip
-            else:
-                app, _, loop = name.partition("-")
-                command = [sys.executable, str(Path(__file__).resolve()), "_serve",
-                           "--app", app, "--loop", loop or "asyncio", "--port", str(port),
-                           "--cert", str(cert_file), "--key", str(key_file)]  # fmt: skip
-            servers[name] = stack.enter_context(
-                start_server(
-                    name,
-                    command,
-                    port=port,
-                    env=podinit_env,
-                    tmp=tmp,
-                    ca=ca,
-                    cpu=SERVER_CPU if args.pin else None,
-                    has_metrics=name.startswith("podinit"),
-                )
-            )
-
-        # Warm the cache and check what podinit answers before measuring anything.
-        for server in servers.values():
-            answer = client.post(
-                f"{server.url}/mutate", content=body, headers={"content-type": JSON}
-            )
-            answer.raise_for_status()
-            if server.has_metrics:
-                response = answer.json()["response"]
-                patch = orjson.loads(__import__("base64").b64decode(response["patch"]))
-                commands = [op for op in patch if str(op.get("path", "")).endswith("/command")]
-                assert len(commands) == 2, f"expected api and worker wrapped: {patch}"
-        print(f"AdmissionReview: {len(body)} bytes; servers: {', '.join(servers)}", flush=True)
-
-        for round_ in range(args.rounds):
-            for name, server in servers.items():
-                # a short warm-up so every round starts with open connections and warm caches
-                attack(tool, server, body_files, certs.cert, tmp, mode="saturation",
-                       duration=1, rate=args.rate, workers=args.workers, timeout=args.timeout)  # fmt: skip
-                for mode in ["saturation", *(f"rate@{r}" for r in rates(args))]:
-                    before = server.metrics(client) if server.has_metrics else {}
-                    run = attack(
-                        tool,
-                        server,
-                        body_files,
-                        certs.cert,
-                        tmp,
-                        mode=mode.partition("@")[0],
-                        duration=args.duration,
-                        rate=int(mode.partition("@")[2] or 0),
-                        workers=args.workers,
-                        timeout=args.timeout,
-                    )
-                    if server.has_metrics:
-                        run.server_outcomes = outcome_deltas(before, server.metrics(client))
-                    results.setdefault(name, {}).setdefault(mode, []).append(run)
-                    time.sleep(1)  # let whatever vegeta gave up on drain before the next run
-                    print(
-                        f"round {round_ + 1} {name:15} {mode:10} {run.throughput:8.0f}/s "
-                        f"p50 {run.p50_ms:6.2f} p99 {run.p99_ms:7.2f} max {run.max_ms:7.1f} ms "
-                        f"success {run.success:.4f} {run.server_outcomes or ''} "
-                        f"{' '.join(run.errors)}",
-                        flush=True,
-                    )
-
+        servers = _start_servers(
+            stack,
+            args,
+            serving=certs.issue_server("serving"),
+            ca=ca,
+            tmp=tmp,
+            env=_podinit_env(args, registry_host=registry_host, apiserver=apiserver),
+        )
+        _warm_up_and_check(servers, client, bodies.first)
+        print(
+            f"AdmissionReview: {len(bodies.first)} bytes; servers: {', '.join(servers)}", flush=True
+        )
+        load = Load(tool=tool, body_files=bodies.files, ca_file=certs.cert, tmp=tmp, client=client)
+        results = _measure_rounds(args, servers, load)
         burst = cold_burst(servers["podinit"], client, certs.cert, cold_body, args.burst)
         print(f"cold burst: {burst}", flush=True)
-        for server in servers.values():
-            if server.process.poll() is not None:
-                raise RuntimeError(f"{server.name} died:\n{server.log.read_text()[-3000:]}")
+        _check_alive(servers)
 
-    meta = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"Linux {platform.release()}, Python {platform.python_version()}",
-        "load_before": load_before,
-        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "body_bytes": len(body),
-        "apiserver": (
-            "podinit reads the pod's pull secret through a real kube-apiserver (tests/e2e's "
-            "control plane, pinned to the load CPU), as with the default "
-            "`pullSecretLookups: true`; the no-ops do nothing of the kind."
-            if apiserver is not None
-            else "No apiserver ran (see `--apiserver`): podinit read no pull secrets, unlike "
-            "with the default `pullSecretLookups: true`."
-        ),
-    }
+    meta = _meta(load_before=load_before, body=bodies.first, with_apiserver=apiserver is not None)
     if args.json:
         raw = {k: {m: [r.__dict__ for r in v] for m, v in d.items()} for k, d in results.items()}
         Path(args.json).write_text(
             json.dumps({"meta": meta, "runs": raw, "burst": burst, "args": vars(args)}, indent=2)
         )
     return report(args, results, burst, meta)
+
+
+def _load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _registry_with_images(stack: ExitStack, tmp: Path) -> str:
+    """A real registry holding the pod's two images and one nobody looks up before the cold
+    burst; its host."""
+    from e2e.registry import Pusher, start_registry
+
+    registry = start_registry(tmp / "registry")
+    stack.callback(registry.stop)
+    pusher = Pusher(registry)
+    pusher.image("shop/api", "1.0", entrypoint=["/usr/local/bin/api"], cmd=["--serve"])
+    pusher.image("shop/worker", "2.3", entrypoint=["/bin/worker"], cmd=["run"], docker=True)
+    pusher.image("shop/cold", "1.0", entrypoint=["/usr/local/bin/cold"], cmd=None)
+    pusher.close()
+    return registry.host
+
+
+@dataclass
+class Reviews:
+    first: bytes  # the one checked and reported on
+    files: list[Path]  # every replica's, for vegeta
+
+
+def _reviews(args: argparse.Namespace, tmp: Path, *, api: str, worker: str) -> Reviews:
+    from pod import replica_reviews
+
+    bodies = replica_reviews(api, worker, args.replicas)
+    files = []
+    for number, replica in enumerate(bodies):
+        files.append(tmp / f"review-{number}.json")
+        files[-1].write_bytes(replica)
+    return Reviews(first=bodies[0], files=files)
+
+
+def _cold_review(registry_host: str, *, worker: str) -> bytes:
+    from pod import realistic_pod, review_bytes
+
+    return review_bytes(realistic_pod(f"{registry_host}/shop/cold:1.0", worker))
+
+
+def _podinit_env(args: argparse.Namespace, *, registry_host: str, apiserver: Any) -> dict[str, str]:
+    env = {
+        "PODINIT_INSECURE_REGISTRIES": json.dumps([registry_host]),
+        "PODINIT_TIMEOUT_SECONDS": str(int(args.timeout)),
+        # The burst's connections plus the client's: over maxConnections (default 1000)
+        # the extra ones would be closed at once, and the burst measures the single
+        # registry fetch, not that cap.
+        "PODINIT_MAX_CONNECTIONS": str(args.burst + 100),
+    }
+    if apiserver is not None:  # pull-secret lookups, on by default, read through it
+        env["PODINIT_KUBECONFIG"] = str(apiserver.kubeconfig)
+    return env
+
+
+def _server_command(name: str, *, port: int, cert_file: Path, key_file: Path) -> list[str]:
+    """podinit as the tests start it, or a baseline `name` = app[-loop] run by this script."""
+    if name == "podinit":
+        return [sys.executable, "-m", "webhook.cli.main", "serve", "--host", "127.0.0.1",
+                "--port", str(port), "--tls-cert-file", str(cert_file),
+                "--tls-key-file", str(key_file)]  # fmt: skip
+    app, _, loop = name.partition("-")
+    return [sys.executable, str(Path(__file__).resolve()), "_serve",
+            "--app", app, "--loop", loop or "asyncio", "--port", str(port),
+            "--cert", str(cert_file), "--key", str(key_file)]  # fmt: skip
+
+
+def _start_servers(
+    stack: ExitStack,
+    args: argparse.Namespace,
+    *,
+    serving: Any,
+    ca: ssl.SSLContext,
+    tmp: Path,
+    env: dict[str, str],
+) -> dict[str, Server]:
+    from e2e.processes import free_port
+
+    names = ["noop-uvloop", "podinit", "rawnoop-uvloop"] + (["noop"] if args.uvloop else [])
+    servers: dict[str, Server] = {}
+    for name in names:
+        port = free_port()
+        command = _server_command(name, port=port, cert_file=serving.cert, key_file=serving.key)
+        servers[name] = stack.enter_context(
+            start_server(
+                name,
+                command,
+                port=port,
+                env=env,
+                tmp=tmp,
+                ca=ca,
+                cpu=SERVER_CPU if args.pin else None,
+                has_metrics=name.startswith("podinit"),
+            )
+        )
+    return servers
+
+
+def _warm_up_and_check(servers: dict[str, Server], client: Any, body: bytes) -> None:
+    """Warm the cache and check what podinit answers before measuring anything."""
+    for server in servers.values():
+        answer = client.post(f"{server.url}/mutate", content=body, headers={"content-type": JSON})
+        answer.raise_for_status()
+        if server.has_metrics:
+            response = answer.json()["response"]
+            patch = orjson.loads(base64.b64decode(response["patch"]))
+            commands = [op for op in patch if str(op.get("path", "")).endswith("/command")]
+            assert len(commands) == 2, f"expected api and worker wrapped: {patch}"
+
+
+@dataclass
+class Load:
+    """What every vegeta run of the bench shares."""
+
+    tool: str
+    body_files: list[Path]
+    ca_file: Path
+    tmp: Path
+    client: Any  # for podinit's /metrics
+
+
+def _measure_rounds(
+    args: argparse.Namespace, servers: dict[str, Server], load: Load
+) -> dict[str, dict[str, list[Run]]]:
+    """Every round, alternating the servers: saturation, then each fixed rate."""
+    results: dict[str, dict[str, list[Run]]] = {}
+    for round_ in range(args.rounds):
+        for name, server in servers.items():
+            # a short warm-up so every round starts with open connections and warm caches
+            attack(load.tool, server, load.body_files, load.ca_file, load.tmp, mode="saturation",
+                   duration=1, rate=args.rate, workers=args.workers, timeout=args.timeout)  # fmt: skip
+            for mode in ["saturation", *(f"rate@{r}" for r in rates(args))]:
+                run = _measure(args, server, load, mode=mode)
+                results.setdefault(name, {}).setdefault(mode, []).append(run)
+                time.sleep(1)  # let whatever vegeta gave up on drain before the next run
+                print(
+                    f"round {round_ + 1} {name:15} {mode:10} {run.throughput:8.0f}/s "
+                    f"p50 {run.p50_ms:6.2f} p99 {run.p99_ms:7.2f} max {run.max_ms:7.1f} ms "
+                    f"success {run.success:.4f} {run.server_outcomes or ''} "
+                    f"{' '.join(run.errors)}",
+                    flush=True,
+                )
+    return results
+
+
+def _measure(args: argparse.Namespace, server: Server, load: Load, *, mode: str) -> Run:
+    """One vegeta run, with podinit's admissions by outcome counted over it."""
+    before = server.metrics(load.client) if server.has_metrics else {}
+    run = attack(
+        load.tool,
+        server,
+        load.body_files,
+        load.ca_file,
+        load.tmp,
+        mode=mode.partition("@")[0],
+        duration=args.duration,
+        rate=int(mode.partition("@")[2] or 0),
+        workers=args.workers,
+        timeout=args.timeout,
+    )
+    if server.has_metrics:
+        run.server_outcomes = outcome_deltas(before, server.metrics(load.client))
+    return run
+
+
+def _check_alive(servers: dict[str, Server]) -> None:
+    for server in servers.values():
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} died:\n{server.log.read_text()[-3000:]}")
+
+
+def _meta(*, load_before: str, body: bytes, with_apiserver: bool) -> dict[str, Any]:
+    """Where and how the run was measured, for the report."""
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"Linux {platform.release()}, Python {platform.python_version()}",
+        "load_before": load_before,
+        "load_after": _load_average(),
+        "body_bytes": len(body),
+        "apiserver": (
+            "podinit reads the pod's pull secret through a real kube-apiserver (tests/e2e's "
+            "control plane, pinned to the load CPU), as with the default "
+            "`pullSecretLookups: true`; the no-ops do nothing of the kind."
+            if with_apiserver
+            else "No apiserver ran (see `--apiserver`): podinit read no pull secrets, unlike "
+            "with the default `pullSecretLookups: true`."
+        ),
+    }
 
 
 def main() -> int:

@@ -158,21 +158,26 @@ def markdown(
     meta: dict[str, Any],
     runs: list[history.RunSummary],
 ) -> str:
-    checks = targets(results, burst, args.rate, args.timeout)
-    outcomes = {
-        name: {mode: run.server_outcomes for mode, run in runs.items()}
-        for name, runs in results.items()
-        if name.startswith("podinit")
-    }
-    check_lines = "\n".join(
-        f"| {name} | {value} | {'met' if ok else 'NOT met'} |" for name, value, ok in checks
-    )
-    return f"""## Webhook
+    """The generated part of docs/performance.md's ## Webhook section."""
+    sections = [
+        "## Webhook",
+        f"`make bench-webhook` (`bench/webhook/bench_webhook.py`). Measured {meta['date']} on\n"
+        f"{meta['machine']}.",
+        _method(args, meta),
+        table(results),
+        _reading_the_table(results),
+        _across_runs(),
+        history.runs_table(runs),
+        _cold_burst(burst),
+        burst_table(burst),
+        _targets(targets(results, burst, args.rate, args.timeout)),
+        _notes(meta),
+    ]
+    return "\n\n".join(sections) + "\n"
 
-`make bench-webhook` (`bench/webhook/bench_webhook.py`). Measured {meta["date"]} on
-{meta["machine"]}.
 
-**Method.** One `podinit serve` process (one uvicorn worker, TLS, HTTP/1.1 keep-alive,
+def _method(args: argparse.Namespace, meta: dict[str, Any]) -> str:
+    return f"""**Method.** One `podinit serve` process (one uvicorn worker, TLS, HTTP/1.1 keep-alive,
 started as the tests start it) and, in the same run, a FastAPI no-op (reads the body, parses
 it with orjson, answers a small AdmissionReview echoing the uid) served through the same
 `uvicorn_config()` on the same uvloop event loop as `podinit serve`.
@@ -192,42 +197,54 @@ saturation; at a fixed rate the round closest to the rate, then lowest p99), the
 latency of all rounds, the lowest CPU per admission, and every round's throughput and p99 at
 the end of the row. Latency is what the client saw (TLS included). Servers pinned to CPU {SERVER_CPU}, vegeta and this
 script to CPU {LOAD_CPU}{"" if args.pin else " (pinning was off)"}. Every podinit answer was
-checked on the server side (`podinit_admissions_total` by outcome).
+checked on the server side (`podinit_admissions_total` by outcome)."""
 
-{table(results)}
 
-"× no-op" compares with the no-op on the same event loop. "server CPU µs/adm" is the server
+def _reading_the_table(results: dict[str, dict[str, Run]]) -> str:
+    outcomes = {
+        name: {mode: run.server_outcomes for mode, run in runs.items()}
+        for name, runs in results.items()
+        if name.startswith("podinit")
+    }
+    return f""""× no-op" compares with the no-op on the same event loop. "server CPU µs/adm" is the server
 process's user+system time over the run divided by requests: it is less disturbed by other
 load on the machine than throughput, so "CPU × no-op" is the steadier cost ratio (heavy load
 raises it too: compare the runs' load averages below).
-Server-side outcomes (`podinit_admissions_total`, all rounds): `{json.dumps(outcomes)}`
+Server-side outcomes (`podinit_admissions_total`, all rounds): `{json.dumps(outcomes)}`"""
 
-**Across runs.** One run is one sample of a shared machine: each `make bench-webhook` run
+
+def _across_runs() -> str:
+    return f"""**Across runs.** One run is one sample of a shared machine: each `make bench-webhook` run
 appends its headline (the least disturbed round per server, as above) to
 `docs/webhook-bench-runs.jsonl`; the last {history.RANGE_RUNS} runs and the range over those
 that started with a 1-minute load average of at most {history.BUSY_LOAD:g} (the bench needs
 both cores), which is what README's Performance row quotes (generated from the same file;
-`tests/bench` checks that the two agree):
+`tests/bench` checks that the two agree):"""
 
-{history.runs_table(runs)}
 
-**Cold burst.** {burst["admissions"]} admissions of the same pod with the `api` image replaced by
+def _cold_burst(burst: dict[str, Any]) -> str:
+    return f"""**Cold burst.** {burst["admissions"]} admissions of the same pod with the `api` image replaced by
 one nobody had looked up, written at once on {burst["admissions"]} pre-opened TLS connections
 (all written within {burst["all_sent_within_ms"]} ms); registry fetches read from
 `podinit_registry_fetches_total` on `/metrics` before and after
 (total after: {burst["registry_fetches_total_after"]}, including the warm-up). podinit ran with
 `maxConnections` raised above the burst's {burst["admissions"]} connections (at the default, 1000,
-the ones over it would be closed at once).
+the ones over it would be closed at once)."""
 
-{burst_table(burst)}
 
-**Targets** (measured, not asserted):
+def _targets(checks: list[tuple[str, str, bool]]) -> str:
+    check_lines = "\n".join(
+        f"| {name} | {value} | {'met' if ok else 'NOT met'} |" for name, value, ok in checks
+    )
+    return f"""**Targets** (measured, not asserted):
 
 | target | measured | |
 |---|---|---|
-{check_lines}
+{check_lines}"""
 
-**Notes.**
+
+def _notes(meta: dict[str, Any]) -> str:
+    return f"""**Notes.**
 - 2 cores for everything: the servers have one, vegeta (Go, TLS) and this script the other,
   and whatever else runs on the machine shares both. Load average {meta["load_before"]} before,
   {meta["load_after"]} after: throughput of the same server moves between rounds (every round is in the table),
@@ -238,8 +255,7 @@ the ones over it would be closed at once).
   (admissions without warnings log at `debug`, so none at the deployed `info` level).
 - A fixed-rate run counts a request as failed when vegeta gave up after the webhook timeout;
   the server still answered it later (it has no deadline of its own).
-{meta.get("notes", "")}
-"""
+{meta.get("notes", "")}"""
 
 
 KEEP = "<!-- end of the generated part: text below is kept by bench_webhook.py -->"
