@@ -49,6 +49,51 @@ class IssuedCert:
         return self.key.read_bytes()
 
 
+def _key_usage(*, signs_certificates: bool) -> x509.KeyUsage:
+    """Signatures only; a CA's key also signs certificates and CRLs."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=signs_certificates,
+        crl_sign=signs_certificates,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _extended_key_usage(*, server: bool, client: bool) -> x509.ExtendedKeyUsage:
+    usages = []
+    if server:
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+    if client:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    return x509.ExtendedKeyUsage(usages)
+
+
+def _subject(common_name: str, organizations: Sequence[str]) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    # Kubernetes usernames (the CN) may exceed X.509's 64-character upper bound,
+    # which the apiserver does not enforce; cryptography does unless told not to.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name, _validate=False))
+    return x509.Name(attrs)
+
+
+def _subject_alt_names(hosts: Sequence[str]) -> x509.SubjectAlternativeName:
+    """IP addresses as IP SANs (what TLS clients match an IP against), the rest as DNS names."""
+    sans: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    return x509.SubjectAlternativeName(sans)
+
+
 class CertAuthority:
     """A throwaway CA writing PEM files into ``directory``.
 
@@ -73,20 +118,7 @@ class CertAuthority:
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=2))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_key_usage(signs_certificates=True), critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
             )
@@ -117,56 +149,28 @@ class CertAuthority:
         server: bool = False,
         client: bool = False,
     ) -> IssuedCert:
+        """A leaf certificate for ``common_name`` (and ``organizations``: Kubernetes groups),
+        valid for ``hosts``, written as ``<name>.crt`` and ``<name>.key``."""
         key = ec.generate_private_key(ec.SECP256R1())
-        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-        # Kubernetes usernames (the CN) may exceed X.509's 64-character upper bound,
-        # which the apiserver does not enforce; cryptography does unless told not to.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name, _validate=False))
         now = dt.datetime.now(dt.UTC)
-        usages = []
-        if server:
-            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-        if client:
-            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name(attrs))
+            .subject_name(_subject(common_name, organizations))
             .issuer_name(self._cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(_key_usage(signs_certificates=False), critical=True)
+            .add_extension(_extended_key_usage(server=server, client=client), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
                 critical=False,
             )
         )
         if hosts:
-            sans: list[x509.GeneralName] = []
-            for host in hosts:
-                try:
-                    sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-                except ValueError:
-                    sans.append(x509.DNSName(host))
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            builder = builder.add_extension(_subject_alt_names(hosts), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
         issued = IssuedCert(self.directory / f"{name}.crt", self.directory / f"{name}.key")
         issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from e2e.pki import CertAuthority
+from e2e.pki import CertAuthority, IssuedCert
 from e2e.processes import Process, StartupError, free_port, spawn, wait_until
 from e2e.registrytoken import TokenIssuer
 
@@ -133,16 +133,7 @@ def start_registry(
     if users:
         if auth is not None:
             raise ValueError("users and auth are exclusive")
-        htpasswd = _find("htpasswd", "apache2-utils")
-        lines = b"".join(
-            subprocess.run(
-                [htpasswd, "-Bbn", user, password], check=True, capture_output=True
-            ).stdout.strip()
-            + b"\n"
-            for user, password in users.items()
-        )
-        (directory / "htpasswd").write_bytes(lines)
-        auth = {"htpasswd": {"realm": "basic-realm", "path": str(directory / "htpasswd")}}
+        auth = _htpasswd_auth(directory, users)
     serving = (
         ca.issue_server(
             f"registry-{uuid.uuid4().hex[:8]}",
@@ -152,24 +143,15 @@ def start_registry(
         else None
     )
     last_error: StartupError | None = None
-    for _attempt in range(3):
+    for _attempt in range(3):  # a free port can be taken before the registry binds it
         port = free_port()
-        config: dict[str, Any] = {
-            "version": 0.1,
-            "log": {"level": "warn", "accesslog": {"disabled": True}},
-            "storage": {
-                "filesystem": {"rootdirectory": str(directory / "data")},
-                "maintenance": {"uploadpurging": {"enabled": False}},
-            },
-            "http": {"addr": f"{address}:{port}", "secret": "podinit-test-secret"},
-        }
-        if serving is not None:
-            config["http"]["tls"] = {"certificate": str(serving.cert), "key": str(serving.key)}
-        if auth is not None:
-            config["auth"] = auth
-        # JSON is YAML; no YAML writer needed.
         config_path = directory / "config.yml"
-        config_path.write_text(json.dumps(config))
+        # JSON is YAML; no YAML writer needed.
+        config_path.write_text(
+            json.dumps(
+                _registry_config(directory, listen=f"{address}:{port}", serving=serving, auth=auth)
+            )
+        )
         process = spawn(
             "docker-registry", [binary, "serve", config_path], directory / "registry.log"
         )
@@ -196,6 +178,42 @@ def start_registry(
         return registry
     assert last_error is not None
     raise last_error
+
+
+def _htpasswd_auth(directory: Path, users: Mapping[str, str]) -> dict[str, Any]:
+    """Basic auth for ``users`` (bcrypt, as distribution requires): the htpasswd file written
+    into ``directory`` and the ``auth`` section naming it."""
+    htpasswd = _find("htpasswd", "apache2-utils")
+    lines = b"".join(
+        subprocess.run(
+            [htpasswd, "-Bbn", user, password], check=True, capture_output=True
+        ).stdout.strip()
+        + b"\n"
+        for user, password in users.items()
+    )
+    (directory / "htpasswd").write_bytes(lines)
+    return {"htpasswd": {"realm": "basic-realm", "path": str(directory / "htpasswd")}}
+
+
+def _registry_config(
+    directory: Path, *, listen: str, serving: IssuedCert | None, auth: dict[str, Any] | None
+) -> dict[str, Any]:
+    """docker-registry's configuration: quiet, storing under ``directory``, TLS when
+    ``serving`` is given."""
+    config: dict[str, Any] = {
+        "version": 0.1,
+        "log": {"level": "warn", "accesslog": {"disabled": True}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(directory / "data")},
+            "maintenance": {"uploadpurging": {"enabled": False}},
+        },
+        "http": {"addr": listen, "secret": "podinit-test-secret"},
+    }
+    if serving is not None:
+        config["http"]["tls"] = {"certificate": str(serving.cert), "key": str(serving.key)}
+    if auth is not None:
+        config["auth"] = auth
+    return config
 
 
 def _answers(registry: Registry) -> Callable[[], bool]:

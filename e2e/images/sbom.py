@@ -67,49 +67,11 @@ def spdx(
 ) -> dict[str, Any]:
     """The SBOM document; ``created`` is an ISO timestamp (kept out so tests can pin it)."""
     components = [*debian_packages(rootfs, arch=arch), *python_distributions(rootfs)]
-    packages: list[dict[str, Any]] = [
-        {
-            "SPDXID": "SPDXRef-Image",
-            "name": image,
-            "versionInfo": digest,
-            "downloadLocation": "NOASSERTION",
-            "primaryPackagePurpose": "CONTAINER",
-            "filesAnalyzed": False,
-        }
-    ]
-    relationships = [
-        {
-            "spdxElementId": "SPDXRef-DOCUMENT",
-            "relationshipType": "DESCRIBES",
-            "relatedSpdxElement": "SPDXRef-Image",
-        }
-    ]
+    packages = [_image_package(image, digest)]
+    relationships = [_relationship("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image")]
     for index, component in enumerate(components):
-        spdx_id = f"SPDXRef-Package-{index}"
-        packages.append(
-            {
-                "SPDXID": spdx_id,
-                "name": component.name,
-                "versionInfo": component.version,
-                "downloadLocation": "NOASSERTION",
-                "filesAnalyzed": False,
-                "sourceInfo": f"found in {component.source}",
-                "externalRefs": [
-                    {
-                        "referenceCategory": "PACKAGE-MANAGER",
-                        "referenceType": "purl",
-                        "referenceLocator": component.purl,
-                    }
-                ],
-            }
-        )
-        relationships.append(
-            {
-                "spdxElementId": "SPDXRef-Image",
-                "relationshipType": "CONTAINS",
-                "relatedSpdxElement": spdx_id,
-            }
-        )
+        packages.append(_component_package(f"SPDXRef-Package-{index}", component))
+        relationships.append(_contains(packages[-1]["SPDXID"]))
     document: dict[str, Any] = {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
@@ -120,17 +82,47 @@ def spdx(
         "packages": packages,
         "relationships": relationships,
     }
-    if not components:
+    if not components:  # nothing installed by a package manager: list the files themselves
         document["files"] = _files(rootfs)
-        relationships.extend(
-            {
-                "spdxElementId": "SPDXRef-Image",
-                "relationshipType": "CONTAINS",
-                "relatedSpdxElement": f["SPDXID"],
-            }
-            for f in document["files"]
-        )
+        relationships.extend(_contains(f["SPDXID"]) for f in document["files"])
     return document
+
+
+def _image_package(image: str, digest: str) -> dict[str, Any]:
+    return {
+        "SPDXID": "SPDXRef-Image",
+        "name": image,
+        "versionInfo": digest,
+        "downloadLocation": "NOASSERTION",
+        "primaryPackagePurpose": "CONTAINER",
+        "filesAnalyzed": False,
+    }
+
+
+def _component_package(spdx_id: str, component: Component) -> dict[str, Any]:
+    return {
+        "SPDXID": spdx_id,
+        "name": component.name,
+        "versionInfo": component.version,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": False,
+        "sourceInfo": f"found in {component.source}",
+        "externalRefs": [
+            {
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": component.purl,
+            }
+        ],
+    }
+
+
+def _relationship(element: str, kind: str, related: str) -> dict[str, str]:
+    return {"spdxElementId": element, "relationshipType": kind, "relatedSpdxElement": related}
+
+
+def _contains(spdx_id: str) -> dict[str, str]:
+    return _relationship("SPDXRef-Image", "CONTAINS", spdx_id)
 
 
 def write(document: dict[str, Any], path: Path) -> Path:
