@@ -112,6 +112,23 @@ def test_other_kinds_pass_through_unchanged(
     assert code == 0 and yaml.safe_load(out) == yaml.safe_load(text)
 
 
+def test_a_list_is_walked_and_what_holds_no_pod_template_passes_through_unchanged(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    items = [
+        "not an object",
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {}},
+        yaml.safe_load(POD),
+    ]
+    document = {"apiVersion": "v1", "kind": "List", "items": items}
+    (tmp_path / "list.yaml").write_text(yaml.safe_dump(document))
+    code, out, _ = run(capsys, "inject", "-f", str(tmp_path / "list.yaml"))
+    assert code == 0
+    first, deployment, pod = yaml.safe_load(out)["items"]
+    assert (first, deployment) == (items[0], items[1])
+    assert pod["spec"]["containers"][0]["command"] == ["/podinit/podinit", "--", "app"]
+
+
 def test_an_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["inject", "-f", "-", "--bogus"])
@@ -146,3 +163,29 @@ def test_serve_without_its_certificate_files_is_a_one_line_error(
     code = main(["serve", "--tls-cert-file", str(missing), "--tls-key-file", str(missing)])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith(f"podinit: tlsCertFile: cannot read {missing}")
+
+
+@pytest.mark.parametrize(
+    ("version", "volume"),
+    [("1.34", {"emptyDir"}), ("v1.35.2", {"image"}), ("1.36", {"image"})],
+)
+def test_kubernetes_version_picks_an_image_volume_from_1_35_on(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, version: str, volume: set[str]
+) -> None:
+    (tmp_path / "pod.yaml").write_text(POD)
+    code, out, _ = run(
+        capsys, "inject", "-f", str(tmp_path / "pod.yaml"), "--kubernetes-version", version
+    )
+    assert code == 0
+    [podinit] = yaml.safe_load(out)["spec"]["volumes"]
+    assert set(podinit) - {"name"} == volume
+
+
+def test_a_kubernetes_version_that_is_not_one_is_refused_by_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "pod.yaml").write_text(POD)
+    with pytest.raises(SystemExit) as exit_:
+        main(["inject", "-f", str(tmp_path / "pod.yaml"), "--kubernetes-version", "latest"])
+    assert exit_.value.code == 2
+    assert "not a Kubernetes version like 1.35: 'latest'" in capsys.readouterr().err

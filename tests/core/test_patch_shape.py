@@ -106,6 +106,7 @@ def test_option_annotations_become_podinit_env_without_overriding_env_the_pod_se
         "podinit.dev/rewrite": "TERM:QUIT, SIGHUP:0",
         "podinit.dev/remap-exit": "143:0",
         "podinit.dev/verbose": "true",
+        "podinit.dev/single-child": "no",  # a false flag sets nothing
         "podinit.dev/term-delay": "3",
     }
     app = container(command=["nginx"], env=[{"name": "PODINIT_GRACE", "value": "9"}])

@@ -26,7 +26,9 @@ def test_cpu_quantities_are_read_in_cores(quantity: object, cores: Decimal) -> N
     assert cpu_cores(quantity) == cores
 
 
-@pytest.mark.parametrize("quantity", ["", "one", "1x", "m", None, True, ["1"], {"cpu": 1}])
+@pytest.mark.parametrize(
+    "quantity", ["", "one", "1x", "m", "1.2.3", ".", None, True, ["1"], {"cpu": 1}]
+)
 def test_what_is_not_a_quantity_is_none(quantity: object) -> None:
     assert cpu_cores(quantity) is None
 

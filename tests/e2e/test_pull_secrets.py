@@ -213,3 +213,48 @@ def test_concurrent_admissions_read_each_object_once_then_hit_the_cache_synchron
         ("secret", "own"): 1,
         ("secret", "inherited"): 1,
     }
+
+
+def test_a_legacy_dockercfg_secret_is_used_and_objects_that_are_missing_or_of_another_type_are_not(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    cp = control_plane
+    legacy = {"legacy.registry.example": {"auth": base64.b64encode(b"u:p").decode()}}
+    cp.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/dockercfg",
+            "metadata": {"name": "legacy", "namespace": namespace},
+            "data": {".dockercfg": base64.b64encode(json.dumps(legacy).encode()).decode()},
+        }
+    )
+    opaque = docker_config("opaque.registry.example").encode()
+    cp.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": "opaque", "namespace": namespace},
+            "data": {".dockerconfigjson": base64.b64encode(opaque).decode()},
+        }
+    )
+    listed = {
+        "spec": {"imagePullSecrets": [{"name": "gone"}, {"name": "opaque"}, {"name": "legacy"}]}
+    }
+    no_account = {"spec": {"serviceAccountName": "nobody"}}
+
+    async def main() -> tuple[list[bytes], list[bytes]]:
+        api = await api_client(load(None, kubeconfig=cp.kubeconfig), user_kubeconfig=False)
+        assert api is not None
+        try:
+            reader = PullSecretReader(kube.CoreV1Api(api))
+            return await reader.for_pod(namespace, listed), await reader.for_pod(
+                namespace, no_account
+            )
+        finally:
+            await close(api)
+
+    from_list, from_missing_account = asyncio.run(main())
+    assert [json.loads(payload) for payload in from_list] == [{"auths": legacy}]
+    assert from_missing_account == []

@@ -63,7 +63,8 @@ def test_scan_reports_the_decision_for_every_container_of_every_pod(
         ("tini", "app"): "skipped: already runs an init (tini)",
         ("optout", "*"): "skipped: opted out by podinit.dev/inject",
     }
-    table = scan(cp, "-n", namespace).stdout.splitlines()
+    # Without --kubeconfig, as kubectl: $KUBECONFIG.
+    table = podinit("scan", "-n", namespace, KUBECONFIG=str(cp.kubeconfig)).stdout.splitlines()
     assert table[0].split() == ["NAMESPACE", "POD", "CONTAINER", "DECISION"]
     assert len(table) == 4
 

@@ -87,7 +87,10 @@ class FaultServer:
     hang/…, drip/…, err500/…, garbage/…, deny/… (401 Basic), missing/… (404),
     baddigest/… (valid manifest, config blob that does not match its digest),
     slowsibling/… (an index whose arm64 entry never arrives), badrealm/… (a bearer
-    challenge naming a token service that is down)."""
+    challenge naming a token service that is down), norealm/… (a bearer challenge without a
+    realm), token503/…, token404/…, tokenbig/…, tokenjunk/…, tokenempty/… (a bearer challenge
+    naming this server's token service, which answers 503, 404, a Content-Length over the
+    limit, a body that is not JSON, an empty token)."""
 
     def __init__(self) -> None:
         self.stop_event = threading.Event()
@@ -125,10 +128,28 @@ class FaultServer:
             def do_HEAD(self) -> None:
                 self.do_GET()
 
+            def _token(self, kind: str) -> None:
+                if kind == "token503":
+                    self._send(503, b"")
+                elif kind == "token404":
+                    self._send(404, b"{}")
+                elif kind == "tokenbig":  # declared only: the client must not read it
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(10 * 1024 * 1024))
+                    self.end_headers()
+                    self.close_connection = True
+                elif kind == "tokenjunk":
+                    self._send(200, b"not json")
+                else:
+                    self._send(200, b'{"token": ""}')
+
             def do_GET(self) -> None:
                 outer.requests.append(self.path)
                 parts = self.path.split("/")
                 mode = parts[2] if len(parts) > 2 else ""
+                if parts[1] == "token":
+                    self._token(mode.partition("?")[0])
+                    return
                 if mode == "hang":
                     outer.stop_event.wait(60)
                     return
@@ -158,6 +179,11 @@ class FaultServer:
                     self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
                 elif mode == "badrealm":
                     challenge = f'Bearer realm="http://{outer.dead_realm}/token",service="x"'
+                    self._send(401, b"{}", {"WWW-Authenticate": challenge})
+                elif mode == "norealm":
+                    self._send(401, b"{}", {"WWW-Authenticate": 'Bearer service="fault"'})
+                elif mode.startswith("token"):
+                    challenge = f'Bearer realm="http://{outer.host}/token/{mode}",service="x"'
                     self._send(401, b"{}", {"WWW-Authenticate": challenge})
                 elif mode == "slowsibling":
                     self._slow_sibling()

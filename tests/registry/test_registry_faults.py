@@ -224,3 +224,22 @@ def test_a_token_service_that_is_down_is_named_in_the_error(faults: FaultServer)
     )
     assert isinstance(error, RegistryUnavailable)
     assert f"cannot connect to {faults.dead_realm} (for {faults.host})" == str(error)
+
+
+@pytest.mark.parametrize(
+    ("repository", "expected", "message"),
+    [
+        ("norealm/app", AuthError, "sent a bearer challenge without a realm"),
+        ("token503/app", RegistryUnavailable, "token service for {host} failed (503)"),
+        ("token404/app", BadResponse, "token service for {host} answered 404"),
+        ("tokenbig/app", BadResponse, "token service for {host} sent an oversized answer"),
+        ("tokenjunk/app", BadResponse, "token service for {host} sent invalid JSON"),
+        ("tokenempty/app", BadResponse, "token service for {host} sent no usable token"),
+    ],
+)
+def test_each_token_service_fault_raises_its_error_naming_the_registry(
+    faults: FaultServer, repository: str, expected: type[RegistryError], message: str
+) -> None:
+    error = resolve_once(f"{faults.host}/{repository}:1", host=faults.host, timeout=3.0)
+    assert isinstance(error, expected)
+    assert message.format(host=faults.host) in str(error)

@@ -120,3 +120,19 @@ def test_a_mismatched_certificate_and_key_are_rejected_and_the_old_pair_keeps_se
         assert served_certificate(webhook) == first_certificate(old_cert)
         with webhook.client() as client:
             assert client.get("/readyz").status_code == 200
+
+
+def test_certificate_files_that_vanish_are_reported_and_the_old_pair_keeps_serving(
+    certs: Certs, tmp_path: Path
+) -> None:
+    volume = SecretVolume(tmp_path / "tls")
+    old_cert, old_key = certs.issue("old")
+    volume.publish(old_cert, old_key)
+    with run_webhook(certs, tmp_path, cert=volume.files) as webhook:
+        (volume.root / "..data").unlink()  # every file now a dangling symlink
+        assert wait_for(
+            lambda: any("cannot read certificate files" in e.get("msg", "") for e in webhook.logs())
+        )
+        assert served_certificate(webhook) == first_certificate(old_cert)
+        with webhook.client() as client:
+            assert client.get("/readyz").status_code == 200

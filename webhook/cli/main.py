@@ -120,21 +120,16 @@ def _inject(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # argparse requires one of these commands
+    command = {"inject": _inject, "serve": _serve, "scan": _scan}[args.command]
     try:
-        if args.command == "inject":
-            return _inject(args)
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "scan":
-            return _scan(args)
+        return command(args)
     except (inject.InputError, ConfigError) as error:
         print(f"podinit: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `podinit inject ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
-    raise AssertionError(f"unhandled command {args.command}")
 
 
 if __name__ == "__main__":

@@ -39,8 +39,7 @@ def _pattern(known_inits: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def runs_init(argv: list[str], known_inits: tuple[str, ...]) -> str | None:
-    """The skip reason when argv[0] already is an init or supervisor, else None."""
-    if not argv:
-        return None
+    """The skip reason when argv[0] already is an init or supervisor, else None. `argv` is not
+    empty: `decide` fails a container without one before asking."""
     name = posixpath.basename(argv[0])
     return f"already runs an init ({name})" if _pattern(known_inits).match(name) else None

@@ -12,7 +12,6 @@ from webhook.core import (
     ImageResult,
     InjectSettings,
     InvalidPod,
-    LookupFailure,
     Mutation,
     Plan,
     prepare,
@@ -31,7 +30,7 @@ class Admitter:
         *,
         settings: InjectSettings,
         metrics: Metrics,
-        resolver: ImageResolver | None,
+        resolver: ImageResolver,
         pull_secrets: PullSecretReader | None = None,
         extra_docker_config: bytes | None = None,
         budget: float = 3.5,
@@ -78,8 +77,6 @@ class Admitter:
         return respond(uid, patch=encode_patch(mutation.patch), warnings=mutation.warnings), outcome
 
     async def _look_up(self, plan: Plan, pod: Any, namespace: str) -> dict[str, ImageResult]:
-        if self.resolver is None:
-            return {image: LookupFailure("registry lookups are disabled") for image in plan.images}
         started = time.monotonic()
         secrets = await self._secrets(namespace, pod)
         return await resolve_all(
