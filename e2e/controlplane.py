@@ -190,29 +190,48 @@ class ControlPlane:
         return proc
 
     def _start_all(self, timeout: float) -> None:
-        t = self.tools
         keys = ClusterKeys.issue(self.ca, address=self.address)
         self._admin = keys.admin
+        etcd = self._start_etcd()
+        apiserver = self._start_apiserver(keys, timeout=timeout, watched=[etcd])
+        kcm = self._start_controller_manager(keys, watched=[etcd, apiserver])
+        if self.address != LOOPBACK:
+            self._start_scheduler()
+        # The serviceaccount controller creates `default` in every namespace; pods
+        # cannot be admitted before it exists, so this means controllers are running.
+        wait_until(
+            "the default ServiceAccount",
+            lambda: self._api_get_ok("/api/v1/namespaces/default/serviceaccounts/default"),
+            60,
+            [etcd, apiserver, kcm],
+        )
 
+    def _start_etcd(self) -> Process:
         etcd_port, peer_port = free_port(), free_port()
         self.etcd_url = f"http://{LOOPBACK}:{etcd_port}"
         etcd = self._core_spawn(
             "etcd",
             etcd_argv(
-                t.etcd,
+                self.tools.etcd,
                 data_dir=self.workdir / "etcd",
                 client_url=self.etcd_url,
                 peer_url=f"http://{LOOPBACK}:{peer_port}",
             ),
         )
         wait_until("etcd /health", lambda: http_ok(f"{self.etcd_url}/health"), 30, [etcd])
+        return etcd
 
+    def _start_apiserver(
+        self, keys: ClusterKeys, *, timeout: float, watched: list[Process]
+    ) -> Process:
+        """kube-apiserver with its audit log of pod creations, and the admin kubeconfig;
+        ready when /readyz answers (``watched``: the processes whose death fails the wait)."""
         audit_policy = self.workdir / "audit-policy.yaml"
         audit_policy.write_text(audit.POLICY)
         port = free_port()
         self.apiserver_url = f"https://{self.address}:{port}"
         argv = apiserver_argv(
-            t.kube_apiserver,
+            self.tools.kube_apiserver,
             keys=keys,
             client_ca=self.ca.cert,
             etcd_url=self.etcd_url,
@@ -227,16 +246,18 @@ class ControlPlane:
             "kube-apiserver /readyz",
             lambda: self._api_get_ok("/readyz"),
             timeout,
-            [etcd, apiserver],
+            [*watched, apiserver],
         )
+        return apiserver
 
-        kcm_kubeconfig = self.workdir / "kcm.kubeconfig"
-        self.write_kubeconfig(kcm_kubeconfig, keys.controller_manager, "kube-controller-manager")
-        kcm_port = free_port()
+    def _start_controller_manager(self, keys: ClusterKeys, *, watched: list[Process]) -> Process:
+        kubeconfig = self.workdir / "kcm.kubeconfig"
+        self.write_kubeconfig(kubeconfig, keys.controller_manager, "kube-controller-manager")
+        port = free_port()
         argv = controller_manager_argv(
-            t.kube_controller_manager,
-            kubeconfig=kcm_kubeconfig,
-            port=kcm_port,
+            self.tools.kube_controller_manager,
+            kubeconfig=kubeconfig,
+            port=port,
             cert_dir=self.workdir / "kcm-certs",
             ca=self.ca,
             sa_key=keys.sa_key,
@@ -244,20 +265,11 @@ class ControlPlane:
         kcm = self._core_spawn("kube-controller-manager", argv)
         wait_until(
             "kube-controller-manager /healthz",
-            lambda: http_ok(f"https://{LOOPBACK}:{kcm_port}/healthz", verify=False),
+            lambda: http_ok(f"https://{LOOPBACK}:{port}/healthz", verify=False),
             60,
-            [etcd, apiserver, kcm],
+            [*watched, kcm],
         )
-        if self.address != LOOPBACK:
-            self._start_scheduler()
-        # The serviceaccount controller creates `default` in every namespace; pods
-        # cannot be admitted before it exists, so this means controllers are running.
-        wait_until(
-            "the default ServiceAccount",
-            lambda: self._api_get_ok("/api/v1/namespaces/default/serviceaccounts/default"),
-            60,
-            [etcd, apiserver, kcm],
-        )
+        return kcm
 
     def _start_scheduler(self) -> None:
         kubeconfig = self.workdir / "scheduler.kubeconfig"

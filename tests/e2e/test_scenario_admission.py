@@ -130,23 +130,7 @@ def test_a_deployments_pods_are_wrapped_in_an_opted_in_namespace_untouched_elsew
         # kube-system opted in by label: still excluded, by name, in either mode
         cp.kubectl("label", "namespace", "kube-system", "podinit.dev/inject=enabled")
         cp.apply(web, {**web, "metadata": {"name": "web", "namespace": plain}}, system)
-
-        # the controller-manager's pods: generateName, no name in the request, wrapped
-        wrapped = pods_of(cp, namespace, "web", 2)
-        for stored in wrapped:
-            assert stored["metadata"]["generateName"].startswith("web-")
-            assert_injected_once(stored, {"app"})
-            assert stored["spec"]["containers"][0]["command"] == [INIT, "--", *SLEEP]
-        for admission in admissions(cp, namespace, 2):
-            assert admission.user == "system:serviceaccount:kube-system:replicaset-controller"
-            assert called_once(admission, podinit.configuration)
-        names = audited_pod_names(cp, namespace)
-        assert [n for n, _ in names] == ["", ""], names
-        generated = wrapped[0]["metadata"]["generateName"]
-        logged = podinit.logged_admissions(namespace)
-        assert {e["pod"] for e in logged} == {generated}, logged  # the name it was sent
-        assert [e["decisions"] for e in logged] == [{"app": "injected"}] * 2
-
+        assert_generated_pods_wrapped_once(cp, podinit, namespace)
         # the same Deployment in an unlabelled namespace: not even sent to the webhook
         for stored in pods_of(cp, plain, "web", 2):
             assert_untouched(stored, commands(web))
@@ -158,31 +142,64 @@ def test_a_deployments_pods_are_wrapped_in_an_opted_in_namespace_untouched_elsew
         assert podinit.webhook_configuration()["clientConfig"]["url"] == (
             f"{podinit.server.url}/mutate"
         )
-        before = {p["metadata"]["uid"] for p in pods_of(cp, plain, "web", 2)}
-        cp.kubectl("scale", "deployment", "web", "-n", plain, "--replicas=3")
+        assert_cluster_wide_wraps_new_pods_only(cp, plain, web)
         cp.kubectl("scale", "deployment", system_app, "-n", "kube-system", "--replicas=2")
-        new = [p for p in pods_of(cp, plain, "web", 3) if p["metadata"]["uid"] not in before]
-        assert len(new) == 1
-        assert_injected_once(new[0], {"app"})
-        for stored in pods_of(cp, plain, "web", 3):
-            if stored["metadata"]["uid"] in before:  # admitted before the upgrade, as they were
-                assert_untouched(stored, commands(web))
-
-        for stored in pods_of(cp, "kube-system", system_app, 2):
-            assert_untouched(stored, commands(system))
-        system_admissions = [
-            a
-            for a in admissions(cp, "kube-system", 2)
-            if a.user == "system:serviceaccount:kube-system:replicaset-controller"
-        ]
-        assert system_admissions
-        assert not any(a.called(podinit.configuration) for a in system_admissions)
-        assert not podinit.logged_admissions("kube-system")
+        assert_kube_system_never_sent(cp, podinit, system_app, system)
     finally:
         podinit.upgrade("optIn")
         cp.kubectl("label", "namespace", "kube-system", "podinit.dev/inject-", check=False)
         cp.kubectl("delete", "deployment", system_app, "-n", "kube-system", check=False)
         delete_namespace(cp, plain)
+
+
+def assert_generated_pods_wrapped_once(cp: ControlPlane, podinit: Podinit, namespace: str) -> None:
+    """The controller-manager's pods of `web`: generateName, no name in the request, each
+    wrapped by one call, and logged under the name the webhook was sent."""
+    wrapped = pods_of(cp, namespace, "web", 2)
+    for stored in wrapped:
+        assert stored["metadata"]["generateName"].startswith("web-")
+        assert_injected_once(stored, {"app"})
+        assert stored["spec"]["containers"][0]["command"] == [INIT, "--", *SLEEP]
+    for admission in admissions(cp, namespace, 2):
+        assert admission.user == "system:serviceaccount:kube-system:replicaset-controller"
+        assert called_once(admission, podinit.configuration)
+    names = audited_pod_names(cp, namespace)
+    assert [n for n, _ in names] == ["", ""], names
+    generated = wrapped[0]["metadata"]["generateName"]
+    logged = podinit.logged_admissions(namespace)
+    assert {e["pod"] for e in logged} == {generated}, logged  # the name it was sent
+    assert [e["decisions"] for e in logged] == [{"app": "injected"}] * 2
+
+
+def assert_cluster_wide_wraps_new_pods_only(
+    cp: ControlPlane, plain: str, web: dict[str, Any]
+) -> None:
+    """In the unlabelled namespace, scaled up after the switch: the new pod is wrapped, the
+    ones admitted before stay as they were."""
+    before = {p["metadata"]["uid"] for p in pods_of(cp, plain, "web", 2)}
+    cp.kubectl("scale", "deployment", "web", "-n", plain, "--replicas=3")
+    new = [p for p in pods_of(cp, plain, "web", 3) if p["metadata"]["uid"] not in before]
+    assert len(new) == 1
+    assert_injected_once(new[0], {"app"})
+    for stored in pods_of(cp, plain, "web", 3):
+        if stored["metadata"]["uid"] in before:  # admitted before the upgrade, as they were
+            assert_untouched(stored, commands(web))
+
+
+def assert_kube_system_never_sent(
+    cp: ControlPlane, podinit: Podinit, system_app: str, system: dict[str, Any]
+) -> None:
+    """kube-system's pods, scaled in cluster-wide mode: untouched, never sent to podinit."""
+    for stored in pods_of(cp, "kube-system", system_app, 2):
+        assert_untouched(stored, commands(system))
+    system_admissions = [
+        a
+        for a in admissions(cp, "kube-system", 2)
+        if a.user == "system:serviceaccount:kube-system:replicaset-controller"
+    ]
+    assert system_admissions
+    assert not any(a.called(podinit.configuration) for a in system_admissions)
+    assert not podinit.logged_admissions("kube-system")
 
 
 def test_the_opt_out_annotation_is_honoured_and_with_the_charts_match_conditions_the_webhook_is_not_even_called(  # noqa: E501

@@ -83,70 +83,75 @@ def test_replicas_share_one_secret_the_ca_bundle_is_patched_and_the_apiserver_ca
                 "the certificate Secret", lambda: secret(cp, namespace), timeout=60
             )
             assert stored["type"] == "kubernetes.io/tls"
-            ca = base64.b64decode(stored["data"]["ca.crt"])
-
-            def patched() -> bool:
-                hooks = cp.kubectl_json("get", "mutatingwebhookconfiguration", configuration)[
-                    "webhooks"
-                ]
-                return all(base64.b64decode(h["clientConfig"]["caBundle"]) == ca for h in hooks)
-
-            cp.wait_for("the caBundle patch", patched, timeout=60)
-            # A second replica finds a valid Secret and uses it as it is.
-            with self_managed_webhook(cp, namespace, configuration, free_port(), tmp_path):
-                cp.wait_for(
-                    "the second replica's files",
-                    lambda: len(list(tmp_path.glob("*/tls.crt"))) == 2,
-                    timeout=60,
-                )
-            files = [p.read_bytes() for p in tmp_path.glob("*/tls.crt")]
-            assert files[0] == files[1] == base64.b64decode(stored["data"]["tls.crt"])
-            assert (
-                secret(cp, namespace)["metadata"]["resourceVersion"]
-                == stored["metadata"]["resourceVersion"]
+            wait_for_ca_bundle(cp, configuration, base64.b64decode(stored["data"]["ca.crt"]))
+            assert_second_replica_uses_the_secret_as_it_is(
+                cp, namespace, configuration, tmp_path, stored=stored
             )
-
-            pod = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "app", "namespace": namespace},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "app",
-                            "image": "busybox:1.36",
-                            "command": ["sh", "-c", "sleep 1d"],
-                        }
-                    ]
-                },
-            }
-
-            def created_wrapped() -> dict[str, Any] | None:
-                cp.kubectl(
-                    "delete",
-                    "pod",
-                    "app",
-                    "-n",
-                    namespace,
-                    "--wait=false",
-                    "--ignore-not-found",
-                    check=False,
-                )
-                cp.apply(pod)
-                stored_pod = cp.kubectl_json("get", "pod", "app", "-n", namespace)
-                command = stored_pod["spec"]["containers"][0]["command"]
-                return stored_pod if command[0] == "/podinit/podinit" else None
-
-            stored_pod = cp.wait_for(
-                "a pod mutated through the self-managed certificate", created_wrapped, timeout=60
-            )
-            assert stored_pod["spec"]["containers"][0]["command"] == [
-                "/podinit/podinit",
-                "--",
-                "sh",
-                "-c",
-                "sleep 1d",
-            ]
+            assert_apiserver_calls_the_webhook(cp, namespace)
             assert "stored a new serving certificate" in log.read_text()
     finally:
         cp.kubectl("delete", "mutatingwebhookconfiguration", configuration, check=False)
+
+
+def wait_for_ca_bundle(cp: ControlPlane, configuration: str, ca: bytes) -> None:
+    """podinit patches every webhook of its configuration with the Secret's CA."""
+
+    def patched() -> bool:
+        hooks = cp.kubectl_json("get", "mutatingwebhookconfiguration", configuration)["webhooks"]
+        return all(base64.b64decode(h["clientConfig"]["caBundle"]) == ca for h in hooks)
+
+    cp.wait_for("the caBundle patch", patched, timeout=60)
+
+
+def assert_second_replica_uses_the_secret_as_it_is(
+    cp: ControlPlane, namespace: str, configuration: str, tmp_path: Path, *, stored: dict[str, Any]
+) -> None:
+    """A second replica finds a valid Secret: it serves the same certificate and does not
+    rewrite the Secret."""
+    with self_managed_webhook(cp, namespace, configuration, free_port(), tmp_path):
+        cp.wait_for(
+            "the second replica's files",
+            lambda: len(list(tmp_path.glob("*/tls.crt"))) == 2,
+            timeout=60,
+        )
+    files = [p.read_bytes() for p in tmp_path.glob("*/tls.crt")]
+    assert files[0] == files[1] == base64.b64decode(stored["data"]["tls.crt"])
+    current = secret(cp, namespace)
+    assert current is not None
+    assert current["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+
+
+def assert_apiserver_calls_the_webhook(cp: ControlPlane, namespace: str) -> None:
+    """Through the patched caBundle the apiserver reaches podinit, which wraps the pod
+    (created again until it is: the patch may take a moment to reach the apiserver)."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "app", "namespace": namespace},
+        "spec": {
+            "containers": [
+                {"name": "app", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 1d"]}
+            ]
+        },
+    }
+
+    def created_wrapped() -> dict[str, Any] | None:
+        cp.kubectl(
+            "delete", "pod", "app", "-n", namespace, "--wait=false", "--ignore-not-found",
+            check=False,
+        )  # fmt: skip
+        cp.apply(pod)
+        stored_pod = cp.kubectl_json("get", "pod", "app", "-n", namespace)
+        command = stored_pod["spec"]["containers"][0]["command"]
+        return stored_pod if command[0] == "/podinit/podinit" else None
+
+    stored_pod = cp.wait_for(
+        "a pod mutated through the self-managed certificate", created_wrapped, timeout=60
+    )
+    assert stored_pod["spec"]["containers"][0]["command"] == [
+        "/podinit/podinit",
+        "--",
+        "sh",
+        "-c",
+        "sleep 1d",
+    ]
