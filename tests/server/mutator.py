@@ -4,11 +4,14 @@ strings, deep nesting, and a few broken bodies. Deterministic for a given `rando
 from __future__ import annotations
 
 import copy
+import functools
+import pathlib
 import random
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+import yaml
 
 Path = tuple[str | int, ...]
 
@@ -42,90 +45,17 @@ MAX_DEPTH = 12  # the deepest position of the seeds (an affinity's values)
 SCALARS: tuple[object, ...] = (None, True, False, 0, -1, 2**63, 1.5, 1e300, "", "x")
 
 
+SEED_PODS = pathlib.Path(__file__).with_name("fuzz_seed_pods.yaml")
+
+
+@functools.cache
+def _seed_pods() -> tuple[dict[str, Any], ...]:
+    return tuple(yaml.safe_load(SEED_PODS.read_text()))
+
+
 def seeds() -> list[dict[str, Any]]:
-    """AdmissionReviews of realistic pods that touch every part of the pod podinit reads."""
-    wrapped_status = (
-        '{"containers":{"app":"injected"},"volume":"podinit","mountPath":"/podinit",'
-        '"copyContainer":"podinit-install","notes":["app: n"]}'
-    )
-    app = {
-        "name": "app",
-        "image": "registry.fuzz:5000/app:1",
-        "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {}}}],
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-        "volumeDevices": [{"name": "blk", "devicePath": "/dev/xvda"}],
-        "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}},
-        "securityContext": {"runAsUser": 1000},
-    }
-    shell = {"name": "shell", "image": "example/app:2", "command": ["sh", "-c", "app $(A)"]}
-    sidecar = {
-        "name": "proxy",
-        "image": "example/proxy:1",
-        "args": ["--port", "8080"],
-        "restartPolicy": "Always",
-    }
-    affinity = {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {
-                        "matchExpressions": [
-                            {"key": "kubernetes.io/arch", "operator": "In", "values": ["arm64"]},
-                            {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
-                        ]
-                    }
-                ]
-            }
-        }
-    }
-    pods = [
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "generateName": "web-",
-                "namespace": "default",
-                "annotations": {"podinit.dev/grace": "5", "podinit.dev/skip-containers": "x"},
-            },
-            "spec": {
-                "containers": [app, shell],
-                "initContainers": [sidecar, {"name": "setup", "image": "busybox"}],
-                "volumes": [{"name": "data", "emptyDir": {}}],
-                "imagePullSecrets": [{"name": "pull"}],
-                "nodeSelector": {"kubernetes.io/os": "linux"},
-                "affinity": affinity,
-                "securityContext": {"runAsNonRoot": True},
-                "os": {"name": "linux"},
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": "again",
-                "annotations": {
-                    "podinit.dev/status": wrapped_status,
-                    "podinit.dev/inject-init-containers": "true",
-                },
-            },
-            "spec": {
-                "serviceAccountName": "builder",
-                "initContainers": [
-                    {"name": "podinit-install", "image": "podinit/init", "command": ["/podinit"]},
-                    {"name": "migrate", "image": "example/app:2", "args": ["migrate"]},
-                ],
-                "containers": [
-                    {
-                        "name": "app",
-                        "image": "registry.fuzz:5000/app:1",
-                        "command": ["/podinit/podinit", "--", "app"],
-                        "volumeMounts": [{"name": "podinit", "mountPath": "/podinit"}],
-                    }
-                ],
-                "volumes": [{"name": "podinit", "emptyDir": {"sizeLimit": "8Mi"}}],
-            },
-        },
-    ]
+    """AdmissionReviews of realistic pods that touch every part of the pod podinit reads
+    (fuzz_seed_pods.yaml, beside this file); fresh copies, free to mutate."""
     return [
         {
             "apiVersion": "admission.k8s.io/v1",
@@ -136,10 +66,10 @@ def seeds() -> list[dict[str, Any]]:
                 "resource": {"group": "", "version": "v1", "resource": "pods"},
                 "namespace": "default",
                 "operation": "CREATE",
-                "object": pod,
+                "object": copy.deepcopy(pod),
             },
         }
-        for index, pod in enumerate(pods)
+        for index, pod in enumerate(_seed_pods())
     ]
 
 
