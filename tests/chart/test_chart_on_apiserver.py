@@ -90,17 +90,43 @@ def pod(namespace: str, pod_name: str, **extra: Any) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
+# pod name: (its namespace's role, extra metadata/spec, sent in optIn, sent in clusterWide)
+SELECTION_CASES: dict[str, tuple[str, dict[str, Any], bool, bool]] = {
+    "in-enabled": ("enabled", {}, True, True),
+    "in-plain": ("plain", {}, False, True),
+    "in-disabled": ("disabled", {}, False, False),
+    "in-kube-system": ("kube-system", {}, False, False),
+    "in-release-namespace": ("release", {}, False, False),
+    "labelled-disabled": ("enabled", {"labels": {"podinit.dev/inject": "disabled"}}, False, False),
+    "annotated-false": ("enabled", {"annotations": {"podinit.dev/inject": "false"}}, False, False),
+    "annotated-no": ("enabled", {"annotations": {"podinit.dev/inject": " No"}}, False, False),
+    "annotated-true": ("enabled", {"annotations": {"podinit.dev/inject": "true"}}, True, True),
+    "other-annotation": ("enabled", {"annotations": {"team": "a"}}, True, True),
+    "windows": ("enabled", {"spec": {"os": {"name": "windows"}}}, False, False),
+    "linux": ("enabled", {"spec": {"os": {"name": "linux"}}}, True, True),
+}
+
+
+def labelled_namespaces(cluster: ControlPlane) -> dict[str, str]:
+    """A fresh namespace per role: unlabelled, opted in, opted out."""
+    namespaces = {role: name(role) for role in ("plain", "enabled", "disabled")}
+    for ns in namespaces.values():
+        cluster.kubectl("create", "namespace", ns)
+    cluster.kubectl("label", "namespace", namespaces["enabled"], "podinit.dev/inject=enabled")
+    cluster.kubectl("label", "namespace", namespaces["disabled"], "podinit.dev/inject=disabled")
+    return namespaces
+
+
 @pytest.mark.parametrize("mode", ["optIn", "clusterWide"])
 def test_the_api_server_sends_the_webhook_exactly_the_pods_the_chart_selects(
     cluster: ControlPlane, mode: str
 ) -> None:
     release, namespace = name("selects"), name("podinit")
-    plain, enabled, disabled = name("plain"), name("enabled"), name("disabled")
-    for ns in (plain, enabled, disabled):
-        cluster.kubectl("create", "namespace", ns)
-    cluster.kubectl("label", "namespace", enabled, "podinit.dev/inject=enabled")
-    cluster.kubectl("label", "namespace", disabled, "podinit.dev/inject=disabled")
-
+    namespaces = {
+        **labelled_namespaces(cluster),
+        "kube-system": "kube-system",
+        "release": namespace,
+    }
     with TestWebhook(cluster.ca, lambda request: None, name=release) as hook:
         cluster.helm(
             "install", release, str(generate.CHART), "-n", namespace, "--create-namespace",
@@ -108,50 +134,19 @@ def test_the_api_server_sends_the_webhook_exactly_the_pods_the_chart_selects(
             "--set", f"webhook.url={hook.url}", "--set", f"webhook.caBundle={cluster.ca.ca_bundle}",
             "--set", "webhook.failurePolicy=Fail",
         )  # fmt: skip
-        cases = {
-            # (namespace, pod name, extra metadata/spec): sent in optIn, in clusterWide
-            "in-enabled": ((enabled, {}), True, True),
-            "in-plain": ((plain, {}), False, True),
-            "in-disabled": ((disabled, {}), False, False),
-            "in-kube-system": (("kube-system", {}), False, False),
-            "in-release-namespace": ((namespace, {}), False, False),
-            "labelled-disabled": (
-                (enabled, {"labels": {"podinit.dev/inject": "disabled"}}),
-                False,
-                False,
-            ),
-            "annotated-false": (
-                (enabled, {"annotations": {"podinit.dev/inject": "false"}}),
-                False,
-                False,
-            ),
-            "annotated-no": (
-                (enabled, {"annotations": {"podinit.dev/inject": " No"}}),
-                False,
-                False,
-            ),
-            "annotated-true": (
-                (enabled, {"annotations": {"podinit.dev/inject": "true"}}),
-                True,
-                True,
-            ),
-            "other-annotation": ((enabled, {"annotations": {"team": "a"}}), True, True),
-            "windows": ((enabled, {"spec": {"os": {"name": "windows"}}}), False, False),
-            "linux": ((enabled, {"spec": {"os": {"name": "linux"}}}), True, True),
-        }
         try:
-            for pod_name, ((ns, extra), _, _) in cases.items():
-                cluster.kubectl("create", "-f", "-", input=json.dumps(pod(ns, pod_name, **extra)))
+            for pod_name, (role, extra, _, _) in SELECTION_CASES.items():
+                manifest = pod(namespaces[role], pod_name, **extra)
+                cluster.kubectl("create", "-f", "-", input=json.dumps(manifest))
         finally:
             cluster.helm("uninstall", release, "-n", namespace, check=False)
         sent = {(r["namespace"], r["name"]) for r in hook.requests()}
 
-    column = 1 if mode == "optIn" else 2
-    for pod_name, case in cases.items():
-        ns = case[0][0]
-        assert ((ns, pod_name) in sent) == case[column], f"{pod_name} in {mode} mode"
-    for ns in (plain, enabled, disabled, namespace):
-        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    for pod_name, (role, _, in_opt_in, in_cluster_wide) in SELECTION_CASES.items():
+        expected = in_opt_in if mode == "optIn" else in_cluster_wide
+        assert ((namespaces[role], pod_name) in sent) == expected, f"{pod_name} in {mode} mode"
+    for role in ("plain", "enabled", "disabled", "release"):
+        cluster.kubectl("delete", "namespace", namespaces[role], "--wait=false", check=False)
     cluster.kubectl("delete", "pod", "in-kube-system", "-n", "kube-system", "--wait=false")
 
 
