@@ -20,12 +20,6 @@ ENABLED = ["metrics.prometheusRule.enabled=true", "metrics.dashboard.enabled=tru
 # kube-state-metrics' view of the webhook's Deployment.
 EXTERNAL = frozenset({"up", "kube_deployment_status_replicas_available"})
 
-# Queried, and exported once issue 12's deliverable 1 (Kubernetes Events, the certificate's
-# expiry) lands; a test fails as soon as they are exported: then empty this set.
-PENDING_DELIVERABLE_1 = frozenset(
-    {"podinit_events_total", "podinit_certificate_expiry_timestamp_seconds"}
-)
-
 # Names a family of each type is selected by, from the name on its TYPE line.
 SUFFIXES = {
     "counter": ("",),
@@ -116,17 +110,10 @@ def test_every_metric_the_alerts_and_dashboard_query_is_one_podinit_serve_export
         f"{where}: {name}"
         for where, expr in queries(render).items()
         for name in metric_names(expr)
-        if name not in exported and name not in EXTERNAL | PENDING_DELIVERABLE_1
+        if name not in exported and name not in EXTERNAL
     }
     assert not unknown, "queries of metrics /metrics does not export:\n" + "\n".join(
         sorted(unknown)
-    )
-
-
-def test_the_metrics_pending_on_deliverable_1_are_not_exported_yet(exposition: str) -> None:
-    exported = exported_names(exposition)
-    assert not PENDING_DELIVERABLE_1 & set(exported), (
-        "exported now: empty PENDING_DELIVERABLE_1 in tests/chart/test_metric_names.py"
     )
 
 

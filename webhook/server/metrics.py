@@ -8,12 +8,20 @@ from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from webhook.registry import ResolverStats
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# podinit_events_total's results, each exported from the start (0 until it happens), so that
+# rates and alerts on them have a series to read (webhook/server/events.py).
+EVENT_RESULTS = ("created", "series", "aggregated", "dropped", "failed")
 
 
 class _ResolverCollector(Collector):
@@ -96,6 +104,24 @@ class _AdmissionCollector(Collector):
         for reason, count in sorted(self.metrics.connections_closed.items()):
             closed.add_metric([reason], count)
         yield closed
+        events = CounterMetricFamily(
+            "podinit_events",
+            "Warning Events about pods left unwrapped: created (a new Event), series (a repeat "
+            "patched into an existing Event's series), aggregated (a repeat folded in memory, "
+            "no API call), dropped (the queue was full), failed (the API refused or did not "
+            "answer)",
+            labels=["result"],
+        )
+        for result in EVENT_RESULTS:
+            events.add_metric([result], self.metrics.events[result])
+        yield events
+        expiry = GaugeMetricFamily(
+            "podinit_certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate currently loaded (unix seconds)",
+        )
+        if self.metrics.certificate_expiry is not None:
+            expiry.add_metric([], self.metrics.certificate_expiry)
+        yield expiry
 
 
 class Metrics:
@@ -107,6 +133,8 @@ class Metrics:
         self.containers: Counter[tuple[str, str]] = Counter()
         self.latency = LatencyHistogram(LATENCY_BUCKETS)
         self.connections_closed: Counter[str] = Counter()
+        self.events: Counter[str] = Counter()
+        self.certificate_expiry: float | None = None  # unix seconds; None: none loaded
         self.registry = CollectorRegistry()
         self.registry.register(_AdmissionCollector(self))
         if stats is not None:
@@ -120,6 +148,12 @@ class Metrics:
 
     def count_connection_closed(self, reason: str) -> None:
         self.connections_closed[reason] += 1
+
+    def count_event(self, result: str) -> None:
+        self.events[result] += 1
+
+    def set_certificate_expiry(self, not_after: float) -> None:
+        self.certificate_expiry = not_after
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -179,7 +179,9 @@ async def serve(config: Config) -> None:
         server_config = uvicorn_config(app, config, *files, metrics=parts.metrics)
         server_config.load()
         assert server_config.ssl is not None
-        reloader = CertReloader(server_config.ssl, *files)
+        reloader = CertReloader(
+            server_config.ssl, *files, on_load=parts.metrics.set_certificate_expiry
+        )
         reloader.check()
         background.append(asyncio.create_task(reloader.watch(config.tls_reload_seconds)))
         # Everything built so far lives as long as the process: keep it out of the cyclic

@@ -11,17 +11,34 @@ import asyncio
 import hashlib
 import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+
+from cryptography import x509
 
 log = logging.getLogger("podinit.tls")
 
 
+def not_after(certificate_pem: bytes) -> float:
+    """The notAfter of the first certificate in a PEM file (the serving one), unix seconds."""
+    return x509.load_pem_x509_certificate(certificate_pem).not_valid_after_utc.timestamp()
+
+
 class CertReloader:
-    def __init__(self, context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        cert_file: Path,
+        key_file: Path,
+        *,
+        on_load: Callable[[float], None] | None = None,
+    ) -> None:
         self.context = context
         self.cert_file = cert_file
         self.key_file = key_file
         self.loaded_digest: str | None = None
+        # Told the notAfter (unix seconds) of each certificate loaded into the live context.
+        self.on_load = on_load
 
     @property
     def ready(self) -> bool:
@@ -50,6 +67,11 @@ class CertReloader:
         if self._digest() != before:  # files changed while loading: try again next tick
             return False
         self.context.load_cert_chain(self.cert_file, self.key_file)
+        if self.on_load is not None:
+            try:
+                self.on_load(not_after(self.cert_file.read_bytes()))
+            except (OSError, ValueError) as error:  # loaded by OpenSSL, unreadable to us
+                log.warning("cannot read the serving certificate's notAfter: %s", error)
         if self.loaded_digest is not None:
             log.info("serving certificate reloaded")
         self.loaded_digest = before
