@@ -144,40 +144,56 @@ def start_registry(
     )
     last_error: StartupError | None = None
     for _attempt in range(3):  # a free port can be taken before the registry binds it
-        port = free_port()
-        config_path = directory / "config.yml"
-        # JSON is YAML; no YAML writer needed.
-        config_path.write_text(
-            json.dumps(
-                _registry_config(directory, listen=f"{address}:{port}", serving=serving, auth=auth)
-            )
-        )
-        process = spawn(
-            "docker-registry", [binary, "serve", config_path], directory / "registry.log"
-        )
-        registry = Registry(
-            f"{address}:{port}",
-            "https" if ca else "http",
-            process,
-            directory,
-            ca,
-            dict(users or {}),
-        )
         try:
-            wait_until(
-                f"docker-registry on {registry.host}",
-                _answers(registry),
-                ready_within,
-                [process],
-                interval=0.05,
+            return _start_once(
+                binary,
+                directory,
+                address=address,
+                serving=serving,
+                auth=auth,
+                users=dict(users or {}),
+                ca=ca,
+                ready_within=ready_within,
             )
         except StartupError as e:
-            registry.stop()
             last_error = e
-            continue
-        return registry
     assert last_error is not None
     raise last_error
+
+
+def _start_once(
+    binary: str,
+    directory: Path,
+    *,
+    address: str,
+    serving: IssuedCert | None,
+    auth: dict[str, Any] | None,
+    users: dict[str, str],
+    ca: CertAuthority | None,
+    ready_within: float,
+) -> Registry:
+    """docker-registry on a free port of ``address``, once ``/v2/`` answers; stopped and
+    StartupError if it does not."""
+    port = free_port()
+    config_path = directory / "config.yml"
+    config = _registry_config(directory, listen=f"{address}:{port}", serving=serving, auth=auth)
+    config_path.write_text(json.dumps(config))  # JSON is YAML; no YAML writer needed.
+    process = spawn("docker-registry", [binary, "serve", config_path], directory / "registry.log")
+    registry = Registry(
+        f"{address}:{port}", "https" if ca else "http", process, directory, ca, users
+    )
+    try:
+        wait_until(
+            f"docker-registry on {registry.host}",
+            _answers(registry),
+            ready_within,
+            [process],
+            interval=0.05,
+        )
+    except StartupError:
+        registry.stop()
+        raise
+    return registry
 
 
 def _htpasswd_auth(directory: Path, users: Mapping[str, str]) -> dict[str, Any]:
