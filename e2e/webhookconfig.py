@@ -23,10 +23,12 @@ def mutating_webhook_configuration(
     match_conditions: list[dict[str, str]] | None = None,
     operations: Sequence[str] = ("CREATE",),
     timeout_seconds: int = 10,
+    side_effects: str = "NoneOnDryRun",
 ) -> dict[str, Any]:
     """A MutatingWebhookConfiguration for pods calling ``url`` (e.g.
     ``https://127.0.0.1:8443/mutate``) and trusting ``ca_bundle`` (base64 PEM, e.g.
-    ``CertAuthority.ca_bundle``). Apply it with ``ControlPlane.apply``."""
+    ``CertAuthority.ca_bundle``). Apply it with ``ControlPlane.apply``. ``side_effects``
+    defaults to podinit's declaration: it writes Events, never on a dry run."""
     webhook: dict[str, Any] = {
         "name": webhook_name or f"{name}.podinit-e2e.test",
         "clientConfig": {"url": url, "caBundle": ca_bundle},
@@ -40,7 +42,7 @@ def mutating_webhook_configuration(
             }
         ],
         "admissionReviewVersions": ["v1"],
-        "sideEffects": "None",
+        "sideEffects": side_effects,
         "failurePolicy": failure_policy,
         "reinvocationPolicy": reinvocation_policy,
         "timeoutSeconds": timeout_seconds,

@@ -101,6 +101,9 @@ class Config(BaseSettings):
     request_timeout_seconds: float | None = Field(None, gt=0)
     max_connections: int = Field(1000, ge=1)  # per replica; more are closed at once
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Warning Events for pods left unwrapped (webhook/server/events.py)
+    events: bool = True
+    event_queue_size: int = Field(1000, ge=1)  # failures not seen recently, waiting to be written
     # Certificates: files (tlsCertFile/tlsKeyFile, e.g. from cert-manager) or selfManaged
     certificates: Literal["files", "selfManaged"] = "files"
     service_name: str = "podinit"

@@ -241,7 +241,7 @@ def test_the_webhook_configuration_is_safe_by_default(render: Render) -> None:
     assert hook["failurePolicy"] == "Ignore"
     assert hook["timeoutSeconds"] == 5
     assert hook["reinvocationPolicy"] == "IfNeeded"
-    assert hook["sideEffects"] == "None"
+    assert hook["sideEffects"] == "NoneOnDryRun"  # Events are written, never on a dry run
     assert hook["matchPolicy"] == "Equivalent"
     assert hook["admissionReviewVersions"] == ["v1"]
     assert hook["rules"] == [
@@ -370,7 +370,7 @@ def rules(objs: Objects, kind: str) -> list[dict[str, Any]]:
 def test_self_managed_certificates_may_change_only_their_own_secret_and_configuration(
     render: Render,
 ) -> None:
-    objs = render(["config.pullSecretLookups=false"])
+    objs = render(["config.pullSecretLookups=false", "config.events=false"])
     [get_update, create] = rules(objs, "Role")
     assert get_update == {
         "apiGroups": [""],
@@ -397,12 +397,32 @@ def test_self_managed_certificates_may_change_only_their_own_secret_and_configur
 def test_secrets_and_service_accounts_are_readable_only_with_pull_secret_lookups(
     render: Render,
 ) -> None:
-    on = rules(render(["certificates.mode=certManager"]), "ClusterRole")
+    on = rules(render(["certificates.mode=certManager", "config.events=false"]), "ClusterRole")
     assert on == [
         {"apiGroups": [""], "resources": ["secrets", "serviceaccounts"], "verbs": ["get"]}
     ]
-    off = render(["certificates.mode=certManager", "config.pullSecretLookups=false"])
+    off = render(
+        ["certificates.mode=certManager", "config.pullSecretLookups=false", "config.events=false"]
+    )
     assert kinds(off).isdisjoint({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
+
+
+def test_events_may_only_be_created_and_patched_and_only_with_events_on(render: Render) -> None:
+    options = ["certificates.mode=certManager", "config.pullSecretLookups=false"]
+    objs = render(options)
+    assert rules(objs, "ClusterRole") == [
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
+    ]
+    [binding] = [o for o in objs if o["kind"] == "ClusterRoleBinding"]
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": pod_spec(objs)["serviceAccountName"],
+            "namespace": "podinit",
+        }
+    ]
+    off = render([*options, "config.events=false"])
+    assert kinds(off).isdisjoint({"ClusterRole", "ClusterRoleBinding"})
 
 
 def test_no_rule_grants_more_than_get_create_update_or_patch(render: Render) -> None:

@@ -158,11 +158,12 @@ def can_i(cluster: ControlPlane, kubeconfig: str, *args: str) -> bool:
 def test_the_server_account_has_exactly_the_rights_its_options_need(
     cluster: ControlPlane,
 ) -> None:
-    for pull_secrets in (True, False):
+    for pull_secrets, events in ((True, True), (False, False)):
         release, namespace = name("podinit-rbac"), name("podinit")
         cluster.helm(
             "install", release, str(generate.CHART), "-n", namespace, "--create-namespace",
             "--set", f"config.pullSecretLookups={str(pull_secrets).lower()}",
+            "--set", f"config.events={str(events).lower()}",
         )  # fmt: skip
         sa = str(cluster.service_account_kubeconfig(namespace, release))
         own = ["-n", namespace]
@@ -180,6 +181,11 @@ def test_the_server_account_has_exactly_the_rights_its_options_need(
             assert can_i(cluster, sa, "get", resource, "-n", "default") == pull_secrets, resource
         assert not can_i(cluster, sa, "list", "secrets", "-A")
         assert not can_i(cluster, sa, "create", "pods", *own)
+        for verb in ("create", "patch"):  # in any namespace, through events.k8s.io only
+            assert can_i(cluster, sa, verb, "events.events.k8s.io", "-n", "default") == events
+            assert not can_i(cluster, sa, verb, "events", "-n", "default")  # core v1 events
+        for verb in ("get", "list", "update", "delete"):
+            assert not can_i(cluster, sa, verb, "events.events.k8s.io", "-n", "default")
         cluster.helm("uninstall", release, "-n", namespace)
         cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 
@@ -236,6 +242,20 @@ def test_the_server_runs_with_the_charts_config_and_rbac_and_wraps_a_pod(
         [container] = created["spec"]["containers"]
         assert container["command"] != ["/app", "--serve"], annotations["podinit.dev/status"]
         assert "/app" in container["command"] + container.get("args", [])
+
+        # A pod it cannot wrap (nothing listens on port 9): a Warning Event, written with the
+        # chart's RBAC (events.k8s.io create only; no core events rights).
+        unwrapped = pod(app, "unwrapped")
+        unwrapped["spec"]["containers"][0]["image"] = "127.0.0.1:9/nowhere/app:1"
+        cluster.kubectl("create", "-f", "-", input=json.dumps(unwrapped))
+
+        def event() -> dict[str, Any] | None:
+            items = cluster.kubectl_json("get", "events.events.k8s.io", "-n", app)["items"]
+            return next((e for e in items if e["reason"] == "PodinitNotWrapped"), None)
+
+        written = cluster.wait_for("the server to write an Event", event, timeout=30)
+        assert written["regarding"]["name"] == "unwrapped", written
+        assert written["note"].startswith("container app: "), written
     finally:
         server.stop()
         cluster.helm("uninstall", release, "-n", namespace, check=False)

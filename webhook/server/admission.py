@@ -18,6 +18,7 @@ from webhook.core import (
 )
 from webhook.registry import ImageResolver
 from webhook.registry_lookups import PullSecretReader, resolve_all
+from webhook.server.events import EventRecorder
 from webhook.server.metrics import Metrics
 from webhook.server.review import AdmissionRequest, encode_patch, respond
 
@@ -34,6 +35,7 @@ class Admitter:
         pull_secrets: PullSecretReader | None = None,
         extra_docker_config: bytes | None = None,
         budget: float = 3.5,
+        events: EventRecorder | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -41,6 +43,7 @@ class Admitter:
         self.pull_secrets = pull_secrets
         self.extra_docker_config = extra_docker_config
         self.budget = budget
+        self.events = events
 
     async def admit(self, request: AdmissionRequest) -> dict[str, Any]:
         started = time.perf_counter()
@@ -71,6 +74,8 @@ class Admitter:
         mutation = plan.decide(found)
         self._count(mutation)
         self._log(uid, request, mutation)
+        if self.events is not None and not request.get("dryRun"):  # Events are side effects
+            self.events.notice(request.get("namespace", ""), pod, mutation)
         if mutation.denied:
             return respond(uid, denied=f"podinit: {mutation.denied}"), "denied"
         outcome = "mutated" if mutation.patch else "unchanged"

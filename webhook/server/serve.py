@@ -24,6 +24,7 @@ from webhook.server.admission import Admitter
 from webhook.server.app import create_app
 from webhook.server.certs import CertificateManager
 from webhook.server.connections import ConnectionLimits, bounded_tls_handshakes, guarded_protocol
+from webhook.server.events import EventRecorder
 from webhook.server.metrics import Metrics
 from webhook.server.tls import CertReloader
 
@@ -38,6 +39,7 @@ class Parts:
     resolver: ImageResolver
     metrics: Metrics
     api: kube.ApiClient | None
+    events: EventRecorder | None = None  # its writer runs as a background task of serve
 
 
 async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | None:
@@ -65,6 +67,11 @@ async def build(config: Config) -> AsyncIterator[Parts]:
         metrics = Metrics(resolver.stats)
         if api is not None and config.pull_secret_lookups:
             reader = PullSecretReader(kube.CoreV1Api(api))
+        events: EventRecorder | None = None
+        if api is not None and config.events:
+            events = EventRecorder(
+                kube.EventsV1Api(api), metrics, queue_size=config.event_queue_size
+            )
         admitter = Admitter(
             settings=settings,
             metrics=metrics,
@@ -72,8 +79,9 @@ async def build(config: Config) -> AsyncIterator[Parts]:
             pull_secrets=reader,
             extra_docker_config=extra,
             budget=config.lookup_budget,
+            events=events,
         )
-        yield Parts(admitter, resolver, metrics, api)
+        yield Parts(admitter, resolver, metrics, api, events)
     finally:
         if reader is not None:
             reader.close()
@@ -170,6 +178,8 @@ async def serve(config: Config) -> None:
         if config.certificates == "selfManaged":
             manager = await _self_managed(config, parts.api, files)
             background.append(asyncio.create_task(manager.run(config.certificate_check_seconds)))
+        if parts.events is not None:
+            background.append(asyncio.create_task(parts.events.run()))
         reloader: CertReloader | None = None
 
         def ready() -> bool:

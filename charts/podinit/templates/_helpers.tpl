@@ -107,3 +107,8 @@ app.kubernetes.io/component: webhook
 {{- define "podinit.pullSecretLookups" -}}
 {{- if or (not (hasKey .Values.config "pullSecretLookups")) .Values.config.pullSecretLookups }}true{{ end }}
 {{- end }}
+
+{{/* The server writes Events unless config.events is false (its default is true). */}}
+{{- define "podinit.events" -}}
+{{- if or (not (hasKey .Values.config "events")) .Values.config.events }}true{{ end }}
+{{- end }}

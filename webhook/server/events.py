@@ -1,0 +1,354 @@
+"""Warning Events (events.k8s.io/v1) for pods podinit should have wrapped and did not.
+
+The admission path calls `EventRecorder.notice` once the core has decided: synchronous, a
+dictionary lookup per failed container, never blocking and never raising into the admission.
+Repeats of the same failure (same namespace, regarding object, reason and note) within
+`window` seconds of the previous one are folded into one entry in memory; only a failure not
+seen recently goes into a bounded queue, and one that does not fit is dropped and counted.
+`EventRecorder.run`, a background task of `podinit serve`, writes: a new Event for a queued
+entry, and at most once per `interval` per entry a merge patch of that Event's `series`
+(count, lastObservedTime) for the repeats folded in since. Every outcome is a count in
+`podinit_events_total{result}`; API errors are counted and logged as counts, never raised.
+
+What an Event is about (`regarding`): the pod has no name yet when a controller creates it
+(generateName), and no uid in any case (both are set after admission), so the Event goes to
+what does have them: the pod's controller (its ownerReference with `controller: true`, else
+its first), which `kubectl describe replicaset|job|statefulset|daemonset` shows. A pod without
+owners is referred to by name (`kubectl events --for pod/NAME` shows it; `kubectl describe pod`
+does not, since it selects Events by the pod's uid, which no admission can know). A pod with
+neither owner nor name (generateName only) is referred to by its Namespace, the one object of
+the namespace every such pod shares, with the generateName in the note (`kubectl events -n NS`
+shows it; an Event about a cluster-scoped object must name a namespace to be stored in the
+pod's, so `regarding.namespace` is the namespace itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NotRequired, Protocol, TypedDict
+
+from webhook.core import Mutation, Outcome
+from webhook.server.metrics import Metrics
+
+log = logging.getLogger("podinit.events")
+
+REASON = "PodinitNotWrapped"
+ACTION = "Admit"
+REPORTING_CONTROLLER = "podinit.dev/webhook"
+NOTE_LIMIT = 1024  # bytes: the API refuses a longer note
+NAME_LIMIT = 253  # an Event's name is a DNS subdomain
+INSTANCE_LIMIT = 128  # reportingInstance
+# A failure seen again within this many seconds of the previous time continues its Event's
+# series; later, it starts a new Event (client-go's events library uses 6 minutes too).
+WINDOW_SECONDS = 360.0
+# At most one write per Event this often: the series of a failure repeated 1000 times a
+# minute costs two API calls a minute.
+INTERVAL_SECONDS = 30.0
+# Failures remembered at once (the least recently seen is forgotten first).
+MAX_ENTRIES = 10_000
+REQUEST_TIMEOUT_SECONDS = 5.0
+# Failed writes are logged as a count at most this often.
+FAILURE_LOG_SECONDS = 60.0
+
+
+class ObjectReference(TypedDict):
+    """`regarding` as the API takes it."""
+
+    apiVersion: str
+    kind: str
+    name: str
+    namespace: str
+    uid: NotRequired[str]
+
+
+class Series(TypedDict):
+    count: int
+    lastObservedTime: datetime | str
+
+
+class EventBody(TypedDict):
+    """An events.k8s.io/v1 Event as created."""
+
+    metadata: dict[str, str]
+    eventTime: datetime
+    type: str
+    reason: str
+    action: str
+    note: str
+    regarding: ObjectReference
+    reportingController: str
+    reportingInstance: str
+    series: NotRequired[Series]
+
+
+class SeriesPatch(TypedDict):
+    series: Series
+
+
+class EventsApi(Protocol):
+    """What is used of kubernetes.aio's EventsV1Api."""
+
+    async def create_namespaced_event(
+        self, namespace: str, body: Any, *, _request_timeout: float
+    ) -> Any: ...
+
+    async def patch_namespaced_event(
+        self, name: str, namespace: str, body: Any, *, _content_type: str, _request_timeout: float
+    ) -> Any: ...
+
+
+Key = tuple[str, str, str, str, str, str]  # namespace, apiVersion, kind, name, uid, note
+
+
+@dataclass(slots=True)
+class _Entry:
+    namespace: str
+    regarding: ObjectReference
+    note: str
+    first: datetime
+    last: datetime
+    seen: float  # time.monotonic() of the last occurrence
+    count: int = 1  # occurrences
+    written: int = 0  # occurrences the apiserver has been told of
+    name: str | None = None  # the Event's, once created
+    attempted: float = field(default=-math.inf)  # time.monotonic() of the last write attempt
+
+
+def regarding_of(namespace: str, pod: object) -> tuple[ObjectReference, str]:
+    """The object an Event about this pod refers to, and what the note must add to name the
+    pod (see the module's docstring)."""
+    metadata = pod.get("metadata") if isinstance(pod, Mapping) else None
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    owners = metadata.get("ownerReferences")
+    owners = [o for o in owners if _is_reference(o)] if isinstance(owners, list) else []
+    owner = next((o for o in owners if o.get("controller") is True), None) or next(
+        iter(owners), None
+    )
+    if owner is not None:
+        reference: ObjectReference = {
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": owner["name"],
+            "namespace": namespace,
+            "uid": owner["uid"],
+        }
+        return reference, ""
+    name = metadata.get("name")
+    if isinstance(name, str) and name:
+        return {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": namespace}, ""
+    prefix = metadata.get("generateName")
+    who = f"pod {prefix}*: " if isinstance(prefix, str) and prefix else "pod: "
+    return {"apiVersion": "v1", "kind": "Namespace", "name": namespace, "namespace": namespace}, who
+
+
+def _is_reference(owner: object) -> bool:
+    fields = ("apiVersion", "kind", "name", "uid")
+    return isinstance(owner, Mapping) and all(isinstance(owner.get(k), str) for k in fields)
+
+
+def notes(mutation: Mutation) -> list[str]:
+    """What went wrong, one note per Event: a denied pod, each failed container, or the pod's
+    own failure (a bad option annotation). Empty when nothing should have been wrapped."""
+    if mutation.denied:
+        return [f"pod denied: {mutation.denied}"]
+    failed = [
+        f"container {d.container}: {d.reason}"
+        for d in mutation.decisions
+        if d.outcome is Outcome.FAILED
+    ]
+    if failed:
+        return failed
+    if mutation.warnings and mutation.pod_reason:
+        return [f"pod not wrapped: {mutation.pod_reason}"]
+    return []
+
+
+def _cut(text: str, limit: int) -> str:
+    data = text.encode()
+    return text if len(data) <= limit else data[:limit].decode(errors="ignore")
+
+
+def _micro_time(moment: datetime) -> datetime:
+    """A MicroTime the client sends with its microseconds: it writes datetimes with
+    isoformat(), which leaves out a zero fraction the apiserver's parser requires."""
+    return moment if moment.microsecond else moment.replace(microsecond=1)
+
+
+def _event_name(regarding: ObjectReference) -> str:
+    suffix = f".{time.time_ns():x}"
+    base = regarding["name"][: NAME_LIMIT - len(suffix)].rstrip(".-") or "podinit"
+    return base + suffix
+
+
+def _key(namespace: str, regarding: ObjectReference, note: str) -> Key:
+    kind, name = regarding["kind"], regarding["name"]
+    return (namespace, regarding["apiVersion"], kind, name, regarding.get("uid", ""), note)
+
+
+class EventRecorder:
+    def __init__(
+        self,
+        api: EventsApi,
+        metrics: Metrics,
+        *,
+        queue_size: int,
+        instance: str | None = None,
+        window: float = WINDOW_SECONDS,
+        interval: float = INTERVAL_SECONDS,
+        max_entries: int = MAX_ENTRIES,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
+        self.api = api
+        self.metrics = metrics
+        self.instance = _cut(instance or socket.gethostname(), INSTANCE_LIMIT)
+        self.window = window
+        self.interval = interval
+        self.max_entries = max_entries
+        self.request_timeout = request_timeout
+        self._queue: asyncio.Queue[Key] = asyncio.Queue(maxsize=queue_size)
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self._failures = 0
+        self._failures_logged = 0
+        self._failure_logged_at = -math.inf
+
+    # ----------------------------------------------------------------- the admission path
+
+    def notice(self, namespace: str, pod: object, mutation: Mutation) -> None:
+        """Record that this admission left containers unwrapped that should have been wrapped.
+        Never blocks, never raises, never calls the API."""
+        if not (mutation.warnings or mutation.denied) or not namespace:
+            return
+        found = notes(mutation)
+        if not found:
+            return
+        regarding, who = regarding_of(namespace, pod)
+        for note in found:
+            self._observe(namespace, regarding, _cut(who + note, NOTE_LIMIT))
+
+    @staticmethod
+    def _key(entry: _Entry) -> Key:
+        return _key(entry.namespace, entry.regarding, entry.note)
+
+    def _observe(self, namespace: str, regarding: ObjectReference, note: str) -> None:
+        key = _key(namespace, regarding, note)
+        seen, now = time.monotonic(), datetime.now(UTC)
+        entry = self._entries.get(key)
+        if entry is not None and seen - entry.seen < self.window:
+            entry.count += 1
+            entry.last, entry.seen = now, seen
+            self._entries.move_to_end(key)
+            self.metrics.count_event("aggregated")
+            return
+        self._entries.pop(key, None)
+        try:
+            self._queue.put_nowait(key)
+        except asyncio.QueueFull:
+            self.metrics.count_event("dropped")
+            return
+        self._entries[key] = _Entry(namespace, regarding, note, now, now, seen)
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    # ----------------------------------------------------------------- the writer
+
+    async def run(self) -> None:
+        """Write queued Events at once and due series every `interval` seconds, until
+        cancelled."""
+        due = time.monotonic() + self.interval
+        while True:
+            if time.monotonic() >= due:
+                await self.flush()
+                due = time.monotonic() + self.interval
+            try:
+                key = await asyncio.wait_for(self._queue.get(), max(0.0, due - time.monotonic()))
+            except TimeoutError:
+                continue
+            entry = self._entries.get(key)
+            if entry is not None and entry.name is None:
+                await self._write(entry)
+
+    async def flush(self) -> None:
+        """Write what is due (series not written for `interval` seconds, Events whose creation
+        failed), then forget failures not seen for `window` seconds."""
+        now = time.monotonic()
+        for entry in list(self._entries.values()):
+            pending = entry.name is None or entry.count > entry.written
+            if pending and now - entry.attempted >= self.interval:
+                await self._write(entry)
+        for key, entry in list(self._entries.items()):
+            if now - entry.seen >= self.window:
+                del self._entries[key]
+
+    async def _write(self, entry: _Entry) -> None:
+        entry.attempted = time.monotonic()
+        count = entry.count
+        try:
+            if entry.name is None:
+                name = await self._create(entry, count)
+                entry.name = name
+                result = "created"
+            else:
+                await self._patch(entry.name, entry, count)
+                result = "series"
+        except Exception as error:  # counted and logged as a count: never a traceback per Event
+            if entry.name is not None and getattr(error, "status", None) == 404:
+                # The Event is gone (its TTL, or its namespace deleted): forget the failure,
+                # whose next occurrence starts a new Event.
+                self._entries.pop(self._key(entry), None)
+            self._failed(error)
+            return
+        entry.written = count
+        self.metrics.count_event(result)
+
+    async def _create(self, entry: _Entry, count: int) -> str:
+        name = _event_name(entry.regarding)
+        body: EventBody = {
+            "metadata": {"name": name, "namespace": entry.namespace},
+            "eventTime": _micro_time(entry.first),
+            "type": "Warning",
+            "reason": REASON,
+            "action": ACTION,
+            "note": entry.note,
+            "regarding": entry.regarding,
+            "reportingController": REPORTING_CONTROLLER,
+            "reportingInstance": self.instance,
+        }
+        if count > 1:  # a burst folded in before the first write: the API wants count >= 2
+            body["series"] = {"count": count, "lastObservedTime": _micro_time(entry.last)}
+        await self.api.create_namespaced_event(
+            entry.namespace, body, _request_timeout=self.request_timeout
+        )
+        return name
+
+    async def _patch(self, name: str, entry: _Entry, count: int) -> None:
+        last = entry.last.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body: SeriesPatch = {"series": {"count": count, "lastObservedTime": last}}
+        await self.api.patch_namespaced_event(
+            name,
+            entry.namespace,
+            body,
+            _content_type="application/merge-patch+json",
+            _request_timeout=self.request_timeout,
+        )
+
+    def _failed(self, error: Exception) -> None:
+        self.metrics.count_event("failed")
+        self._failures += 1
+        now = time.monotonic()
+        if now - self._failure_logged_at >= FAILURE_LOG_SECONDS:
+            log.warning(
+                "writing Events failed %d times (last: %s %s)",
+                self._failures - self._failures_logged,
+                type(error).__name__,
+                getattr(error, "status", None) or "",
+            )
+            self._failures_logged, self._failure_logged_at = self._failures, now
