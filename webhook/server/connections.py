@@ -38,6 +38,7 @@ import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -90,69 +91,79 @@ class _Reporter:
         )
 
 
+class _GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the two bounds above; `guarded_protocol` makes the
+    subclass that holds a server's limits and reporter."""
+
+    _limits: ClassVar[ConnectionLimits]
+    _reporter: ClassVar[_Reporter]
+    # When the current exchange must be over (None: none under way), and the one timer
+    # that checks it. The timer is not cancelled when an exchange ends but re-armed when it
+    # fires, so that the admission path pays for no timer, only for reading the clock.
+    _deadline: float | None = None
+    _timer: asyncio.TimerHandle | None = None
+    _receiving = False  # between the first byte of a request and its last
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._limits.max_connections:
+            self._reporter.closed("over-limit", self.loop)
+            transport.abort()
+            return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None:  # the first byte after an idle keep-alive period
+            self._arm()
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        self._receiving = True
+        super().on_message_begin()
+
+    def on_message_complete(self) -> None:
+        self._receiving = False
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        self._deadline = None
+        # uvicorn starts a pipelined request here, or else arms its keep-alive timer.
+        pipelined = bool(self.pipeline)
+        super().on_response_complete()
+        if pipelined or self._receiving:
+            self._arm()  # the next exchange has begun already
+
+    def _arm(self) -> None:
+        self._deadline = self.loop.time() + self._limits.request_timeout
+        if self._timer is None:
+            self._timer = self.loop.call_later(self._limits.request_timeout, self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        if self._deadline is None or self.transport.is_closing():
+            return
+        left = self._deadline - self.loop.time()
+        if left > 0:  # a later exchange than the one the timer was armed for
+            self._timer = self.loop.call_later(left, self._check)
+            return
+        self._reporter.closed("request-timeout", self.loop)
+        self.transport.abort()
+
+
 def guarded_protocol(limits: ConnectionLimits, metrics: Metrics) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol with the two bounds above (pass it as `http=`)."""
-    reporter = _Reporter(metrics, limits)
 
-    class GuardedProtocol(HttpToolsProtocol):
-        # When the current exchange must be over (None: none under way), and the one timer
-        # that checks it. The timer is not cancelled when an exchange ends but re-armed when it
-        # fires, so that the admission path pays for no timer, only for reading the clock.
-        _deadline: float | None = None
-        _timer: asyncio.TimerHandle | None = None
-        _receiving = False  # between the first byte of a request and its last
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            if len(self.connections) > limits.max_connections:
-                reporter.closed("over-limit", self.loop)
-                transport.abort()
-                return
-            self._arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._deadline = None
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            super().connection_lost(exc)
-
-        def data_received(self, data: bytes) -> None:
-            if self._deadline is None:  # the first byte after an idle keep-alive period
-                self._arm()
-            super().data_received(data)
-
-        def on_message_begin(self) -> None:
-            self._receiving = True
-            super().on_message_begin()
-
-        def on_message_complete(self) -> None:
-            self._receiving = False
-            super().on_message_complete()
-
-        def on_response_complete(self) -> None:
-            self._deadline = None
-            # uvicorn starts a pipelined request here, or else arms its keep-alive timer.
-            pipelined = bool(self.pipeline)
-            super().on_response_complete()
-            if pipelined or self._receiving:
-                self._arm()  # the next exchange has begun already
-
-        def _arm(self) -> None:
-            self._deadline = self.loop.time() + limits.request_timeout
-            if self._timer is None:
-                self._timer = self.loop.call_later(limits.request_timeout, self._check)
-
-        def _check(self) -> None:
-            self._timer = None
-            if self._deadline is None or self.transport.is_closing():
-                return
-            left = self._deadline - self.loop.time()
-            if left > 0:  # a later exchange than the one the timer was armed for
-                self._timer = self.loop.call_later(left, self._check)
-                return
-            reporter.closed("request-timeout", self.loop)
-            self.transport.abort()
+    # A class per server: uvicorn instantiates `http=` itself, with no arguments of ours.
+    class GuardedProtocol(_GuardedProtocol):
+        _limits = limits
+        _reporter = _Reporter(metrics, limits)
 
     return GuardedProtocol
 
