@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from e2e.controlplane import ControlPlane
-from e2e.processes import free_port
+from e2e.processes import Process, free_port
 from e2e.testwebhook import TestWebhook
 from e2e.tools import ToolsMissing, find_tools
 from scripts.chart import generate
@@ -205,21 +205,7 @@ def test_the_server_runs_with_the_charts_config_and_rbac_and_wraps_a_pod(
         "--set", "config.certificateHosts[0]=127.0.0.1",
         "--set", "webhook.failurePolicy=Fail",
     )  # fmt: skip
-    configmap = cluster.kubectl_json("get", "configmap", release, "-n", namespace)
-    config_file = tmp_path / "config.yaml"
-    config_file.write_text(configmap["data"]["config.yaml"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PODINIT_", "KUBERNETES_"))}
-    env.update(
-        PODINIT_CONFIG_FILE=str(config_file),
-        PODINIT_KUBECONFIG=str(cluster.service_account_kubeconfig(namespace, release)),
-        # The chart's paths are the pod's (an emptyDir); here, a temporary directory.
-        PODINIT_TLS_CERT_FILE=str(tmp_path / "tls.crt"),
-        PODINIT_TLS_KEY_FILE=str(tmp_path / "tls.key"),
-        PODINIT_HOST="127.0.0.1",
-    )
-    server = cluster.spawn(
-        release, [str(Path(sys.executable).parent / "podinit"), "serve"], env=env
-    )
+    server = serve_as_the_chart(cluster, tmp_path, release=release, namespace=namespace)
     try:
 
         def ca_bundle() -> str | None:
@@ -232,32 +218,58 @@ def test_the_server_runs_with_the_charts_config_and_rbac_and_wraps_a_pod(
 
         cluster.kubectl("create", "namespace", app)
         cluster.kubectl("label", "namespace", app, "podinit.dev/inject=enabled")
-        manifest = pod(app, "wrapped")
-        manifest["spec"]["containers"][0]["command"] = ["/app", "--serve"]
-        created = json.loads(
-            cluster.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(manifest)).stdout
-        )
-        annotations = created["metadata"].get("annotations", {})
-        assert "podinit.dev/status" in annotations, server.tail()
-        [container] = created["spec"]["containers"]
-        assert container["command"] != ["/app", "--serve"], annotations["podinit.dev/status"]
-        assert "/app" in container["command"] + container.get("args", [])
-
-        # A pod it cannot wrap (nothing listens on port 9): a Warning Event, written with the
-        # chart's RBAC (events.k8s.io create only; no core events rights).
-        unwrapped = pod(app, "unwrapped")
-        unwrapped["spec"]["containers"][0]["image"] = "127.0.0.1:9/nowhere/app:1"
-        cluster.kubectl("create", "-f", "-", input=json.dumps(unwrapped))
-
-        def event() -> dict[str, Any] | None:
-            items = cluster.kubectl_json("get", "events.events.k8s.io", "-n", app)["items"]
-            return next((e for e in items if e["reason"] == "PodinitNotWrapped"), None)
-
-        written = cluster.wait_for("the server to write an Event", event, timeout=30)
-        assert written["regarding"]["name"] == "unwrapped", written
-        assert written["note"].startswith("container app: "), written
+        assert_a_pod_is_wrapped(cluster, server, app)
+        assert_an_unwrapped_pod_gets_a_warning_event(cluster, app)
     finally:
         server.stop()
         cluster.helm("uninstall", release, "-n", namespace, check=False)
         for ns in (namespace, app):
             cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def serve_as_the_chart(
+    cluster: ControlPlane, tmp_path: Path, *, release: str, namespace: str
+) -> Process:
+    """`podinit serve` with the config file the chart rendered, as its ServiceAccount."""
+    configmap = cluster.kubectl_json("get", "configmap", release, "-n", namespace)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(configmap["data"]["config.yaml"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PODINIT_", "KUBERNETES_"))}
+    env.update(
+        PODINIT_CONFIG_FILE=str(config_file),
+        PODINIT_KUBECONFIG=str(cluster.service_account_kubeconfig(namespace, release)),
+        # The chart's paths are the pod's (an emptyDir); here, a temporary directory.
+        PODINIT_TLS_CERT_FILE=str(tmp_path / "tls.crt"),
+        PODINIT_TLS_KEY_FILE=str(tmp_path / "tls.key"),
+        PODINIT_HOST="127.0.0.1",
+    )
+    return cluster.spawn(release, [str(Path(sys.executable).parent / "podinit"), "serve"], env=env)
+
+
+def assert_a_pod_is_wrapped(cluster: ControlPlane, server: Process, app: str) -> None:
+    manifest = pod(app, "wrapped")
+    manifest["spec"]["containers"][0]["command"] = ["/app", "--serve"]
+    created = json.loads(
+        cluster.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(manifest)).stdout
+    )
+    annotations = created["metadata"].get("annotations", {})
+    assert "podinit.dev/status" in annotations, server.tail()
+    [container] = created["spec"]["containers"]
+    assert container["command"] != ["/app", "--serve"], annotations["podinit.dev/status"]
+    assert "/app" in container["command"] + container.get("args", [])
+
+
+def assert_an_unwrapped_pod_gets_a_warning_event(cluster: ControlPlane, app: str) -> None:
+    """A pod it cannot wrap (nothing listens on port 9): a Warning Event, written with the
+    chart's RBAC (events.k8s.io create only; no core events rights)."""
+    unwrapped = pod(app, "unwrapped")
+    unwrapped["spec"]["containers"][0]["image"] = "127.0.0.1:9/nowhere/app:1"
+    cluster.kubectl("create", "-f", "-", input=json.dumps(unwrapped))
+
+    def event() -> dict[str, Any] | None:
+        items = cluster.kubectl_json("get", "events.events.k8s.io", "-n", app)["items"]
+        return next((e for e in items if e["reason"] == "PodinitNotWrapped"), None)
+
+    written = cluster.wait_for("the server to write an Event", event, timeout=30)
+    assert written["regarding"]["name"] == "unwrapped", written
+    assert written["note"].startswith("container app: "), written
