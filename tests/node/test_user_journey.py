@@ -136,6 +136,28 @@ def test_the_apps_exit_code_reaches_the_pod_status(
     assert _status(stored)["containers"]["app"] == "injected"
 
 
+def test_a_pod_left_unwrapped_is_a_warning_event_on_its_replicaset(
+    cluster: Cluster, release: str, labelled: str
+) -> None:
+    """Written by the chart's own service account, through its RBAC, from a webhook pod."""
+    missing = f"{cluster.registry.host}/nowhere/missing:1"  # the registry has no such image
+    cluster.cp.kubectl("create", "deployment", "lost", "-n", labelled, f"--image={missing}")
+
+    def event() -> dict[str, Any] | None:
+        events = cluster.cp.kubectl_json("get", "events.v1.events.k8s.io", "-n", labelled)
+        return next((e for e in events["items"] if e.get("reason") == "PodinitNotWrapped"), None)
+
+    found = cluster.cp.wait_for("a PodinitNotWrapped Event", event, 60)
+    assert found["type"] == "Warning"
+    assert found["regarding"]["kind"] == "ReplicaSet"
+    assert found["regarding"]["name"].startswith("lost-")
+    assert found["note"].startswith("container missing: "), found["note"]
+    assert "not found" in found["note"], found["note"]
+    described = cluster.cp.kubectl("describe", "replicaset", "-n", labelled, "-l", "app=lost")
+    assert "PodinitNotWrapped" in described.stdout
+    cluster.cp.kubectl("delete", "deployment", "lost", "-n", labelled)
+
+
 @pytest.mark.parametrize("mode", ["imageVolume", "copy"])
 def test_both_injection_modes_start_the_app_under_podinit(
     cluster: Cluster, release: str, labelled: str, mode: str
