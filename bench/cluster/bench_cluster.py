@@ -200,6 +200,31 @@ def _s(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} s" if values else "-"
 
 
+def _start_rows(start: dict[str, dict[str, list[float]]]) -> str:
+    rows = []
+    for mode, times in start.items():
+        base, wrapped = statistics.median(times["unmutated"]), statistics.median(times[mode])
+        rows.append(
+            f"| {mode} | {_ms(times['unmutated'])} | {_ms(times[mode])} | "
+            f"{(wrapped - base) * 1000:+.0f} ms | {wrapped / base:.2f}x | "
+            f"{min(times[mode]) * 1000:.0f}-{max(times[mode]) * 1000:.0f} ms |"
+        )
+    return "\n".join(rows)
+
+
+def _floor_line(start: dict[str, dict[str, list[float]]]) -> str:
+    """The copy mode's floor: what an unmutated pod's own no-op init container costs."""
+    copy = start.get("copy", {})
+    if not copy.get(ANY_INIT):
+        return ""
+    cost = statistics.median(copy[ANY_INIT]) - statistics.median(copy["unmutated"])
+    return (
+        "An unmutated pod with one no-op init container of its own (busybox `true`),\n"
+        f"interleaved with the copy-mode pods: {_ms(copy[ANY_INIT])} ({cost * 1000:+.0f} ms):"
+        "\nwhat any init container costs here, the floor of the copy mode."
+    )
+
+
 def markdown(
     start: dict[str, dict[str, list[float]]],
     stop: dict[str, list[float]],
@@ -211,27 +236,10 @@ def markdown(
     disruption_rows = "\n".join(
         f"| {name} | {created} | {unwrapped} |" for name, (created, unwrapped) in disrupted.items()
     )
-    rows = []
-    for mode, times in start.items():
-        base, wrapped = statistics.median(times["unmutated"]), statistics.median(times[mode])
-        rows.append(
-            f"| {mode} | {_ms(times['unmutated'])} | {_ms(times[mode])} | "
-            f"{(wrapped - base) * 1000:+.0f} ms | {wrapped / base:.2f}x | "
-            f"{min(times[mode]) * 1000:.0f}-{max(times[mode]) * 1000:.0f} ms |"
-        )
-    floor = start.get("copy", {}).get(ANY_INIT, [])
-    floor_line = (
-        f"An unmutated pod with one no-op init container of its own (busybox `true`), "
-        f"interleaved with the copy-mode pods: {_ms(floor)} "
-        f"({(statistics.median(floor) - statistics.median(start['copy']['unmutated'])) * 1000:+.0f}"
-        f" ms): what any init container costs here, the floor of the copy mode."
-        if floor
-        else ""
-    )
-    stop_rows = [
+    stop_rows = "\n".join(
         f"| {variant} | {_s(values)} | {min(values):.2f}-{max(values):.2f} s |"
         for variant, values in stop.items()
-    ]
+    )
     gated = ", ".join(f"{gate}={str(on).lower()}" for gate, on in gates.items())
     return f"""## {section_title(gates)}
 
@@ -248,15 +256,15 @@ baseline, measured from the create request to Ready, polled every 20 ms):
 
 | injection mode | unmutated p50 | wrapped p50 | cost | ratio | wrapped range |
 | --- | --- | --- | --- | --- | --- |
-{chr(10).join(rows)}
+{_start_rows(start)}
 
-{floor_line}
+{_floor_line(start)}
 
 `kubectl delete pod` wall time, default grace period (30 s):
 
 | pod | median | range |
 | --- | --- | --- |
-{chr(10).join(stop_rows)}
+{stop_rows}
 
 Pods created at 10/s in an opted-in namespace while the webhook is disrupted
 (`failurePolicy: Ignore`: a failed admission creates the pod unwrapped):
