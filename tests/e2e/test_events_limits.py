@@ -1,7 +1,7 @@
 """Warning Events when writing them is limited: a tiny queue under a burst of distinct
-failures, and an identity the apiserver refuses Events to. Each test runs its own `podinit
-serve` and chart (no other podinit webhook is installed meanwhile: tests/e2e/test_events.py's
-is gone when its module ends).
+failures, an identity the apiserver refuses Events to, an Event deleted under the writer.
+Each test runs its own `podinit serve` and chart or its own writer (no other podinit webhook
+is installed meanwhile: tests/e2e/test_events.py's is gone when its module ends).
 
 Images come from UNREACHABLE_IMAGE (nothing listens on port 9): every lookup fails at once.
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from kubernetes.aio import client as kube
 
 from e2e.controlplane import ControlPlane
 from e2e.reviews import pod_review
@@ -32,6 +34,11 @@ from tests.e2e.scenario_helpers import (
     running_podinit,
     status,
 )
+from webhook.config import load
+from webhook.core import InjectSettings, LookupFailure, mutate
+from webhook.kube import api_client, close
+from webhook.server.events import EventRecorder
+from webhook.server.metrics import Metrics
 
 
 def test_with_a_tiny_queue_a_burst_of_distinct_failures_is_answered_and_drops_are_counted(
@@ -98,3 +105,51 @@ def test_an_apiserver_that_refuses_events_fails_no_admission_and_the_refusals_ar
         assert events_total(podinit)["created"] == 0
         assert events(cp, opted_in) == []
         assert podinit.admissions_total().get("error", 0) == 0
+
+
+def test_an_event_deleted_under_the_writer_is_written_anew_when_the_failure_recurs(
+    control_plane: ControlPlane, opted_in: str
+) -> None:
+    """The writer in-process, as the admin, with a 0.2 s interval: an Event that is gone
+    (its TTL ran out, its namespace was emptied) makes its series patch fail with 404; the
+    failure is then forgotten, and its next occurrence creates a new Event."""
+    cp = control_plane
+    bare = pod(opted_in, "gone", container("app", image=UNREACHABLE_IMAGE))
+    failed = mutate(bare, InjectSettings(), {UNREACHABLE_IMAGE: LookupFailure("unreachable")})
+
+    def names() -> set[str]:
+        return {e["metadata"]["name"] for e in events(cp, opted_in)}
+
+    async def poll(what: str, check: Callable[[], bool]) -> None:
+        await asyncio.to_thread(cp.wait_for, what, check, 30)
+
+    async def main() -> tuple[set[str], set[str], Metrics]:
+        api = await api_client(load(None, kubeconfig=cp.kubeconfig), user_kubeconfig=False)
+        assert api is not None
+        metrics = Metrics()
+        recorder = EventRecorder(
+            kube.EventsV1Api(api), metrics, queue_size=10, instance="test", interval=0.2
+        )
+        writer = asyncio.create_task(recorder.run())
+        try:
+            recorder.notice(opted_in, bare, failed)
+            await poll("the first Event", lambda: bool(names()))
+            first = names()
+            await asyncio.to_thread(
+                cp.kubectl, "delete", "events.events.k8s.io", *first, "-n", opted_in
+            )
+            recorder.notice(opted_in, bare, failed)  # folded in: its series patch finds nothing
+            await poll("the patch to fail", lambda: metrics.events["failed"] == 1)
+            recorder.notice(opted_in, bare, failed)
+            await poll("a new Event", lambda: bool(names()))
+            return first, names(), metrics
+        finally:
+            writer.cancel()
+            await close(api)
+
+    first, second, metrics = asyncio.run(main())
+    assert len(first) == len(second) == 1 and first != second
+    [event] = events(cp, opted_in)
+    assert event["note"] == "container app: unreachable"
+    assert "series" not in event or event["series"] is None  # a new Event, counted from 1
+    assert metrics.events == {"created": 2, "aggregated": 1, "failed": 1}

@@ -234,10 +234,6 @@ class EventRecorder:
         for note in found:
             self._observe(namespace, regarding, _cut(who + note, NOTE_LIMIT))
 
-    @staticmethod
-    def _key(entry: _Entry) -> Key:
-        return _key(entry.namespace, entry.regarding, entry.note)
-
     def _observe(self, namespace: str, regarding: ObjectReference, note: str) -> None:
         key = _key(namespace, regarding, note)
         seen, now = time.monotonic(), datetime.now(UTC)
@@ -303,7 +299,9 @@ class EventRecorder:
             if entry.name is not None and getattr(error, "status", None) == 404:
                 # The Event is gone (its TTL, or its namespace deleted): forget the failure,
                 # whose next occurrence starts a new Event.
-                self._entries.pop(self._key(entry), None)
+                key = _key(entry.namespace, entry.regarding, entry.note)
+                if self._entries.get(key) is entry:
+                    del self._entries[key]
             self._failed(error)
             return
         entry.written = count
@@ -346,7 +344,7 @@ class EventRecorder:
         now = time.monotonic()
         if now - self._failure_logged_at >= FAILURE_LOG_SECONDS:
             log.warning(
-                "writing Events failed %d times (last: %s %s)",
+                "writing Events failed: %d failures since the last report, the last %s %s",
                 self._failures - self._failures_logged,
                 type(error).__name__,
                 getattr(error, "status", None) or "",
