@@ -80,6 +80,7 @@ cluster-down: venv
 # [BASE_IMAGE=python:3.11-slim-bookworm] [CERT_DIR=dir-with-ca.crt]
 images: venv
 	@test -n "$(REGISTRY)" || { echo "usage: make images REGISTRY=host:port"; exit 2; }
+	bash e2e/tools.sh --oras
 	$(PY) -m e2e.images --registry $(REGISTRY) $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE)) \
 		$(if $(CERT_DIR),--cert-dir $(CERT_DIR))
 

@@ -6,7 +6,8 @@ is missing and how to get it; an environment variable per tool (``ETCD``,
 ``KUBE_APISERVER``, ``KUBE_CONTROLLER_MANAGER``, ``HELM``, ``KUBECTL``) overrides its path.
 ``find_node_tools()`` does the same for what a one-node cluster adds (``KUBELET``,
 ``KUBE_SCHEDULER``, ``KUBE_PROXY``, ``CONTAINERD``, ``CONTAINERD_SHIM``, ``CTR``,
-``CRICTL``, and ``RUNC`` from PATH); the names are those of ``e2e/tools.sh --paths``.
+``CRICTL``, and ``RUNC`` from PATH); ``find_oras()`` the one ``make images`` needs
+(``ORAS``). The names are those of ``e2e/tools.sh --paths``.
 """
 
 from __future__ import annotations
@@ -146,3 +147,11 @@ def find_node_tools() -> NodeTools:
         runc=paths["RUNC"],
         versions=versions,
     )
+
+
+def find_oras() -> Path:
+    """oras, which attaches the SBOMs to the pushed images (``make images`` builds it alone:
+    ``e2e/tools.sh --oras``)."""
+    versions = read_versions()
+    wanted = {"ORAS": (_cached(versions, "oras", "ORAS_VERSION"), "`bash e2e/tools.sh --oras`")}
+    return _locate(wanted)["ORAS"]

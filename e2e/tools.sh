@@ -14,6 +14,7 @@
 #   e2e/tools.sh                 build what is missing
 #   e2e/tools.sh --paths         print TOOL=path lines (nothing is built)
 #   e2e/tools.sh --check         exit 1 unless every tool is cached (nothing is built)
+#   e2e/tools.sh --oras          build only oras (what `make images` needs)
 #   e2e/tools.sh --regen-kube-mod  rewrite e2e/tools-mod/kubernetes/go.mod{,.sum} for
 #                                the KUBE_VERSION in e2e/versions.env (needs network)
 set -euo pipefail
@@ -60,6 +61,7 @@ print_paths() {
     echo "CONTAINERD_SHIM=${containerd%/*}/containerd-shim-runc-v2"
     echo "CTR=${containerd%/*}/ctr"
     echo "CRICTL=$(tool_path crictl "$CRICTL_VERSION")"
+    echo "ORAS=$(tool_path oras "$ORAS_VERSION")"
 }
 
 # build TOOL VERSION CMD... : run CMD (which must write "$out/$TOOL") unless cached.
@@ -81,7 +83,7 @@ build() {
     end=$(date +%s)
     echo $((end - start)) >"$tmp/build-seconds"
     local version_cmd=(--version)
-    [[ $tool == helm ]] && version_cmd=(version)
+    [[ $tool == helm || $tool == oras ]] && version_cmd=(version)
     timeout 10 "$tmp/$tool" "${version_cmd[@]}" >"$tmp/version.txt" 2>&1 || true
     if [[ $tool == containerd ]]; then
         timeout 10 "$tmp/containerd-shim-runc-v2" -v >>"$tmp/version.txt" 2>&1 || true
@@ -132,6 +134,12 @@ build_crictl() {
     GOBIN=$out "${nice[@]}" "$GO" install -trimpath \
         -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
         "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+}
+
+build_oras() {
+    # oras's go.mod has no replace directives, and its version is in its source.
+    GOBIN=$out "${nice[@]}" "$GO" install -trimpath -ldflags "-s -w" \
+        "oras.land/oras/cmd/oras@$ORAS_VERSION"
 }
 
 build_etcd() {
@@ -214,9 +222,9 @@ case ${1:-} in
     regen_kube_mod
     exit 0
     ;;
-"") ;;
+"" | --oras) ;;
 *)
-    echo "usage: $0 [--paths|--check|--regen-kube-mod]" >&2
+    echo "usage: $0 [--paths|--check|--oras|--regen-kube-mod]" >&2
     exit 2
     ;;
 esac
@@ -226,6 +234,10 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
 
+build oras "$ORAS_VERSION" build_oras
+if [[ ${1:-} == --oras ]]; then
+    exit 0
+fi
 check_kube_mod
 tool_cmd=kube-apiserver build kube-apiserver "$KUBE_VERSION" build_kube
 tool_cmd=kube-controller-manager build kube-controller-manager "$KUBE_VERSION" build_kube

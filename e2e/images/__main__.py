@@ -3,6 +3,8 @@
     python -m e2e.images --registry registry.example.com:5000 [--base-image IMAGE]
         [--cert-dir DIR] [--standin-base] [--test-images] [--out build/images]
 
+Each platform image's SPDX SBOM is written to ``--out`` and attached to the image in the
+registry (an OCI referrer, with oras: ``bash e2e/tools.sh --oras`` builds it).
 ``--standin-base`` builds the webhook on a Debian-made stand-in for python:3.11-slim (for
 machines that cannot pull it); ``--cert-dir`` holds the registry's ``ca.crt`` (buildah's
 ``--cert-dir`` layout).
@@ -14,8 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from e2e.images import build, standin
+from e2e.images import build, referrers, standin
 from e2e.images.buildah import Buildah, BuildError
+from e2e.tools import ToolsMissing, find_oras
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,14 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=build.ROOT / "build" / "images")
     args = parser.parse_args(argv)
     try:
+        oras = find_oras()
         buildah = Buildah.default()
         base = standin.ensure(buildah) if args.standin_base else args.base_image
         pushed = build.product_images(
             buildah, registry=args.registry, base=base, cert_dir=args.cert_dir, out_dir=args.out
         )
+        for image in pushed:
+            referrers.attach_sboms(oras, image, cert_dir=args.cert_dir)
         if args.test_images:
             pushed += build.test_images(buildah, registry=args.registry, cert_dir=args.cert_dir)
-    except BuildError as e:
+    except (BuildError, ToolsMissing) as e:
         print(f"images: {e}", file=sys.stderr)
         return 1
     for image in pushed:

@@ -42,6 +42,7 @@ class Pushed:
     digest: str  # of what was pushed (an index for multi-platform images)
     platforms: list[str] = field(default_factory=list)
     sboms: list[str] = field(default_factory=list)
+    sbom_referrers: list[str] = field(default_factory=list)  # digests, as sboms (referrers.py)
 
     @property
     def pinned(self) -> str:

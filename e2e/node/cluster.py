@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from e2e.controlplane import ControlPlane
-from e2e.images import build, standin
+from e2e.images import build, referrers, standin
 from e2e.images.buildah import Buildah
 from e2e.node import cleanup
 from e2e.node.containerd import Containerd
@@ -36,7 +36,7 @@ from e2e.node.kubelet import (
 from e2e.node.network import NODE_IP, PodNetwork
 from e2e.processes import Process, StartupError, free_port, wait_until
 from e2e.registry import Registry, start_registry
-from e2e.tools import NodeTools, find_node_tools, find_tools
+from e2e.tools import NodeTools, find_node_tools, find_oras, find_tools
 from e2e.webhookconfig import http_ok
 
 DEFAULT_STATE = Path(os.environ.get("PODINIT_NODE_STATE", "/var/lib/podinit-node"))
@@ -234,6 +234,8 @@ def push_images(registry: Registry, out_dir: Path) -> dict[str, build.Pushed]:
         cert_dir=cert_dir,
         out_dir=out_dir,
     )
+    for image in pushed:
+        referrers.attach_sboms(find_oras(), image, cert_dir=cert_dir)
     pushed += build.test_images(buildah, registry=registry.host, cert_dir=cert_dir)
     return {p.name: p for p in pushed}
 

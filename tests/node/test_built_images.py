@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 
+from e2e.images import referrers
 from e2e.images.build import ROOT
 from e2e.images.buildah import Buildah
 from e2e.node import workloads
 from e2e.node.cluster import Cluster
+from e2e.tools import find_oras
 
 LOCK = ROOT / "requirements" / "webhook.lock"
 
@@ -118,6 +121,36 @@ def test_the_init_sbom_lists_its_one_file_with_the_binarys_digest(cluster: Clust
         files = json.loads(Path(path).read_text())["files"]
         assert [f["fileName"] for f in files] == ["/podinit"]
         assert len(files[0]["checksums"][0]["checksumValue"]) == 64
+
+
+@pytest.mark.parametrize("name", ["init", "webhook"])
+def test_each_platform_images_sbom_is_attached_to_it_in_the_registry(
+    cluster: Cluster, name: str
+) -> None:
+    """`oras discover` finds one SPDX referrer per platform image, and pulling it gives back
+    the very SBOM file the build wrote."""
+    pushed, oras, ca_file = cluster.images[name], find_oras(), cluster.registry.ca_file
+    assert ca_file is not None
+    for arch, sbom in zip(pushed.platforms, pushed.sboms, strict=True):
+        found = referrers.sbom_referrers(oras, pinned=pushed.pinned, arch=arch, ca_file=ca_file)
+        assert len(found) == 1, (arch, found)
+        repository = pushed.reference.rsplit(":", 1)[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(
+                [
+                    str(oras),
+                    "pull",
+                    f"{repository}@{found[0]}",
+                    "-o",
+                    tmp,
+                    "--ca-file",
+                    str(ca_file),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            assert (Path(tmp) / Path(sbom).name).read_bytes() == Path(sbom).read_bytes()
 
 
 def test_the_lock_satisfies_every_dependency_of_pyproject() -> None:
