@@ -1,4 +1,5 @@
-"""`podinit scan` errors that stop it before the cluster is read: one line, exit code 1."""
+"""`podinit scan` errors that stop it before the cluster is read: one line, exit code 2 (1 is
+`--fail-on-unwrapped` finding unwrapped pods)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def test_a_kubeconfig_that_is_not_valid_yaml_is_a_one_line_error_naming_it(
     kubeconfig.write_text("apiVersion: v1\nclusters: [\n")
     code = main(["scan", "--kubeconfig", str(kubeconfig)])
     captured = capsys.readouterr()
-    assert (code, captured.out) == (1, "")
+    assert (code, captured.out) == (2, "")
     assert (
         captured.err == f"podinit: cannot load a kubeconfig: {kubeconfig}, line 3: not valid YAML\n"
     )
@@ -50,7 +51,7 @@ def test_a_kubeconfig_from_the_environment_that_is_not_valid_yaml_is_named_too(
         text=True,
         timeout=120,
     )
-    assert (scan.returncode, scan.stdout) == (1, "")
+    assert (scan.returncode, scan.stdout) == (2, "")
     assert scan.stderr == (
         f"podinit: cannot load a kubeconfig: {kubeconfig}, line 2: not valid YAML\n"
     )
@@ -66,5 +67,5 @@ def test_a_registry_ca_file_that_is_not_a_certificate_stops_scan_with_one_line(
     monkeypatch.setenv("PODINIT_REGISTRY_CA_FILE", str(ca_file))
     code = main(["scan", "--kubeconfig", str(kubeconfig)])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
     assert err == f"podinit: registryCaFile: {ca_file}: no PEM or DER certificates\n"

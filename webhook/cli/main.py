@@ -68,19 +68,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kubernetes-version", type=_kubernetes_version, help="decide as for, e.g. 1.35"
     )
+    p.add_argument(
+        "--fail-on-unwrapped",
+        action="store_true",
+        help="exit 1 when a container is failed or slipped (errors: 2)",
+    )
     return parser
 
 
 def _scan(args: argparse.Namespace) -> int:
     from webhook.cli import scan  # the Kubernetes client's imports are heavy; inject needs none
 
-    config = load(args.config, kubeconfig=args.kubeconfig)
-    settings = config.inject_settings(kubernetes_version=args.kubernetes_version)
-    try:
-        return scan.run(config, settings, namespace=args.namespace, output=args.output)
-    except scan.ScanError as error:
+    try:  # 1 means unwrapped pods (--fail-on-unwrapped): every error is 2, as argparse's
+        config = load(args.config, kubeconfig=args.kubeconfig)
+        settings = config.inject_settings(kubernetes_version=args.kubernetes_version)
+        return scan.run(
+            config,
+            settings,
+            namespace=args.namespace,
+            output=args.output,
+            fail_on_unwrapped=args.fail_on_unwrapped,
+        )
+    except (scan.ScanError, ConfigError) as error:
         print(f"podinit: {error}", file=sys.stderr)
-        return 1
+        return 2
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -11,9 +11,12 @@ from webhook.core.images import (
     find_override,
 )
 from webhook.core.mutate import Decided, Pending, Plan, mutate, prepare
+from webhook.core.observed import UNWRAPPED, WHOLE_POD, Observation, State, observe
 from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
 
 __all__ = [
+    "UNWRAPPED",
+    "WHOLE_POD",
     "Decided",
     "Decision",
     "ImageConfig",
@@ -26,10 +29,13 @@ __all__ = [
     "LookupFailure",
     "LookupFailurePolicy",
     "Mutation",
+    "Observation",
     "Outcome",
     "Pending",
     "Plan",
+    "State",
     "find_override",
     "mutate",
+    "observe",
     "prepare",
 ]

@@ -49,7 +49,7 @@ class Layout:
 
     @classmethod
     def of(cls, pod: PodView, settings: InjectSettings) -> Layout:
-        status = _previous_status(pod)
+        status = previous_status(pod)
         previous = _recorded(status) if status else None
         if previous and _is_ours(_volume(pod, previous["volume"]), settings):
             notes = status.get("notes")
@@ -72,7 +72,7 @@ class Layout:
         )
 
 
-def _previous_status(pod: PodView) -> dict[str, Any]:
+def previous_status(pod: PodView) -> dict[str, Any]:
     """The status annotation an earlier pass wrote, parsed once; {} when absent or unsound."""
     text = pod.annotations.get(ann.STATUS)
     if not text:
