@@ -52,8 +52,9 @@ include init/init.mk
 # Everything but the node (its own session: a cluster idling under the other suites would
 # disturb their timing) and the sanitizer re-runs of tests/init, which have their own targets.
 # Branch coverage of webhook/, `podinit serve` subprocesses included ([tool.coverage.run]);
-# the floor is what tests/core, golden, server, cli and registry alone reach (91.x%).
-COVERAGE := --cov=webhook --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=93
+# the floor is half a point under what this run measured on the committed tree (96.3%): new
+# code comes with its tests, and a timing-dependent branch or two may go either way.
+COVERAGE := --cov=webhook --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=95.8
 test-py: venv init
 	$(PYTEST) tests --ignore=tests/node $(COVERAGE)
 

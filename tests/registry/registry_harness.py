@@ -90,122 +90,15 @@ class FaultServer:
     challenge naming a token service that is down), norealm/… (a bearer challenge without a
     realm), token503/…, token404/…, tokenbig/…, tokenjunk/…, tokenempty/… (a bearer challenge
     naming this server's token service, which answers 503, 404, a Content-Length over the
-    limit, a body that is not JSON, an empty token)."""
+    limit, a body that is not JSON, an empty token), err403/…, err429/…, err400/…, big/… (a
+    manifest declared 1 GiB long), loop/… (a redirect to itself), badproto/… (no HTTP at all)."""
 
     def __init__(self) -> None:
         self.stop_event = threading.Event()
         self.requests: list[str] = []
         self.dead_realm = f"127.0.0.1:{free_port()}"  # a token service that is down
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(
-                self, status: int, body: bytes, headers: dict[str, str] | None = None
-            ) -> None:
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _slow_sibling(self) -> None:
-                config, amd64, index = slow_sibling_documents()
-                if self.path.endswith(SLOW_SIBLING_ARM64):
-                    outer.stop_event.wait(60)
-                elif self.path.endswith(digest_of(config)):
-                    self._send(200, config)
-                elif self.path.endswith(digest_of(amd64)):
-                    self._send(200, amd64, {"Content-Type": OCI_MANIFEST})
-                else:
-                    self._send(200, index, {"Content-Type": OCI_INDEX})
-
-            def do_HEAD(self) -> None:
-                self.do_GET()
-
-            def _token(self, kind: str) -> None:
-                if kind == "token503":
-                    self._send(503, b"")
-                elif kind == "token404":
-                    self._send(404, b"{}")
-                elif kind == "tokenbig":  # declared only: the client must not read it
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(10 * 1024 * 1024))
-                    self.end_headers()
-                    self.close_connection = True
-                elif kind == "tokenjunk":
-                    self._send(200, b"not json")
-                else:
-                    self._send(200, b'{"token": ""}')
-
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                parts = self.path.split("/")
-                mode = parts[2] if len(parts) > 2 else ""
-                if parts[1] == "token":
-                    self._token(mode.partition("?")[0])
-                    return
-                if mode == "hang":
-                    outer.stop_event.wait(60)
-                    return
-                if mode == "drip":
-                    self.send_response(200)
-                    self.send_header("Content-Type", OCI_MANIFEST)
-                    self.send_header("Content-Length", "100000")
-                    self.end_headers()
-                    for _ in range(600):
-                        if outer.stop_event.wait(0.1):
-                            return
-                        with contextlib.suppress(OSError):
-                            self.wfile.write(b" ")
-                            self.wfile.flush()
-                    return
-                if mode == "err500":
-                    self._send(500, b'{"errors":[{"code":"UNKNOWN","message":"boom"}]}')
-                elif mode == "garbage":
-                    self._send(200, b"\x00\xffnot json{{", {"Content-Type": OCI_MANIFEST})
-                elif mode == "deny":
-                    self._send(
-                        401,
-                        b'{"errors":[{"code":"UNAUTHORIZED"}]}',
-                        {"WWW-Authenticate": 'Basic realm="fault"'},
-                    )
-                elif mode == "missing":
-                    self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
-                elif mode == "badrealm":
-                    challenge = f'Bearer realm="http://{outer.dead_realm}/token",service="x"'
-                    self._send(401, b"{}", {"WWW-Authenticate": challenge})
-                elif mode == "norealm":
-                    self._send(401, b"{}", {"WWW-Authenticate": 'Bearer service="fault"'})
-                elif mode.startswith("token"):
-                    challenge = f'Bearer realm="http://{outer.host}/token/{mode}",service="x"'
-                    self._send(401, b"{}", {"WWW-Authenticate": challenge})
-                elif mode == "slowsibling":
-                    self._slow_sibling()
-                elif mode == "baddigest":
-                    if "/blobs/" in self.path:
-                        self._send(200, b'{"config":{"Entrypoint":["/evil"]}}')
-                    else:
-                        body = {
-                            "schemaVersion": 2,
-                            "mediaType": OCI_MANIFEST,
-                            "config": {
-                                "mediaType": "application/vnd.oci.image.config.v1+json",
-                                "digest": "sha256:" + "0" * 64,
-                                "size": 10,
-                            },
-                            "layers": [],
-                        }
-                        self._send(200, json.dumps(body).encode(), {"Content-Type": OCI_MANIFEST})
-                else:
-                    self._send(404, b"{}")
-
-        self._server = QuietHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = QuietHTTPServer(("127.0.0.1", 0), _FaultHandler)
+        self._server.fault = self  # type: ignore[attr-defined]
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
@@ -217,6 +110,137 @@ class FaultServer:
         self.stop_event.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+class _FaultHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    @property
+    def fault(self) -> FaultServer:
+        return self.server.fault  # type: ignore[attr-defined,no-any-return]
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _declare_only(self, length: int, headers: dict[str, str] | None = None) -> None:
+        """A 200 whose body never comes: the client must refuse it by its Content-Length."""
+        self.send_response(200)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        self.close_connection = True
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        self.fault.requests.append(self.path)
+        parts = self.path.split("/")
+        mode = parts[2] if len(parts) > 2 else ""
+        if parts[1] == "token":
+            self._token(mode.partition("?")[0])
+        elif mode in ("hang", "drip"):
+            self._stall(mode)
+        elif mode in ("big", "loop", "badproto"):
+            self._break_http(mode)
+        elif mode in ("slowsibling", "baddigest"):
+            self._bad_documents(mode)
+        else:
+            self._error(mode)
+
+    def _stall(self, mode: str) -> None:
+        if mode == "hang":
+            self.fault.stop_event.wait(60)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", OCI_MANIFEST)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        for _ in range(600):
+            if self.fault.stop_event.wait(0.1):
+                return
+            with contextlib.suppress(OSError):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+
+    def _break_http(self, mode: str) -> None:
+        if mode == "big":
+            self._declare_only(1 << 30, {"Content-Type": OCI_MANIFEST})
+        elif mode == "loop":
+            self._send(302, b"", {"Location": self.path})
+        else:
+            self.wfile.write(b"this is not HTTP\r\n\r\n")
+            self.close_connection = True
+
+    def _error(self, mode: str) -> None:
+        if mode in ("err403", "err429", "err400"):
+            self._send(int(mode[3:]), b"{}")
+        elif mode == "err500":
+            self._send(500, b'{"errors":[{"code":"UNKNOWN","message":"boom"}]}')
+        elif mode == "garbage":
+            self._send(200, b"\x00\xffnot json{{", {"Content-Type": OCI_MANIFEST})
+        elif mode == "deny":
+            challenge = {"WWW-Authenticate": 'Basic realm="fault"'}
+            self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', challenge)
+        elif mode == "missing":
+            self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+        elif mode == "badrealm":
+            challenge = f'Bearer realm="http://{self.fault.dead_realm}/token",service="x"'
+            self._send(401, b"{}", {"WWW-Authenticate": challenge})
+        elif mode == "norealm":
+            self._send(401, b"{}", {"WWW-Authenticate": 'Bearer service="fault"'})
+        elif mode.startswith("token"):
+            challenge = f'Bearer realm="http://{self.fault.host}/token/{mode}",service="x"'
+            self._send(401, b"{}", {"WWW-Authenticate": challenge})
+        else:
+            self._send(404, b"{}")
+
+    def _token(self, kind: str) -> None:
+        if kind == "token503":
+            self._send(503, b"")
+        elif kind == "token404":
+            self._send(404, b"{}")
+        elif kind == "tokenbig":
+            self._declare_only(10 * 1024 * 1024)
+        elif kind == "tokenjunk":
+            self._send(200, b"not json")
+        else:
+            self._send(200, b'{"token": ""}')
+
+    def _bad_documents(self, mode: str) -> None:
+        if mode == "slowsibling":
+            config, amd64, index = slow_sibling_documents()
+            if self.path.endswith(SLOW_SIBLING_ARM64):
+                self.fault.stop_event.wait(60)
+            elif self.path.endswith(digest_of(config)):
+                self._send(200, config)
+            elif self.path.endswith(digest_of(amd64)):
+                self._send(200, amd64, {"Content-Type": OCI_MANIFEST})
+            else:
+                self._send(200, index, {"Content-Type": OCI_INDEX})
+        elif "/blobs/" in self.path:
+            self._send(200, b'{"config":{"Entrypoint":["/evil"]}}')
+        else:
+            body = {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": "sha256:" + "0" * 64,
+                    "size": 10,
+                },
+                "layers": [],
+            }
+            self._send(200, json.dumps(body).encode(), {"Content-Type": OCI_MANIFEST})
 
 
 @contextlib.contextmanager

@@ -91,6 +91,9 @@ def test_broken_payloads_are_skipped_without_breaking_the_others() -> None:
         b"[1,2]",
         json.dumps({"auths": 3}).encode(),
         config({"reg.example.com": {"auth": "%%%"}}),
+        config({"reg.example.com": {"auth": b64("no-colon")}}),
+        config({"reg.example.com": {}}),
+        json.dumps({"auths": {"reg.example.com": "u:p"}}).encode(),
     ]
     assert Keyring.from_payloads([*broken, good]).lookup("reg.example.com") == Credential("u", "p")
 

@@ -62,6 +62,12 @@ def resolve_once(
         ("deny/app", AuthError, "requires credentials"),
         ("missing/app", NotFoundError, "not found"),
         ("baddigest/app", BadResponse, "does not match its digest"),
+        ("err403/app", AuthError, "denied access"),
+        ("err429/app", RegistryUnavailable, "is rate limiting us (429)"),
+        ("err400/app", BadResponse, "answered HTTP 400 for"),
+        ("big/app", BadResponse, "is too large"),
+        ("loop/app", BadResponse, "redirected too often"),
+        ("badproto/app", BadResponse, "broke the HTTP protocol"),
     ],
 )
 def test_each_registry_fault_raises_its_error_within_the_deadline(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import time
@@ -13,8 +14,16 @@ from typing import Any
 import jsonpatch
 import pytest
 
+from e2e.pki import CertAuthority
 from e2e.registry import Pusher, Registry
-from tests.registry.registry_harness import FaultServer, running, start_or_skip
+from tests.registry.registry_harness import (
+    PASSWORD,
+    USER,
+    FaultServer,
+    running,
+    start_basic_auth_registry,
+    start_or_skip,
+)
 from tests.server.harness import Certs, Webhook, decoded_patch, review, run_webhook
 
 
@@ -169,3 +178,28 @@ def test_concurrent_admissions_of_one_uncached_image_share_one_fetch_and_metrics
     # One fetch; every other admission either joined it or came late enough to hit the cache.
     assert after["registry_fetches"] == 1
     assert after["registry_joined"] + after["image_cache_hits"] == 19, (before, after)
+
+
+def test_the_docker_config_file_lets_the_webhook_read_a_private_image(
+    certs: Certs, tmp_path: Path
+) -> None:
+    pki = CertAuthority(tmp_path / "pki", "registry")
+    private, pusher = start_basic_auth_registry(tmp_path / "registry", pki)
+    try:
+        pusher.image("team/api", "1.0", entrypoint=["/api"], cmd=["--listen=:8080"])
+        pusher.close()
+        auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        docker_config = tmp_path / "config.json"
+        docker_config.write_text(json.dumps({"auths": {private.host: {"auth": auth}}}))
+        env = {
+            "PODINIT_REGISTRY_CA_FILE": str(pki.cert),
+            "PODINIT_DOCKER_CONFIG_FILE": str(docker_config),
+        }
+        pod = {"spec": {"containers": [{"name": "api", "image": f"{private.host}/team/api:1.0"}]}}
+        with run_webhook(certs, tmp_path, env=env) as webhook, webhook.client() as client:
+            answer = client.post("/mutate", json=review(pod)).json()
+    finally:
+        private.stop()
+    assert "warnings" not in answer["response"]
+    api = jsonpatch.apply_patch(copy.deepcopy(pod), decoded_patch(answer))["spec"]["containers"][0]
+    assert (api["command"], api["args"]) == (["/podinit/podinit", "--", "/api"], ["--listen=:8080"])

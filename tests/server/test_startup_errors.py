@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from e2e.processes import free_port
 from e2e.serve import ROOT, running, serve_argv
-from tests.server.harness import Certs
+from tests.server.harness import Certs, decoded_patch, review, run_webhook
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -85,3 +87,31 @@ def test_serve_next_to_a_service_named_podinit_listens_on_the_port_of_its_config
     url = f"https://127.0.0.1:{port}"
     with running(argv, env=env, log_file=tmp / "serve.log", url=url, ca=ca):
         pass  # ready on the config file's port: the service link did not count as a setting
+
+
+def test_an_apiserver_that_does_not_answer_leaves_auto_mode_on_copy_with_a_warning(
+    certs: Certs, tmp: Path
+) -> None:
+    kubeconfig = tmp / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "c", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}
+                ],
+                "users": [{"name": "u", "user": {}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    env = {"PODINIT_KUBECONFIG": str(kubeconfig), "PODINIT_PULL_SECRET_LOOKUPS": "false"}
+    with run_webhook(certs, tmp, env=env) as webhook, webhook.client() as client:
+        pod = {"spec": {"containers": [{"name": "app", "image": "a:1", "command": ["app"]}]}}
+        answer = client.post("/mutate", json=review(pod)).json()
+    volumes = [op["value"] for op in decoded_patch(answer) if op["path"] == "/spec/volumes"]
+    assert volumes == [[{"name": "podinit", "emptyDir": {"sizeLimit": "8Mi"}}]]
+    warnings = [e["msg"] for e in webhook.logs() if e["level"] == "warning"]
+    assert any(m.startswith("cannot read the Kubernetes version: ") for m in warnings), warnings
