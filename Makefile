@@ -52,9 +52,9 @@ include init/init.mk
 # Everything but the node (its own session: a cluster idling under the other suites would
 # disturb their timing) and the sanitizer re-runs of tests/init, which have their own targets.
 # Branch coverage of webhook/, `podinit serve` subprocesses included ([tool.coverage.run]);
-# the floor is half a point under what this run measured on the committed tree (96.3%): new
-# code comes with its tests, and a timing-dependent branch or two may go either way.
-COVERAGE := --cov=webhook --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=95.8
+# the floor is under what this run measured on the committed tree (96.2-96.3%) by enough for
+# a few timing-dependent branches to go either way, and over the 95% aimed at.
+COVERAGE := --cov=webhook --cov-branch --cov-report=term-missing:skip-covered --cov-fail-under=95.5
 test-py: venv init
 	$(PYTEST) tests --ignore=tests/node $(COVERAGE)
 
