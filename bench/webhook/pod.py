@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from e2e.reviews import pod_review
+
 
 def _env(prefix: str, n: int) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
@@ -275,34 +277,7 @@ def _toleration(condition: str) -> dict[str, Any]:
 
 def review_bytes(pod: dict[str, Any], *, namespace: str = "shop") -> bytes:
     """The AdmissionReview the apiserver POSTs for a pod CREATE."""
-    return orjson.dumps(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": str(uuid.uuid4()),
-                "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                "resource": {"group": "", "version": "v1", "resource": "pods"},
-                "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-                "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-                "namespace": namespace,
-                "operation": "CREATE",
-                "userInfo": {
-                    "username": "system:serviceaccount:kube-system:replicaset-controller",
-                    "uid": "5c8f0a1e-2b3d-4c5e-8f9a-0b1c2d3e4f5a",
-                    "groups": [
-                        "system:serviceaccounts",
-                        "system:serviceaccounts:kube-system",
-                        "system:authenticated",
-                    ],
-                },
-                "object": pod,
-                "oldObject": None,
-                "dryRun": False,
-                "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
-            },
-        }
-    )
+    return orjson.dumps(pod_review(pod, namespace=namespace))
 
 
 def replica_reviews(api_image: str, worker_image: str, count: int) -> list[bytes]:

@@ -171,11 +171,17 @@ def pod(namespace: str, name: str, *containers: dict[str, Any], **metadata: Any)
 
 
 def deployment(
-    namespace: str, name: str, *containers: dict[str, Any], replicas: int = 2, **pod_spec: Any
+    namespace: str,
+    name: str,
+    *containers: dict[str, Any],
+    replicas: int = 2,
+    kind: str = "Deployment",
+    **pod_spec: Any,
 ) -> dict[str, Any]:
+    """A Deployment (or, with ``kind``, a ReplicaSet) of ``containers``."""
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": kind,
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "replicas": replicas,

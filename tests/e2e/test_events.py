@@ -26,6 +26,7 @@ from tests.e2e.scenario_helpers import (
     Podinit,
     container,
     create,
+    deployment,
     pod,
     running_podinit,
     status,
@@ -43,19 +44,9 @@ def podinit(
 
 
 def replica_set(namespace: str, name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [container("app", image=UNREACHABLE_IMAGE)]},
-            },
-        },
-    }
+    """Pods whose image podinit cannot look up (the registry is unreachable)."""
+    app = container("app", image=UNREACHABLE_IMAGE)
+    return deployment(namespace, name, app, replicas=replicas, kind="ReplicaSet")
 
 
 def test_a_replicasets_pods_whose_lookup_fails_get_a_warning_event_on_the_replicaset(
