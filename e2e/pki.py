@@ -148,9 +148,11 @@ class CertAuthority:
         hosts: Sequence[str] = (),
         server: bool = False,
         client: bool = False,
+        not_after: dt.datetime | None = None,
     ) -> IssuedCert:
         """A leaf certificate for ``common_name`` (and ``organizations``: Kubernetes groups),
-        valid for ``hosts``, written as ``<name>.crt`` and ``<name>.key``."""
+        valid for ``hosts`` until ``not_after`` (a day from now by default), written as
+        ``<name>.crt`` and ``<name>.key``."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         builder = (
@@ -160,7 +162,7 @@ class CertAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
+            .not_valid_after(not_after or now + dt.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(signs_certificates=False), critical=True)
             .add_extension(_extended_key_usage(server=server, client=client), critical=False)
@@ -179,9 +181,13 @@ class CertAuthority:
         return issued
 
     def issue_server(
-        self, name: str, hosts: Sequence[str] = ("127.0.0.1", "localhost")
+        self,
+        name: str,
+        hosts: Sequence[str] = ("127.0.0.1", "localhost"),
+        *,
+        not_after: dt.datetime | None = None,
     ) -> IssuedCert:
-        return self.issue(name, hosts[0], hosts=hosts, server=True)
+        return self.issue(name, hosts[0], hosts=hosts, server=True, not_after=not_after)
 
     def issue_client(self, name: str, user: str, groups: Sequence[str] = ()) -> IssuedCert:
         return self.issue(name, user, organizations=groups, client=True)

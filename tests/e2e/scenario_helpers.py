@@ -1,6 +1,6 @@
 """Shared pieces of the end-to-end scenarios (tests/e2e/test_scenario_*.py).
 
-One `podinit serve` process on 127.0.0.1 with TLS (a trustme CA, as tests/server does) and
+One `podinit serve` process on 127.0.0.1 with TLS (a CA of e2e.pki, as tests/server uses) and
 the chart installed by `helm install` with `server.enabled=false` and `webhook.url` pointing
 at it: the MutatingWebhookConfiguration the apiserver uses is the chart's own.
 """

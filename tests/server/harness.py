@@ -1,5 +1,5 @@
 """A real `podinit serve` process on 127.0.0.1 with real TLS, for the server tests
-(started by e2e.serve.running), and the certificates it serves (trustme)."""
+(started by e2e.serve.running), and the certificates it serves (e2e.pki, as everywhere)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import trustme
 
+from e2e.pki import CertAuthority
 from e2e.processes import free_port
 from e2e.reviews import pod_review
 from e2e.serve import running, serve_argv
@@ -23,26 +23,21 @@ from e2e.serve import running, serve_argv
 
 @dataclass
 class Certs:
-    ca: trustme.CA
+    ca: CertAuthority
     directory: Path
 
     @property
     def ca_file(self) -> Path:
-        return self.directory / "ca.pem"
+        return self.ca.cert
 
     def issue(self, name: str) -> tuple[Path, Path]:
         """A serving certificate for 127.0.0.1/localhost, written as `name`.crt/.key."""
-        cert = self.ca.issue_cert("127.0.0.1", "localhost")
-        cert_file, key_file = self.directory / f"{name}.crt", self.directory / f"{name}.key"
-        cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-        key_file.write_bytes(cert.private_key_pem.bytes())
-        return cert_file, key_file
+        issued = self.ca.issue_server(name)
+        return issued.cert, issued.key
 
 
 def make_certs(directory: Path) -> Certs:
-    certs = Certs(trustme.CA(), directory)
-    certs.ca.cert_pem.write_to_path(str(certs.ca_file))
-    return certs
+    return Certs(CertAuthority(directory, "test"), directory)
 
 
 @dataclass

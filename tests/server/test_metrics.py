@@ -6,9 +6,9 @@ import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 
-import trustme
 from cryptography import x509
 
+from e2e.pki import CertAuthority
 from tests.server.harness import Certs, run_webhook
 from webhook.server.metrics import LatencyHistogram, Metrics
 from webhook.server.tls import CertReloader
@@ -54,7 +54,7 @@ def expiry(metrics: Metrics) -> float | None:
 
 
 def test_the_certificate_expiry_follows_the_certificate_loaded(tmp_path: Path) -> None:
-    ca = trustme.CA()
+    ca = CertAuthority(tmp_path, "expiry")
     cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
     metrics = Metrics()
     reloader = CertReloader(
@@ -65,9 +65,9 @@ def test_the_certificate_expiry_follows_the_certificate_loaded(tmp_path: Path) -
     )
     assert expiry(metrics) is None  # nothing loaded: no sample
     for not_after in (datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2032, 6, 1, tzinfo=UTC)):
-        leaf = ca.issue_cert("127.0.0.1", not_after=not_after)
-        cert_file.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-        key_file.write_bytes(leaf.private_key_pem.bytes())
+        leaf = ca.issue_server("leaf", not_after=not_after)
+        cert_file.write_bytes(leaf.cert.read_bytes())
+        key_file.write_bytes(leaf.key.read_bytes())
         assert reloader.check()
         assert expiry(metrics) == not_after.timestamp()
 
