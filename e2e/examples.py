@@ -48,15 +48,24 @@ def orphan_command(children: int, lifetime: float = 0.3) -> list[str]:
     return ["sh", "-c", f"sh -c '{spawn}'; exec sleep 1000"]
 
 
-def orphans_settled(container: Container) -> bool:
-    """The example's orphans have all exited (whether or not anyone reaped them).
+class OrphansSettled:
+    """Called with the container, polled: have the example's `children` orphans all come and
+    gone (whether or not anyone reaped them)?
 
-    Only once the app runs as `sleep`: the outer shell execs it after the inner one forked
-    the children, so before that "no usleep running" would be true too early.
+    Each must have been seen running `usleep` once and none may run any more. Checking only
+    "no usleep running now" said yes too early under load: a forked child is called `sh`
+    until it has exec'd `usleep`, and a process in the middle of execve can hide from /proc.
     """
-    processes = container.processes()
-    started = any(p.comm == "sleep" for p in processes)
-    return started and not any(p.comm == "usleep" and p.state != "Z" for p in processes)
+
+    def __init__(self, children: int) -> None:
+        self.children = children
+        self.seen: set[int] = set()
+
+    def __call__(self, container: Container) -> bool:
+        processes = container.processes()
+        self.seen.update(p.pid for p in processes if p.comm == "usleep")
+        running = any(p.state != "Z" and p.comm not in ("podinit", "sleep") for p in processes)
+        return len(self.seen) >= self.children and not running
 
 
 def zombies_left(container: Container, *, within: float = 1.0) -> int:
@@ -91,7 +100,7 @@ def stop_time_demo(
     for variant, start in variants:
         with start() as pod:
             app = pod.app()
-            wait_until("the orphans to exit", partial(orphans_settled, app))
+            wait_until("the orphans to exit", partial(OrphansSettled(orphans), app))
             zombies = zombies_left(app)
             stopped = app.stop(grace)
         how = "SIGKILL after the grace period" if stopped.killed else "SIGTERM"
@@ -102,9 +111,9 @@ def stop_time_demo(
 __all__ = [
     "SHELL_WRAPPED",
     "DemoRow",
+    "OrphansSettled",
     "example_pod",
     "orphan_command",
-    "orphans_settled",
     "stop_time_demo",
     "zombies_left",
 ]

@@ -2,7 +2,7 @@
 
 There is no kubelet and no container engine here, so this module does the part of their
 work that decides whether a mutated pod really runs: it lays out root filesystems by hand
-(``busybox_rootfs`` from Debian's static busybox, ``init_image_rootfs`` like the
+(e2e.rootfs: ``busybox_rootfs`` from Debian's static busybox, ``init_image_rootfs`` like the
 Dockerfile's FROM-scratch ``init`` stage), turns each container of the pod into an OCI
 bundle (e2e.ocispec: argv with the kubelet's ``$(VAR)`` expansion, env, securityContext;
 emptyDir volumes as host directories bind-mounted in) and runs it with the real ``runc``: the
@@ -48,17 +48,11 @@ from e2e.ocispec import (
     oci_config,
 )
 from e2e.processes import wait_until as _wait_until
+from e2e.rootfs import BUSYBOX, busybox_rootfs, init_image_rootfs
 
 # --------------------------------------------------------------------------- tools
 
 DEBIAN_PACKAGES = {"runc": "runc", "busybox": "busybox-static"}
-BUSYBOX = Path("/bin/busybox")
-# Applets linked into a busybox rootfs: what the tests' and the demo's shells call.
-APPLETS = (
-    "sh", "ash", "sleep", "ps", "cat", "echo", "ls", "id", "true", "false", "kill", "env",
-    "stat", "wc", "grep", "head", "touch", "mkdir", "rm", "test", "[", "printf", "cp", "pidof",
-    "uname", "date", "seq", "tr", "usleep",
-)  # fmt: skip
 # The webhook's default init image (webhook.core.InjectSettings().init_image); kept literal so
 # that this module runs stored pods without importing the webhook.
 DEFAULT_INIT_IMAGE = "docker.io/podinit/init:0.1.0"
@@ -95,48 +89,6 @@ def _is_static(binary: Path) -> bool:
     with binary.open("rb") as f:
         head = f.read(4096)
     return head.startswith(b"\x7fELF") and b"/ld-" not in head
-
-
-# --------------------------------------------------------------------------- root filesystems
-
-
-def busybox_rootfs(dir: Path, busybox: Path = BUSYBOX) -> Path:
-    """A minimal image root: /bin/busybox, applet symlinks, /etc/passwd with uid 65532.
-
-    The binary is copied, not linked: a hard link would share its inode (and so its mode
-    and owner) with the host's /bin/busybox, and a container must not be able to alter it.
-    """
-    root = Path(dir)
-    for sub in ("bin", "proc", "dev", "sys", "etc", "root"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    # /tmp is world-writable and sticky, as in any distribution image.
-    (root / "tmp").mkdir(mode=0o1777, exist_ok=True)
-    (root / "tmp").chmod(0o1777)
-    shutil.copy2(busybox, root / "bin" / "busybox")
-    for applet in APPLETS:
-        link = root / "bin" / applet
-        if not link.is_symlink():
-            link.symlink_to("busybox")
-    # Names for `ps` and `id`; 65532 is the "nonroot" user of distroless images.
-    (root / "etc" / "passwd").write_text(
-        "root:x:0:0:root:/root:/bin/sh\n"
-        f"nonroot:x:{NONROOT_UID}:{NONROOT_UID}:nonroot:/home/nonroot:/sbin/nologin\n"
-    )
-    (root / "etc" / "group").write_text(f"root:x:0:\nnonroot:x:{NONROOT_UID}:\n")
-    return root
-
-
-def init_image_rootfs(dir: Path, podinit_binary: Path) -> Path:
-    """The Dockerfile's ``init`` stage: FROM scratch, then ``COPY --chmod=0755 podinit /podinit``.
-
-    Nothing else: no /proc, no /dev, no /etc. runc creates the mount points it needs,
-    as it does on the snapshot a container engine would hand it.
-    """
-    root = Path(dir)
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(podinit_binary, root / "podinit")
-    (root / "podinit").chmod(0o755)
-    return root
 
 
 def busybox_image(runtime: Runtime | None = None) -> Image:
@@ -252,17 +204,10 @@ class Container:
             return []
         found = []
         for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                if os.stat(f"/proc/{entry}/ns/pid").st_ino != ns:
-                    continue
-                raw = Path(f"/proc/{entry}/stat").read_text()
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                continue  # it exited (and was reaped) while we looked
-            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-            state, ppid = raw[raw.rindex(")") + 2 :].split()[:2]
-            found.append(Proc(int(entry), int(ppid), state, comm))
+            if entry.isdigit() and (raw := _stat_in_namespace(entry, ns)) is not None:
+                comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+                state, ppid = raw[raw.rindex(")") + 2 :].split()[:2]
+                found.append(Proc(int(entry), int(ppid), state, comm))
         return found
 
     def zombies(self) -> int:
@@ -468,6 +413,23 @@ def mutate_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
 
     mutation = mutate(dict(pod), InjectSettings(), {})
     return jsonpatch.apply_patch(copy.deepcopy(dict(pod)), mutation.patch)  # type: ignore[no-any-return]
+
+
+def _stat_in_namespace(pid: str, ns: int) -> str | None:
+    """/proc/PID/stat if PID is in the PID namespace `ns`, else None (also once it has exited).
+
+    A process in the middle of execve refuses access to its /proc/PID/ns for a moment
+    (EACCES): asked again, it answers, so that a child about to exec is not missed."""
+    for _ in range(100):
+        try:
+            if os.stat(f"/proc/{pid}/ns/pid").st_ino != ns:
+                return None
+            return Path(f"/proc/{pid}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return None  # it exited (and was reaped) while we looked
+        except PermissionError:
+            time.sleep(0.001)
+    return None
 
 
 # --------------------------------------------------------------------------- waiting

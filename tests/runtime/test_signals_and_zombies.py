@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import signal
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from e2e.examples import (
     SHELL_WRAPPED,
+    OrphansSettled,
     orphan_command,
-    orphans_settled,
     stop_time_demo,
     zombies_left,
 )
@@ -57,7 +58,7 @@ def test_orphans_of_a_parent_that_exited_early_leave_no_zombie_with_podinit(
     pod = stored(app_pod(orphan_command(ORPHANS)))
     with run_pod(pod, podinit, runtime=runtime) as running:
         app = running.app()
-        wait_until("the orphans to exit", lambda: orphans_settled(app))
+        wait_until("the orphans to exit", partial(OrphansSettled(ORPHANS), app))
         assert zombies_left(app) == 0
         assert sorted(p.comm for p in app.processes()) == ["podinit", "sleep"]
 
@@ -65,7 +66,7 @@ def test_orphans_of_a_parent_that_exited_early_leave_no_zombie_with_podinit(
 def test_the_same_orphans_stay_zombies_without_podinit(runtime: Runtime) -> None:
     with run_unmutated_pod(app_pod(orphan_command(ORPHANS)), runtime=runtime) as running:
         app = running.app()
-        wait_until("the orphans to exit", lambda: orphans_settled(app))
+        wait_until("the orphans to exit", partial(OrphansSettled(ORPHANS), app))
         assert zombies_left(app) == ORPHANS  # nobody reaps: still all there after the wait
 
 
