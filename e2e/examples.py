@@ -53,8 +53,9 @@ class OrphansSettled:
     gone (whether or not anyone reaped them)?
 
     Each must have been seen running `usleep` once and none may run any more. Checking only
-    "no usleep running now" said yes too early under load: a forked child is called `sh`
-    until it has exec'd `usleep`, and a process in the middle of execve can hide from /proc.
+    "no usleep running now" said yes too early under load (in CI, then in 2 of 14 runs with
+    both cores busy): a forked child is called `sh` until it has exec'd `usleep`, and the
+    children were not all listed yet when the app had started.
     """
 
     def __init__(self, children: int) -> None:

@@ -204,10 +204,17 @@ class Container:
             return []
         found = []
         for entry in os.listdir("/proc"):
-            if entry.isdigit() and (raw := _stat_in_namespace(entry, ns)) is not None:
-                comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-                state, ppid = raw[raw.rindex(")") + 2 :].split()[:2]
-                found.append(Proc(int(entry), int(ppid), state, comm))
+            if not entry.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{entry}/ns/pid").st_ino != ns:
+                    continue
+                raw = Path(f"/proc/{entry}/stat").read_text()
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue  # it exited (and was reaped) while we looked
+            comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+            state, ppid = raw[raw.rindex(")") + 2 :].split()[:2]
+            found.append(Proc(int(entry), int(ppid), state, comm))
         return found
 
     def zombies(self) -> int:
@@ -413,23 +420,6 @@ def mutate_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
 
     mutation = mutate(dict(pod), InjectSettings(), {})
     return jsonpatch.apply_patch(copy.deepcopy(dict(pod)), mutation.patch)  # type: ignore[no-any-return]
-
-
-def _stat_in_namespace(pid: str, ns: int) -> str | None:
-    """/proc/PID/stat if PID is in the PID namespace `ns`, else None (also once it has exited).
-
-    A process in the middle of execve refuses access to its /proc/PID/ns for a moment
-    (EACCES): asked again, it answers, so that a child about to exec is not missed."""
-    for _ in range(100):
-        try:
-            if os.stat(f"/proc/{pid}/ns/pid").st_ino != ns:
-                return None
-            return Path(f"/proc/{pid}/stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            return None  # it exited (and was reaped) while we looked
-        except PermissionError:
-            time.sleep(0.001)
-    return None
 
 
 # --------------------------------------------------------------------------- waiting
