@@ -180,14 +180,8 @@ def controller_manager_argv(
     binary: Path, *, kubeconfig: Path, port: int, cert_dir: Path, ca: CertAuthority, sa_key: Path
 ) -> list[str]:
     return [
-        str(binary),
-        f"--kubeconfig={kubeconfig}",
-        f"--authentication-kubeconfig={kubeconfig}",
-        f"--authorization-kubeconfig={kubeconfig}",
-        f"--bind-address={LOOPBACK}",
-        f"--secure-port={port}",
+        *_secured_component(binary, kubeconfig=kubeconfig, port=port),
         f"--cert-dir={cert_dir}",
-        "--leader-elect=false",
         # every default controller; none of them needs a cloud provider
         "--controllers=*",
         "--use-service-account-credentials=true",
@@ -203,6 +197,16 @@ def controller_manager_argv(
 
 def scheduler_argv(binary: Path, *, kubeconfig: Path, port: int) -> list[str]:
     return [
+        *_secured_component(binary, kubeconfig=kubeconfig, port=port),
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def _secured_component(binary: Path, *, kubeconfig: Path, port: int) -> list[str]:
+    """What the controller-manager and the scheduler share: one kubeconfig for the apiserver
+    and for checking who calls their own HTTPS port, on loopback, no leader election."""
+    return [
         str(binary),
         f"--kubeconfig={kubeconfig}",
         f"--authentication-kubeconfig={kubeconfig}",
@@ -210,6 +214,4 @@ def scheduler_argv(binary: Path, *, kubeconfig: Path, port: int) -> list[str]:
         f"--bind-address={LOOPBACK}",
         f"--secure-port={port}",
         "--leader-elect=false",
-        "--profiling=false",
-        "--v=1",
     ]

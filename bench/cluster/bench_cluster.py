@@ -18,7 +18,6 @@ import statistics
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +31,6 @@ from e2e.node.cluster import Cluster  # noqa: E402
 SECTION = "Cluster"
 KEEP = "<!-- end of the generated part: text below is kept by bench_cluster.py -->"
 WEBHOOK = "pods.podinit.dev"
-
-
-def _namespace(cluster: Cluster, *, labelled: bool) -> str:
-    name = f"bench-{uuid.uuid4().hex[:6]}"
-    cluster.cp.kubectl("create", "namespace", name)
-    if labelled:
-        cluster.cp.kubectl("label", "namespace", name, "podinit.dev/inject=enabled")
-    cluster.cp.wait_for(
-        "the namespace's ServiceAccount",
-        lambda: cluster.cp.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
-    )
-    return name
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -84,7 +71,8 @@ def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[float]]:
     """Interleaved create -> Ready of unmutated and ``mode`` pods (deleted at once after); in
     copy mode also of unmutated pods with one no-op init container of their own."""
     workloads.helm_install(cluster, values=workloads.chart_values(cluster, injectionMode=mode))
-    plain, wrapped = _namespace(cluster, labelled=False), _namespace(cluster, labelled=True)
+    plain = workloads.fresh_namespace(cluster, prefix="bench", labelled=False)
+    wrapped = workloads.fresh_namespace(cluster, prefix="bench")
     variants = [("unmutated", plain), (mode, wrapped)]
     if mode == "copy":
         variants.append((ANY_INIT, plain))
@@ -106,7 +94,8 @@ def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[float]]:
 def deletion(cluster: Cluster, pods: int) -> dict[str, list[float]]:
     """`kubectl delete pod` wall time with the default 30 s grace period."""
     workloads.helm_install(cluster, values=workloads.chart_values(cluster))
-    plain, wrapped = _namespace(cluster, labelled=False), _namespace(cluster, labelled=True)
+    plain = workloads.fresh_namespace(cluster, prefix="bench", labelled=False)
+    wrapped = workloads.fresh_namespace(cluster, prefix="bench")
     times: dict[str, list[float]] = {"unmutated": [], "wrapped": [], "app handles SIGTERM": []}
     for index in range(pods):
         name = f"d{index}"
@@ -150,7 +139,7 @@ def disruptions(cluster: Cluster, seconds: float) -> dict[str, tuple[int, int]]:
         workloads.helm_install(
             cluster, "--set", f"server.shutdownDelaySeconds={delay}", values=values
         )
-        namespace = disruption.fresh_namespace(cluster)
+        namespace = workloads.fresh_namespace(cluster, prefix="stream")
         result = disruption.stream_pods(cluster, namespace, rate=10, seconds=seconds, during=during)
         found[name] = (result.created, len(result.unwrapped))
         cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false")

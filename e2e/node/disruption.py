@@ -12,7 +12,6 @@ import json
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,14 +110,3 @@ def kill_one_replica(cluster: Cluster) -> Callable[[], None]:
         subprocess.run(["kill", "-KILL", str(info["info"]["pid"])], check=True)
 
     return kill
-
-
-def fresh_namespace(cluster: Cluster) -> str:
-    name = f"stream-{uuid.uuid4().hex[:6]}"
-    cluster.cp.kubectl("create", "namespace", name)
-    cluster.cp.kubectl("label", "namespace", name, "podinit.dev/inject=enabled")
-    cluster.cp.wait_for(
-        "the namespace's ServiceAccount",
-        lambda: cluster.cp.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
-    )
-    return name

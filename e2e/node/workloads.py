@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from typing import Any
 
 import yaml
@@ -136,3 +137,17 @@ def logs(cluster: Cluster, namespace: str, name: str) -> str:
         return cluster.cp.kubectl("logs", "-n", namespace, name).stdout
     except subprocess.CalledProcessError as e:
         return f"(no logs: {e.stderr})"
+
+
+def fresh_namespace(cluster: Cluster, *, prefix: str, labelled: bool = True) -> str:
+    """A new namespace (opted in to injection unless told otherwise) whose default
+    ServiceAccount exists, so that pods can be created in it at once."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    cluster.cp.kubectl("create", "namespace", name)
+    if labelled:
+        cluster.cp.kubectl("label", "namespace", name, "podinit.dev/inject=enabled")
+    cluster.cp.wait_for(
+        "the namespace's ServiceAccount",
+        lambda: cluster.cp.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
+    )
+    return name

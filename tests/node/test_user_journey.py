@@ -10,7 +10,6 @@ import base64
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,9 +35,7 @@ def release(cluster: Cluster) -> Iterator[str]:
 @pytest.fixture
 def labelled(cluster: Cluster) -> Iterator[str]:
     """A namespace opted in to injection, deleted afterwards."""
-    name = f"shop-{uuid.uuid4().hex[:6]}"
-    cluster.cp.kubectl("create", "namespace", name)
-    cluster.cp.kubectl("label", "namespace", name, "podinit.dev/inject=enabled")
+    name = workloads.fresh_namespace(cluster, prefix="shop")
     yield name
     cluster.cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
 

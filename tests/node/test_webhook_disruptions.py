@@ -33,7 +33,7 @@ def _restarts(cluster: Cluster) -> int:
 def test_a_rolling_restart_of_the_webhook_lets_no_pod_through_unwrapped(
     cluster: Cluster, release: None
 ) -> None:
-    namespace = disruption.fresh_namespace(cluster)
+    namespace = workloads.fresh_namespace(cluster, prefix="stream")
     result = disruption.stream_pods(
         cluster,
         namespace,
@@ -52,7 +52,7 @@ def test_a_killed_replica_lets_few_pods_through_and_is_reported(
 ) -> None:
     """SIGKILL cannot be drained: admissions in flight on that replica, and those sent to
     it before the endpoint is withdrawn, fail open. The number is reported, not zero."""
-    namespace = disruption.fresh_namespace(cluster)
+    namespace = workloads.fresh_namespace(cluster, prefix="stream")
     restarts = _restarts(cluster)
     result = disruption.stream_pods(
         cluster, namespace, rate=RATE, seconds=15, during=disruption.kill_one_replica(cluster)
