@@ -229,10 +229,11 @@ def markdown(
         f"| {variant} | {_s(values)} | {min(values):.2f}-{max(values):.2f} s |"
         for variant, values in stop.items()
     )
-    gated = ", ".join(f"{gate}={str(on).lower()}" for gate, on in gates.items())
+    gated = _gates_text(gates)
+    flags = " ".join(f"--kubelet-feature-gate {gate}" for gate in gated.split(", "))
     return f"""## {section_title(gates)}
 
-`make bench-cluster{f' BENCH_CLUSTER_ARGS="--kubelet-feature-gate {gated}"' if gates else ""}`
+`make bench-cluster{f' BENCH_CLUSTER_ARGS="{flags}"' if gates else ""}`
 (bench/cluster/bench_cluster.py): the one-node cluster of `make cluster` (kubelet and
 containerd on this machine{f", the kubelet's feature gates {gated}" if gates else ""}, the chart
 installed from the images built from the Dockerfile), {pods} measured pods per variant,
@@ -278,7 +279,11 @@ def section_title(gates: dict[str, bool]) -> str:
     """The doc section a run writes: a run with feature gates does not replace the default."""
     if not gates:
         return SECTION
-    return f"{SECTION} with " + ", ".join(f"{g}={str(on).lower()}" for g, on in gates.items())
+    return f"{SECTION} with {_gates_text(gates)}"
+
+
+def _gates_text(gates: dict[str, bool]) -> str:
+    return ", ".join(f"{gate}={str(on).lower()}" for gate, on in gates.items())
 
 
 def _gate(text: str) -> tuple[str, bool]:
