@@ -24,9 +24,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.cluster.phases import Sample, start_table, stop_table, wall_times  # noqa: E402
 from bench.docsection import replace_section  # noqa: E402
 from e2e.node import disruption, workloads  # noqa: E402
 from e2e.node.cluster import Cluster  # noqa: E402
+from e2e.node.runtimelog import PodTimes  # noqa: E402
 
 SECTION = "Cluster"
 KEEP = "<!-- end of the generated part: text below is kept by bench_cluster.py -->"
@@ -38,15 +40,15 @@ def _ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def create_to_ready(cluster: Cluster, pod: dict[str, Any], timeout: float = 90) -> float:
-    """Seconds from the create request to the pod reported Ready (polled every 20 ms)."""
+def create_to_ready(cluster: Cluster, pod: dict[str, Any], timeout: float = 90) -> Sample:
+    """From the create request to the pod reported Ready (polled every 20 ms)."""
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     path = f"/api/v1/namespaces/{namespace}/pods"
-    started = time.monotonic()
+    began, started = time.time(), time.monotonic()
     cluster.cp.api("POST", path, pod)
     while time.monotonic() - started < timeout:
         if _ready(cluster.cp.api("GET", f"{path}/{name}")):
-            return time.monotonic() - started
+            return Sample(namespace, name, time.monotonic() - started, began)
         time.sleep(0.02)
     raise TimeoutError(f"{namespace}/{name} not Ready within {timeout}s")
 
@@ -67,7 +69,7 @@ def _with_noop_init_container(pod: dict[str, Any]) -> dict[str, Any]:
     return pod
 
 
-def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[float]]:
+def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[Sample]]:
     """Interleaved create -> Ready of unmutated and ``mode`` pods (deleted at once after); in
     copy mode also of unmutated pods with one no-op init container of their own."""
     workloads.helm_install(cluster, values=workloads.chart_values(cluster, injectionMode=mode))
@@ -76,7 +78,7 @@ def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[float]]:
     variants = [("unmutated", plain), (mode, wrapped)]
     if mode == "copy":
         variants.append((ANY_INIT, plain))
-    times: dict[str, list[float]] = {variant: [] for variant, _ in variants}
+    times: dict[str, list[Sample]] = {variant: [] for variant, _ in variants}
     # one of each first, unmeasured: image pulls and the webhook's registry lookup
     for index in range(pods + 1):
         for number, (variant, namespace) in enumerate(variants):
@@ -84,19 +86,24 @@ def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[float]]:
             pod = workloads.app_pod(name, namespace, cluster)
             if variant == ANY_INIT:
                 pod = _with_noop_init_container(pod)
-            seconds = create_to_ready(cluster, pod)
+            sample = create_to_ready(cluster, pod)
             if index:
-                times[variant].append(seconds)
+                times[variant].append(sample)
             _delete_now(cluster, namespace, name)
     return times
 
 
-def deletion(cluster: Cluster, pods: int) -> dict[str, list[float]]:
+def _timed_delete(cluster: Cluster, namespace: str, name: str) -> Sample:
+    began = time.time()
+    return Sample(namespace, name, workloads.timed_delete(cluster, namespace, name), began)
+
+
+def deletion(cluster: Cluster, pods: int) -> dict[str, list[Sample]]:
     """`kubectl delete pod` wall time with the default 30 s grace period."""
     workloads.helm_install(cluster, values=workloads.chart_values(cluster))
     plain = workloads.fresh_namespace(cluster, prefix="bench", labelled=False)
     wrapped = workloads.fresh_namespace(cluster, prefix="bench")
-    times: dict[str, list[float]] = {"unmutated": [], "wrapped": [], "app handles SIGTERM": []}
+    times: dict[str, list[Sample]] = {"unmutated": [], "wrapped": [], "app handles SIGTERM": []}
     for index in range(pods):
         name = f"d{index}"
         for variant, namespace in (("wrapped", wrapped), ("app handles SIGTERM", plain)):
@@ -104,17 +111,14 @@ def deletion(cluster: Cluster, pods: int) -> dict[str, list[float]]:
             if variant == "app handles SIGTERM":  # exec form: the app itself is PID 1
                 pod["spec"]["containers"][0]["command"] = ["/bin/app"]
             workloads.create_ready(cluster, pod)
-            times[variant].append(
-                workloads.timed_delete(cluster, namespace, pod["metadata"]["name"])
-            )
+            times[variant].append(_timed_delete(cluster, namespace, pod["metadata"]["name"]))
     # unmutated: each waits the whole grace period, so they are deleted side by side
     names = [f"u{index}" for index in range(pods)]
     for name in names:
         workloads.create_ready(cluster, workloads.app_pod(name, plain, cluster))
-    results: list[float] = []
     threads = [
         threading.Thread(
-            target=lambda n=name: results.append(workloads.timed_delete(cluster, plain, n))
+            target=lambda n=name: times["unmutated"].append(_timed_delete(cluster, plain, n))
         )
         for name in names
     ]
@@ -122,7 +126,6 @@ def deletion(cluster: Cluster, pods: int) -> dict[str, list[float]]:
         thread.start()
     for thread in threads:
         thread.join()
-    times["unmutated"] = results
     return times
 
 
@@ -189,34 +192,46 @@ def _s(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} s" if values else "-"
 
 
-def _start_rows(start: dict[str, dict[str, list[float]]]) -> str:
+def _start_rows(start: dict[str, dict[str, list[Sample]]]) -> str:
     rows = []
-    for mode, times in start.items():
-        base, wrapped = statistics.median(times["unmutated"]), statistics.median(times[mode])
+    for mode, samples in start.items():
+        base, times = wall_times(samples["unmutated"]), wall_times(samples[mode])
+        cost = statistics.median(times) - statistics.median(base)
         rows.append(
-            f"| {mode} | {_ms(times['unmutated'])} | {_ms(times[mode])} | "
-            f"{(wrapped - base) * 1000:+.0f} ms | {wrapped / base:.2f}x | "
-            f"{min(times[mode]) * 1000:.0f}-{max(times[mode]) * 1000:.0f} ms |"
+            f"| {mode} | {_ms(base)} | {_ms(times)} | {cost * 1000:+.0f} ms | "
+            f"{statistics.median(times) / statistics.median(base):.2f}x | "
+            f"{min(times) * 1000:.0f}-{max(times) * 1000:.0f} ms |"
         )
     return "\n".join(rows)
 
 
-def _floor_line(start: dict[str, dict[str, list[float]]]) -> str:
+def _floor_line(start: dict[str, dict[str, list[Sample]]]) -> str:
     """The copy mode's floor: what an unmutated pod's own no-op init container costs."""
     copy = start.get("copy", {})
     if not copy.get(ANY_INIT):
         return ""
-    cost = statistics.median(copy[ANY_INIT]) - statistics.median(copy["unmutated"])
+    noop, base = wall_times(copy[ANY_INIT]), wall_times(copy["unmutated"])
+    cost = statistics.median(noop) - statistics.median(base)
     return (
         "An unmutated pod with one no-op init container of its own (busybox `true`),\n"
-        f"interleaved with the copy-mode pods: {_ms(copy[ANY_INIT])} ({cost * 1000:+.0f} ms):"
+        f"interleaved with the copy-mode pods: {_ms(noop)} ({cost * 1000:+.0f} ms):"
         "\nwhat any init container costs here, the floor of the copy mode."
     )
 
 
+def _start_phase_rows(start: dict[str, dict[str, list[Sample]]]) -> dict[str, list[Sample]]:
+    """Each variant once: the copy run's unmutated pods stand for the baseline."""
+    rows: dict[str, list[Sample]] = {}
+    for samples in start.values():
+        for variant, measured in samples.items():
+            rows.setdefault(variant, measured)
+    return rows
+
+
 def markdown(
-    start: dict[str, dict[str, list[float]]],
-    stop: dict[str, list[float]],
+    start: dict[str, dict[str, list[Sample]]],
+    stop: dict[str, list[Sample]],
+    seen: dict[tuple[str, str], PodTimes],
     disrupted: dict[str, tuple[int, int]],
     latency: dict[str, float],
     pods: int,
@@ -226,8 +241,9 @@ def markdown(
         f"| {name} | {created} | {unwrapped} |" for name, (created, unwrapped) in disrupted.items()
     )
     stop_rows = "\n".join(
-        f"| {variant} | {_s(values)} | {min(values):.2f}-{max(values):.2f} s |"
-        for variant, values in stop.items()
+        f"| {variant} | {_s(wall_times(samples))} | "
+        f"{min(wall_times(samples)):.2f}-{max(wall_times(samples)):.2f} s |"
+        for variant, samples in stop.items()
     )
     gated = _gates_text(gates)
     flags = " ".join(f"--kubelet-feature-gate {gate}" for gate in gated.split(", "))
@@ -250,11 +266,21 @@ baseline, measured from the create request to Ready, polled every 20 ms):
 
 {_floor_line(start)}
 
+Where the start goes, from containerd's log (medians; the kubelet creates the app container
+only once it has seen the init container exit):
+
+{start_table(_start_phase_rows(start), seen)}
+
 `kubectl delete pod` wall time, default grace period (30 s):
 
 | pod | median | range |
 | --- | --- | --- |
 {stop_rows}
+
+Where the stop goes, from containerd's log (medians; SIGTERM -> exit is podinit's and the
+app's part, the rest the kubelet's):
+
+{stop_table(stop, seen)}
 
 Pods created at 10/s in an opted-in namespace while the webhook is disrupted
 (`failurePolicy: Ignore`: a failed admission creates the pod unwrapped):
@@ -296,7 +322,7 @@ def _gate(text: str) -> tuple[str, bool]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=8, help="measured pods per variant")
-    parser.add_argument("--stop-pods", type=int, default=3, help="deleted pods per variant")
+    parser.add_argument("--stop-pods", type=int, default=8, help="deleted pods per variant")
     parser.add_argument("--stream-seconds", type=float, default=30, help="per disruption")
     parser.add_argument("--write-doc", type=Path, help=f"replace the ## {SECTION} section")
     parser.add_argument(
@@ -314,7 +340,8 @@ def main() -> int:
         stop = deletion(cluster, args.stop_pods)
         disrupted = disruptions(cluster, args.stream_seconds)
         latency = admission_latency(cluster)
-    section = markdown(start, stop, disrupted, latency, args.pods, gates)
+        seen = cluster.runtime_log.pods()
+    section = markdown(start, stop, seen, disrupted, latency, args.pods, gates)
     print(section)
     if args.write_doc:
         replace_section(args.write_doc, section_title(gates), section, keep=KEEP)

@@ -34,6 +34,7 @@ from e2e.node.kubelet import (
     write_yaml,
 )
 from e2e.node.network import NODE_IP, PodNetwork
+from e2e.node.runtimelog import RuntimeLog
 from e2e.processes import Process, StartupError, free_port, wait_until
 from e2e.registry import Registry, start_registry
 from e2e.tools import NodeTools, find_node_tools, find_oras, find_tools
@@ -170,6 +171,11 @@ class Cluster:
             60,
             [*self.cp.core, proxy],
         )
+
+    @property
+    def runtime_log(self) -> RuntimeLog:
+        """containerd's log: when it created, started, stopped and saw exit each container."""
+        return RuntimeLog(self.cp.logdir / "containerd.log")
 
     def stop(self, *, keep_logs: bool = False) -> None:
         for proc in reversed(self.node_procs):

@@ -113,6 +113,11 @@ def test_delete_returns_after_the_apps_own_shutdown_only_when_wrapped(
     plain_seconds = workloads.timed_delete(cluster, namespace, "stop")
     assert wrapped_seconds < PROMPT, f"wrapped pod took {wrapped_seconds:.1f}s to delete"
     assert plain_seconds >= GRACE, f"unwrapped pod took only {plain_seconds:.1f}s"
+    # containerd's own record: the wrapped app exited on SIGTERM, the shell was SIGKILLed
+    seen = cluster.runtime_log.pods()
+    wrapped_app, plain_app = (seen[(ns, "stop")].containers["app"] for ns in (labelled, namespace))
+    assert wrapped_app.exited is not None and not wrapped_app.killed
+    assert plain_app.killed
 
 
 def test_the_apps_exit_code_reaches_the_pod_status(
@@ -168,6 +173,10 @@ def test_both_injection_modes_start_the_app_under_podinit(
         assert image_volumes[0]["image"]["reference"] == cluster.images["init"].reference
     else:
         assert not image_volumes and len(init_containers) == 1
+        # the copy container ran to its end before the app's container was created
+        seen = cluster.runtime_log.pods()[(labelled, "mode")].containers
+        copied = seen[init_containers[0]].exited
+        assert copied is not None and copied < seen["app"].create_requested
     assert workloads.pid1(cluster, labelled, "mode")[0] == "/podinit/podinit"
     assert workloads.timed_delete(cluster, labelled, "mode") < PROMPT
 

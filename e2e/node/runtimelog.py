@@ -1,0 +1,125 @@
+"""What containerd's CRI service did to each pod's containers, and when, read from its log.
+
+The kubelet's pod status keeps times to the second; containerd logs every CRI call it
+serves at info level with nanoseconds. That splits a pod's start and stop into the part
+the container runtime spends (a copy container's run; SIGTERM -> exit) and the part the
+kubelet spends deciding (noticing an init container has exited; tearing the pod down).
+
+    pods = RuntimeLog(cluster.runtime_log).pods()
+    app = pods[("shop", "web-1")].containers["app"]
+    app.stop_requested, app.exited, app.killed
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# containerd writes logrus text: time="..." level=info msg="..." with the message's own
+# quotes escaped as \"
+_LINE = re.compile(r'^time="(?P<time>[^"]+)" level=\w+ msg="(?P<msg>(?:[^"\\]|\\.)*)"')
+_Q = r'\\"([^"\\]+)\\"'  # a quoted value inside msg
+_SANDBOX_REQUESTED = re.compile(
+    rf"^RunPodSandbox for name:{_Q}\s+uid:{_Q}\s+namespace:{_Q}(?: returns sandbox id {_Q})?"
+)
+_CREATE = re.compile(rf"^CreateContainer within sandbox {_Q} for (?:container )?name:{_Q}")
+_CREATED = re.compile(rf"returns container id {_Q}$")
+_STARTED = re.compile(rf"^StartContainer for {_Q} returns successfully")
+_STOP = re.compile(rf"^StopContainer for {_Q} with timeout")
+_STOPPED = re.compile(rf"^StopContainer for {_Q} returns successfully")
+_KILL = re.compile(rf"^Kill container {_Q}")
+_EXIT = re.compile(
+    rf"^received container exit event container_id:{_Q}"
+    r".*exited_at:\{seconds:(\d+)\s+nanos:(\d+)\}"
+)
+
+
+@dataclass
+class ContainerTimes:
+    """Seconds since the epoch (None: not in the log)."""
+
+    name: str
+    create_requested: float
+    id: str = ""
+    started: float | None = None
+    exited: float | None = None
+    stop_requested: float | None = None
+    stopped: float | None = None
+    killed: bool = False  # SIGKILLed once its grace period was over
+
+
+@dataclass
+class PodTimes:
+    namespace: str
+    name: str
+    sandbox_requested: float
+    sandbox_ready: float | None = None
+    containers: dict[str, ContainerTimes] = field(default_factory=dict)  # the latest per name
+
+
+@dataclass(frozen=True)
+class RuntimeLog:
+    path: Path
+
+    def pods(self) -> dict[tuple[str, str], PodTimes]:
+        """Every pod the log shows, by (namespace, name); a name reused later wins."""
+        pods: dict[tuple[str, str], PodTimes] = {}
+        requested: dict[str, PodTimes] = {}  # by pod UID, until its sandbox is ready
+        by_sandbox: dict[str, PodTimes] = {}
+        by_container: dict[str, ContainerTimes] = {}
+        for when, message in self._messages():
+            if found := _SANDBOX_REQUESTED.match(message):
+                name, uid, namespace, sandbox = found.groups()
+                if sandbox is None:
+                    requested[uid] = pods[(namespace, name)] = PodTimes(namespace, name, when)
+                elif uid in requested:
+                    ready = requested.pop(uid)
+                    ready.sandbox_ready = when
+                    by_sandbox[sandbox] = ready
+            elif (found := _CREATE.match(message)) and found.group(1) in by_sandbox:
+                _created(by_sandbox[found.group(1)], found.group(2), when, message, by_container)
+            else:
+                _record(by_container, when, message)
+        return pods
+
+    def _messages(self) -> Iterator[tuple[float, str]]:
+        with self.path.open(errors="replace") as lines:
+            for line in lines:
+                if found := _LINE.match(line):
+                    yield _epoch(found["time"]), found["msg"]
+
+
+def _created(
+    pod: PodTimes, container: str, when: float, message: str, by_id: dict[str, ContainerTimes]
+) -> None:
+    if created := _CREATED.search(message):
+        if times := pod.containers.get(container):
+            times.id = created.group(1)
+            by_id[times.id] = times
+    else:
+        pod.containers[container] = ContainerTimes(container, create_requested=when)
+
+
+def _record(by_id: dict[str, ContainerTimes], when: float, message: str) -> None:
+    if found := _EXIT.match(message):
+        if times := by_id.get(found.group(1)):
+            times.exited = int(found.group(2)) + int(found.group(3)) / 1e9
+    elif found := _STARTED.match(message):
+        if times := by_id.get(found.group(1)):
+            times.started = when
+    elif found := _STOP.match(message):
+        if (times := by_id.get(found.group(1))) and times.stop_requested is None:
+            times.stop_requested = when
+    elif found := _STOPPED.match(message):
+        if (times := by_id.get(found.group(1))) and times.stopped is None:
+            times.stopped = when
+    elif (found := _KILL.match(message)) and (times := by_id.get(found.group(1))):
+        times.killed = True
+
+
+def _epoch(stamp: str) -> float:
+    """RFC 3339 with nanoseconds; Python keeps microseconds, plenty here."""
+    return dt.datetime.fromisoformat(stamp).timestamp()
