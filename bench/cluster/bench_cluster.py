@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import random
 import statistics
 import sys
 import threading
@@ -69,6 +70,11 @@ def _with_noop_init_container(pod: dict[str, Any]) -> dict[str, Any]:
     return pod
 
 
+# Seconds between pods, drawn at random: as RUNNING below, so that where the kubelet's relist
+# falls is random in every measured start.
+BEFORE_CREATE = (0.0, 1.0)
+
+
 def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[Sample]]:
     """Interleaved create -> Ready of unmutated and ``mode`` pods (deleted at once after); in
     copy mode also of unmutated pods with one no-op init container of their own."""
@@ -79,6 +85,7 @@ def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[Sample]]:
     if mode == "copy":
         variants.append((ANY_INIT, plain))
     times: dict[str, list[Sample]] = {variant: [] for variant, _ in variants}
+    pause = random.Random(0)
     # one of each first, unmeasured: image pulls and the webhook's registry lookup
     for index in range(pods + 1):
         for number, (variant, namespace) in enumerate(variants):
@@ -86,6 +93,7 @@ def startup(cluster: Cluster, mode: str, pods: int) -> dict[str, list[Sample]]:
             pod = workloads.app_pod(name, namespace, cluster)
             if variant == ANY_INIT:
                 pod = _with_noop_init_container(pod)
+            time.sleep(pause.uniform(*BEFORE_CREATE))
             sample = create_to_ready(cluster, pod)
             if index:
                 times[variant].append(sample)
@@ -98,20 +106,39 @@ def _timed_delete(cluster: Cluster, namespace: str, name: str) -> Sample:
     return Sample(namespace, name, workloads.timed_delete(cluster, namespace, name), began)
 
 
+# (variant, wrapped?, exec form: the app itself is PID 1, the service-account token volume)
+STOP_VARIANTS = (
+    ("wrapped", True, False, True),
+    ("app handles SIGTERM", False, True, True),
+    ("wrapped, no token volume", True, False, False),
+    ("app handles SIGTERM, no volume", False, True, False),
+)
+# Seconds a pod runs after Ready before it is deleted: drawn at random, so that the kubelet's
+# once-a-second relist falls anywhere in its stop (a fixed pause locks each variant's stop to
+# one phase of the relist, and the variants' medians then differ by that alone).
+RUNNING = (1.0, 2.0)
+
+
 def deletion(cluster: Cluster, pods: int) -> dict[str, list[Sample]]:
-    """`kubectl delete pod` wall time with the default 30 s grace period."""
+    """`kubectl delete pod` wall time with the default 30 s grace period, of pods that have
+    run for a second or two; with and without the service-account token volume, as a pod without
+    volumes is torn down faster and the injection adds one."""
     workloads.helm_install(cluster, values=workloads.chart_values(cluster))
     plain = workloads.fresh_namespace(cluster, prefix="bench", labelled=False)
     wrapped = workloads.fresh_namespace(cluster, prefix="bench")
-    times: dict[str, list[Sample]] = {"unmutated": [], "wrapped": [], "app handles SIGTERM": []}
+    times: dict[str, list[Sample]] = {"unmutated": []}
+    pause = random.Random(0)
     for index in range(pods):
-        name = f"d{index}"
-        for variant, namespace in (("wrapped", wrapped), ("app handles SIGTERM", plain)):
-            pod = workloads.app_pod(f"{name}-{len(variant)}", namespace, cluster)
-            if variant == "app handles SIGTERM":  # exec form: the app itself is PID 1
+        for number, (variant, injected, exec_form, token) in enumerate(STOP_VARIANTS):
+            namespace = wrapped if injected else plain
+            pod = workloads.app_pod(f"d{index}-{number}", namespace, cluster)
+            if exec_form:
                 pod["spec"]["containers"][0]["command"] = ["/bin/app"]
+            pod["spec"]["automountServiceAccountToken"] = token
             workloads.create_ready(cluster, pod)
-            times[variant].append(_timed_delete(cluster, namespace, pod["metadata"]["name"]))
+            time.sleep(pause.uniform(*RUNNING))
+            sample = _timed_delete(cluster, namespace, pod["metadata"]["name"])
+            times.setdefault(variant, []).append(sample)
     # unmutated: each waits the whole grace period, so they are deleted side by side
     names = [f"u{index}" for index in range(pods)]
     for name in names:
@@ -258,7 +285,9 @@ busybox app (`ENTRYPOINT echo …; /bin/app`, the app traps SIGTERM), without `c
 the webhook reads the image's ENTRYPOINT from the registry.
 
 Create -> Ready, unmutated and wrapped pods interleaved (each mode with its own unmutated
-baseline, measured from the create request to Ready, polled every 20 ms):
+baseline, measured from the create request to Ready, polled every 20 ms; a random
+{BEFORE_CREATE[0]:g}-{BEFORE_CREATE[1]:g} s pause before each create, so that the kubelet's
+once-a-second relist falls anywhere in a start):
 
 | injection mode | unmutated p50 | wrapped p50 | cost | ratio | wrapped range |
 | --- | --- | --- | --- | --- | --- |
@@ -271,7 +300,7 @@ only once it has seen the init container exit):
 
 {start_table(_start_phase_rows(start), seen)}
 
-`kubectl delete pod` wall time, default grace period (30 s):
+`kubectl delete pod` wall time, default grace period (30 s), pods deleted {RUNNING[0]:g}-{RUNNING[1]:g} s after Ready:
 
 | pod | median | range |
 | --- | --- | --- |
@@ -290,7 +319,9 @@ Pods created at 10/s in an opted-in namespace while the webhook is disrupted
 {disruption_rows}
 
 "app handles SIGTERM" runs the same app in exec form (`command: [/bin/app]`): the floor
-the kubelet and containerd set here, whatever the init.
+the kubelet and containerd set here, whatever the init. "no token volume" pods set
+`automountServiceAccountToken: false`: the unmutated one then has no volume at all, the
+wrapped one only the volume the injection adds.
 
 Admission latency as the apiserver measures it (`{WEBHOOK}`, every CREATE of the run):
 {latency["count"]:.0f} admissions, mean {latency["mean"] * 1000:.1f} ms,
