@@ -6,6 +6,8 @@ the Dockerfile, in one run:
     unmutated vs imageVolume mode (each mode's pods interleaved with unmutated ones);
   * `kubectl delete pod` wall time: the shell-form app unmutated (the shell is PID 1 and
     ignores SIGTERM) vs wrapped, and an app that handles SIGTERM itself as the floor;
+  * both split, from containerd's log, into the runtime's part and the kubelet's
+    (bench/cluster/phases.py);
   * the webhook's admission latency as the apiserver measures it
     (apiserver_admission_webhook_admission_duration_seconds).
 """
@@ -121,8 +123,8 @@ RUNNING = (1.0, 2.0)
 
 def deletion(cluster: Cluster, pods: int) -> dict[str, list[Sample]]:
     """`kubectl delete pod` wall time with the default 30 s grace period, of pods that have
-    run for a second or two; with and without the service-account token volume, as a pod without
-    volumes is torn down faster and the injection adds one."""
+    run for a second or two; also without the service-account token volume, where the
+    injection adds a pod's only volume (the kubelet tears volumes down before the pod goes)."""
     workloads.helm_install(cluster, values=workloads.chart_values(cluster))
     plain = workloads.fresh_namespace(cluster, prefix="bench", labelled=False)
     wrapped = workloads.fresh_namespace(cluster, prefix="bench")
