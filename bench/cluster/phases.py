@@ -36,7 +36,7 @@ def _init_container(pod: PodTimes) -> str | None:
     return names[0] if names else None
 
 
-def _init_run(pod: PodTimes) -> float | None:
+def _init_run(pod: PodTimes, _: Sample) -> float | None:
     """An init container's create request -> its exit."""
     init = _init_container(pod)
     if init is None:
@@ -45,7 +45,7 @@ def _init_run(pod: PodTimes) -> float | None:
     return None if times.exited is None else times.exited - times.create_requested
 
 
-def _until_app_created(pod: PodTimes) -> float | None:
+def _until_app_created(pod: PodTimes, _: Sample) -> float | None:
     """The kubelet's part before the app: from the init container's exit (or, without
     one, from the sandbox being ready) to the app container's create request."""
     app = pod.containers[APP]
@@ -94,10 +94,7 @@ def _row(
 
 
 def start_table(start: dict[str, list[Sample]], pods: dict[tuple[str, str], PodTimes]) -> str:
-    phases: list[Callable[[PodTimes, Sample], float | None]] = [
-        lambda pod, _: _init_run(pod),
-        lambda pod, _: _until_app_created(pod),
-    ]
+    phases = [_init_run, _until_app_created]
     rows = [_row(variant, samples, pods, phases) for variant, samples in start.items()]
     return "\n".join(
         [

@@ -27,9 +27,7 @@ _SANDBOX_REQUESTED = re.compile(
 )
 _CREATE = re.compile(rf"^CreateContainer within sandbox {_Q} for (?:container )?name:{_Q}")
 _CREATED = re.compile(rf"returns container id {_Q}$")
-_STARTED = re.compile(rf"^StartContainer for {_Q} returns successfully")
 _STOP = re.compile(rf"^StopContainer for {_Q} with timeout")
-_STOPPED = re.compile(rf"^StopContainer for {_Q} returns successfully")
 _KILL = re.compile(rf"^Kill container {_Q}")
 _EXIT = re.compile(
     rf"^received container exit event container_id:{_Q}"
@@ -44,10 +42,8 @@ class ContainerTimes:
     name: str
     create_requested: float
     id: str = ""
-    started: float | None = None
     exited: float | None = None
     stop_requested: float | None = None
-    stopped: float | None = None
     killed: bool = False  # SIGKILLed once its grace period was over
 
 
@@ -55,7 +51,6 @@ class ContainerTimes:
 class PodTimes:
     namespace: str
     name: str
-    sandbox_requested: float
     sandbox_ready: float | None = None
     containers: dict[str, ContainerTimes] = field(default_factory=dict)  # the latest per name
 
@@ -74,7 +69,7 @@ class RuntimeLog:
             if found := _SANDBOX_REQUESTED.match(message):
                 name, uid, namespace, sandbox = found.groups()
                 if sandbox is None:
-                    requested[uid] = pods[(namespace, name)] = PodTimes(namespace, name, when)
+                    requested[uid] = pods[(namespace, name)] = PodTimes(namespace, name)
                 elif uid in requested:
                     ready = requested.pop(uid)
                     ready.sandbox_ready = when
@@ -107,15 +102,9 @@ def _record(by_id: dict[str, ContainerTimes], when: float, message: str) -> None
     if found := _EXIT.match(message):
         if times := by_id.get(found.group(1)):
             times.exited = int(found.group(2)) + int(found.group(3)) / 1e9
-    elif found := _STARTED.match(message):
-        if times := by_id.get(found.group(1)):
-            times.started = when
     elif found := _STOP.match(message):
         if (times := by_id.get(found.group(1))) and times.stop_requested is None:
             times.stop_requested = when
-    elif found := _STOPPED.match(message):
-        if (times := by_id.get(found.group(1))) and times.stopped is None:
-            times.stopped = when
     elif (found := _KILL.match(message)) and (times := by_id.get(found.group(1))):
         times.killed = True
 
