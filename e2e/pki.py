@@ -1,6 +1,6 @@
 """Throwaway X.509 certificates for the harness: a ``CertAuthority`` writing PEM files
-(EC P-256 keys, key identifiers, two days' validity) and the server and client
-certificates it issues (``IssuedCert``: the paths of a cert and its key).
+(EC P-256 keys, or RSA 2048 leaves on request; key identifiers, two days' validity) and the
+server and client certificates it issues (``IssuedCert``: the paths of a cert and its key).
 
 The control plane's cluster CA is one (``ControlPlane.ca``); tests and the registry use
 their own for a webhook's or a registry's serving certificate::
@@ -8,6 +8,7 @@ their own for a webhook's or a registry's serving certificate::
     ca = CertAuthority(tmp_path, "webhook")
     cert = ca.issue_server("webhook")         # SANs 127.0.0.1, localhost
     ca.ca_bundle                              # base64 PEM for a webhook's caBundle
+    ca.issue_server("webhook", key_type="rsa")  # the same with an RSA key
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+KeyType = Literal["ec", "rsa"]
 
-def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+
+def pem_key(key: CertificateIssuerPrivateKeyTypes) -> bytes:
     """An unencrypted PKCS#8 PEM of ``key`` (the form the Kubernetes binaries read)."""
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -47,6 +52,14 @@ class IssuedCert:
     @property
     def key_pem(self) -> bytes:
         return self.key.read_bytes()
+
+
+def _new_key(key_type: KeyType) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    """EC P-256 (what the Kubernetes binaries generate), or RSA 2048 for tests of a server
+    that must cope with both."""
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 def _key_usage(*, signs_certificates: bool) -> x509.KeyUsage:
@@ -149,11 +162,12 @@ class CertAuthority:
         server: bool = False,
         client: bool = False,
         not_after: dt.datetime | None = None,
+        key_type: KeyType = "ec",
     ) -> IssuedCert:
         """A leaf certificate for ``common_name`` (and ``organizations``: Kubernetes groups),
-        valid for ``hosts`` until ``not_after`` (a day from now by default), written as
-        ``<name>.crt`` and ``<name>.key``."""
-        key = ec.generate_private_key(ec.SECP256R1())
+        valid for ``hosts`` until ``not_after`` (a day from now by default), with a ``key_type``
+        key, written as ``<name>.crt`` and ``<name>.key``."""
+        key = _new_key(key_type)
         now = dt.datetime.now(dt.UTC)
         builder = (
             x509.CertificateBuilder()
@@ -186,8 +200,11 @@ class CertAuthority:
         hosts: Sequence[str] = ("127.0.0.1", "localhost"),
         *,
         not_after: dt.datetime | None = None,
+        key_type: KeyType = "ec",
     ) -> IssuedCert:
-        return self.issue(name, hosts[0], hosts=hosts, server=True, not_after=not_after)
+        return self.issue(
+            name, hosts[0], hosts=hosts, server=True, not_after=not_after, key_type=key_type
+        )
 
     def issue_client(self, name: str, user: str, groups: Sequence[str] = ()) -> IssuedCert:
         return self.issue(name, user, organizations=groups, client=True)

@@ -2,76 +2,32 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import ssl
 import threading
 import time
 from pathlib import Path
 
 import httpx
-from cryptography import x509
+import pytest
 
-from tests.server.harness import Certs, Webhook, run_webhook
-
-
-class SecretVolume:
-    """The kubelet's layout: files are symlinks through `..data`, which is swapped atomically."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir()
-        self.generation = 0
-
-    def publish(self, cert: Path, key: Path) -> None:
-        self.generation += 1
-        data = self.root / f"..{self.generation}"
-        data.mkdir()
-        (data / "tls.crt").write_bytes(cert.read_bytes())
-        (data / "tls.key").write_bytes(key.read_bytes())
-        staged = self.root / "..data_tmp"
-        staged.symlink_to(data.name)
-        os.replace(staged, self.root / "..data")
-        for name in ("tls.crt", "tls.key"):
-            if not (self.root / name).is_symlink():
-                (self.root / name).symlink_to(f"..data/{name}")
-
-    @property
-    def files(self) -> tuple[Path, Path]:
-        return self.root / "tls.crt", self.root / "tls.key"
+from e2e.pki import KeyType
+from tests.server.harness import Certs, run_webhook
+from tests.server.served_certificates import (
+    SecretVolume,
+    first_certificate,
+    served_certificate,
+    wait_for,
+)
 
 
-def served_certificate(webhook: Webhook) -> x509.Certificate:
-    context = ssl.create_default_context(cafile=str(webhook.ca_file))
-    port = int(webhook.url.rsplit(":", 1)[1])
-    with (
-        socket.create_connection(("127.0.0.1", port)) as raw,
-        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
-
-
-def first_certificate(path: Path) -> x509.Certificate:
-    return x509.load_pem_x509_certificates(path.read_bytes())[0]
-
-
-def wait_for(condition: object, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
+@pytest.mark.parametrize("key_type", ["ec", "rsa"], ids=["same-key-type", "ecdsa-to-rsa"])
 def test_a_rotated_certificate_is_served_without_a_restart_or_a_failed_handshake(
-    certs: Certs, tmp_path: Path
+    key_type: KeyType, certs: Certs, tmp_path: Path
 ) -> None:
     volume = SecretVolume(tmp_path / "tls")
     volume.publish(*certs.issue("old"))
-    new_cert, new_key = certs.issue("new")
+    new = certs.ca.issue_server("new", key_type=key_type)
+    new_cert, new_key = new.cert, new.key
     failures: list[str] = []
     successes = 0
     stop = threading.Event()

@@ -22,6 +22,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 # podinit_events_total's results, each exported from the start (0 until it happens), so that
 # rates and alerts on them have a series to read (webhook/server/events.py).
 EVENT_RESULTS = ("created", "series", "aggregated", "dropped", "failed")
+# podinit_certificate_reloads_total's results, exported from the start for the same reason.
+CERTIFICATE_RELOAD_RESULTS = ("ok", "failed")
 
 
 class _ResolverCollector(Collector):
@@ -122,6 +124,15 @@ class _AdmissionCollector(Collector):
         if self.metrics.certificate_expiry is not None:
             expiry.add_metric([], self.metrics.certificate_expiry)
         yield expiry
+        reloads = CounterMetricFamily(
+            "podinit_certificate_reloads",
+            "New certificate files read: ok (served from then on, the first at start included), "
+            "failed (not a pair that can be served: the one before keeps serving)",
+            labels=["result"],
+        )
+        for result in CERTIFICATE_RELOAD_RESULTS:
+            reloads.add_metric([result], self.metrics.certificate_reloads[result])
+        yield reloads
 
 
 class Metrics:
@@ -135,6 +146,7 @@ class Metrics:
         self.connections_closed: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
         self.certificate_expiry: float | None = None  # unix seconds; None: none loaded
+        self.certificate_reloads: Counter[str] = Counter()
         self.registry = CollectorRegistry()
         self.registry.register(_AdmissionCollector(self))
         if stats is not None:
@@ -154,6 +166,9 @@ class Metrics:
 
     def set_certificate_expiry(self, not_after: float) -> None:
         self.certificate_expiry = not_after
+
+    def count_certificate_reload(self, result: str) -> None:
+        self.certificate_reloads[result] += 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

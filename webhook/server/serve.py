@@ -189,8 +189,13 @@ async def serve(config: Config) -> None:
         server_config = uvicorn_config(app, config, *files, metrics=parts.metrics)
         server_config.load()
         assert server_config.ssl is not None
+        # uvicorn's context stays the listening one; the reloader switches each new connection
+        # to a context of its own, built afresh for every new pair (webhook/server/tls.py).
         reloader = CertReloader(
-            server_config.ssl, *files, on_load=parts.metrics.set_certificate_expiry
+            server_config.ssl,
+            *files,
+            on_load=parts.metrics.set_certificate_expiry,
+            on_result=parts.metrics.count_certificate_reload,
         )
         reloader.check()
         background.append(asyncio.create_task(reloader.watch(config.tls_reload_seconds)))

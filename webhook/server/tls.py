@@ -1,27 +1,102 @@
-"""Serving certificates reloaded into the live SSLContext when the files' contents change.
+"""Serving certificates, reloaded when the files' contents change into a fresh SSLContext that
+every new connection is switched to.
 
-Secret volumes swap a `..data` symlink, so mtimes of the visible paths do not move: compare the
-bytes instead. A new pair is loaded into a scratch context first, because a failed
-`load_cert_chain` on the live context could leave it without a usable certificate.
+Why a fresh context: OpenSSL keeps one certificate per key type in a context, so
+`load_cert_chain` on a live context holding an ECDSA pair *adds* an RSA pair next to it, and
+clients that prefer ECDSA (all common ones) go on getting the old certificate. So a context is
+loaded once and never changed again; each reload builds a new one.
+
+How new connections get it: uvicorn hands its one SSLContext (`config.ssl`) to the event loop's
+`create_server` (asyncio's or uvloop's), which wraps every accepted connection with it, and
+neither loop has a public way to give a listening server another context. That context's
+`sni_callback` is the public way: OpenSSL calls it on every ClientHello, with or without SNI,
+before it picks the certificate, and setting the connection's `context` there switches the
+connection to the current one (SSL_set_SSL_CTX, how virtual hosts choose a certificate). The
+connection keeps the listening context's protocol options and ciphers, and takes only the
+certificate, key and callbacks of the new one. Open connections keep what they negotiated.
+
+What is served: Secret volumes swap a `..data` symlink, so mtimes of the visible paths do not
+move: compare the bytes instead. A pair is served only when the files read the same before and
+after loading it (one consistent pair, not one being rewritten) and a TLS handshake in memory
+with the new context succeeds; the certificate that handshake presents is the one whose notAfter
+the expiry metric reports. A pair that cannot be served leaves the old one serving, and is
+reported (logged, counted) once, after it has read the same for a whole interval: a writer
+that replaces the key and then the certificate (`certs.write_files`) is not a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 log = logging.getLogger("podinit.tls")
 
 
-def not_after(certificate_pem: bytes) -> float:
-    """The notAfter of the first certificate in a PEM file (the serving one), unix seconds."""
-    return x509.load_pem_x509_certificate(certificate_pem).not_valid_after_utc.timestamp()
+class RejectedPair(Exception):
+    """The files hold no pair that can be served: the reason."""
+
+
+class _Unsettled(Exception):
+    """The files changed while being loaded: try again next time."""
+
+
+@dataclass(frozen=True)
+class _Pair:
+    cert: bytes
+    key: bytes
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.cert + b"\0" + self.key).hexdigest()
+
+
+def _handshake(client_end: ssl.SSLObject, server_end: ssl.SSLObject) -> bool:
+    """Steps both ends of a handshake in memory; True once the client's end is done."""
+    for _ in range(4):  # TLS 1.3 is done in two rounds, 1.2 in three
+        try:
+            client_end.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            pass
+        with contextlib.suppress(ssl.SSLWantReadError):
+            server_end.do_handshake()
+    return False
+
+
+def presented_certificate(server: ssl.SSLContext) -> x509.Certificate:
+    """The certificate `server` presents, from a TLS handshake in memory: what clients get."""
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE  # whether clients trust it is the issuer's business
+    to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client_end = client.wrap_bio(to_client, to_server)
+    try:
+        done = _handshake(client_end, server.wrap_bio(to_server, to_client, server_side=True))
+    except ssl.SSLError as error:
+        raise RejectedPair(f"a TLS handshake with it fails: {error}") from error
+    der = client_end.getpeercert(binary_form=True) if done else None
+    if der is None:
+        raise RejectedPair("a TLS handshake with it does not finish")
+    return x509.load_der_x509_certificate(der)
+
+
+def _key_description(certificate: x509.Certificate) -> str:
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA {key.key_size}"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"ECDSA {key.curve.name}"
+    return type(key).__name__
 
 
 class CertReloader:
@@ -32,54 +107,119 @@ class CertReloader:
         key_file: Path,
         *,
         on_load: Callable[[float], None] | None = None,
+        on_result: Callable[[str], None] | None = None,
     ) -> None:
+        # `context` is the one the server listens with: it hands each connection `current`.
         self.context = context
         self.cert_file = cert_file
         self.key_file = key_file
+        self.current: ssl.SSLContext | None = None
         self.loaded_digest: str | None = None
-        # Told the notAfter (unix seconds) of each certificate loaded into the live context.
+        # Told the notAfter (unix seconds) of each certificate served after a (re)load.
         self.on_load = on_load
+        # Told "ok" or "failed" for each new pair of files loaded or rejected.
+        self.on_result = on_result
+        # A failure seen once (maybe a writer between its two files), and the one reported.
+        self._suspect: str | None = None
+        self._reported: str | None = None
+        context.sni_callback = self._switch
 
     @property
     def ready(self) -> bool:
-        return self.loaded_digest is not None
+        return self.current is not None
 
-    def _digest(self) -> str | None:
+    def _switch(self, connection: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        current = self.current
+        if current is not None:  # before the first load, the listening context's own pair
+            connection.context = current
+
+    def _read(self) -> _Pair:
+        return _Pair(self.cert_file.read_bytes(), self.key_file.read_bytes())
+
+    def _reread(self) -> _Pair | None:
         try:
-            return hashlib.sha256(
-                self.cert_file.read_bytes() + b"\0" + self.key_file.read_bytes()
-            ).hexdigest()
-        except OSError as error:
-            log.warning("cannot read certificate files: %s", error)
+            return self._read()
+        except OSError:
             return None
 
     def check(self) -> bool:
-        """Load changed files that form a valid pair; True when the live context changed."""
-        before = self._digest()
-        if before is None or before == self.loaded_digest:
-            return False
-        scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        """Serve changed files that form a valid pair; True when new connections get them."""
         try:
-            scratch.load_cert_chain(self.cert_file, self.key_file)
-        except (ssl.SSLError, OSError) as error:
-            log.error("new certificate pair rejected, keeping the old one: %s", error)
+            pair = self._read()
+        except OSError as error:
+            self._failed(f"unreadable: {error}", f"cannot read certificate files: {error}")
             return False
-        if self._digest() != before:  # files changed while loading: try again next tick
+        if pair.digest == self.loaded_digest:
+            self._suspect = self._reported = None  # the same bad pair again later is news
             return False
-        self.context.load_cert_chain(self.cert_file, self.key_file)
-        if self.on_load is not None:
-            try:
-                self.on_load(not_after(self.cert_file.read_bytes()))
-            except (OSError, ValueError) as error:  # loaded by OpenSSL, unreadable to us
-                log.warning("cannot read the serving certificate's notAfter: %s", error)
-        if self.loaded_digest is not None:
-            log.info("serving certificate reloaded")
-        self.loaded_digest = before
+        try:
+            context, certificate = self._load(pair)
+        except _Unsettled:
+            return False
+        except RejectedPair as error:
+            self._failed(
+                pair.digest, f"new certificate pair rejected, keeping the old one: {error}"
+            )
+            return False
+        self._publish(pair, context, certificate)
         return True
+
+    def _load(self, pair: _Pair) -> tuple[ssl.SSLContext, x509.Certificate]:
+        # The same settings as uvicorn's own context for podinit's config (no ciphers, client
+        # certificates or ALPN of its own); a connection keeps the listening one's anyway.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        failure: ssl.SSLError | OSError | None = None
+        try:
+            # An empty password: an encrypted key fails here instead of OpenSSL prompting on a
+            # terminal, which would block the event loop.
+            context.load_cert_chain(self.cert_file, self.key_file, password=b"")
+        except (ssl.SSLError, OSError) as error:
+            failure = error
+        if self._reread() != pair:
+            raise _Unsettled
+        if failure is not None:
+            raise RejectedPair(str(failure)) from failure
+        return context, presented_certificate(context)
+
+    def _publish(self, pair: _Pair, context: ssl.SSLContext, certificate: x509.Certificate) -> None:
+        first = self.current is None
+        self.current = context  # one assignment: every later handshake gets the new pair
+        self.loaded_digest = pair.digest
+        self._suspect = self._reported = None
+        if self.on_load is not None:
+            self.on_load(certificate.not_valid_after_utc.timestamp())
+        self._count("ok")
+        log.info(
+            "serving certificate loaded" if first else "serving certificate reloaded",
+            extra={
+                "sha256": certificate.fingerprint(hashes.SHA256()).hex(),
+                "not_after": certificate.not_valid_after_utc.isoformat(),
+                "key": _key_description(certificate),
+            },
+        )
+
+    def _failed(self, state: str, message: str) -> None:
+        """Report a failure once, when the files have read the same for a whole interval."""
+        if state == self._reported:
+            return
+        if state != self._suspect:
+            self._suspect = state
+            return
+        self._reported = state
+        log.error(message)
+        self._count("failed")
+
+    def _count(self, result: str) -> None:
+        if self.on_result is not None:
+            self.on_result(result)
 
     async def watch(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            # On the event loop's own thread, never a worker: handshakes use the context
-            # there, and OpenSSL does not guard a context being reloaded while in use.
-            self.check()
+            # On the event loop's thread, as the handshakes that read `current`: a few KB
+            # read and one handshake in memory, and only when the files changed.
+            try:
+                self.check()
+            except Exception:  # a bug here must not end reloads for the life of the process
+                log.exception("certificate reload failed, keeping the old one")
+                self._count("failed")
