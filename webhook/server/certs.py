@@ -260,7 +260,9 @@ def _base64(value: str | bytes | None) -> str:
 
 
 def write_files(bundle: Bundle, cert_file: Path, key_file: Path) -> None:
-    """Key first, then certificate, each replaced atomically; the reloader checks the pair."""
+    """Key first, then certificate, each replaced atomically. The reloader serves only a pair
+    that loads, and waits a whole interval before calling one that does not a failure, so the
+    moment between the two replacements is neither served nor reported (webhook/server/tls.py)."""
     for path, content, mode in ((key_file, bundle.key, 0o600), (cert_file, bundle.cert, 0o644)):
         path.parent.mkdir(parents=True, exist_ok=True)
         staged = path.with_name(f".{path.name}.tmp")
