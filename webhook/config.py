@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from webhook.core import ImageConfig, ImageOverride, InjectionMode, InjectSettings
-from webhook.core.settings import LookupFailurePolicy
+from webhook.core.settings import LookupFailurePolicy, Resources
 
 # Kubernetes turned the ImageVolume feature on by default in this minor release.
 IMAGE_VOLUME_DEFAULT_SINCE = (1, 35)
@@ -38,6 +38,14 @@ class OverrideEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     entrypoint: list[str] = []
     cmd: list[str] = []
+
+
+class ResourcesEntry(BaseModel):
+    """A container's `resources` as Kubernetes writes them (quantities as strings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
 
 
 # The injection settings' defaults live in the core (webhook/core/settings.py); the config's
@@ -79,6 +87,8 @@ class Config(BaseSettings):
     volume_size_limit: str = _core_default("volume_size_limit")
     copy_container_name: str = _core_default("copy_container_name")
     run_as_user: int = Field(_core_default("run_as_user"), gt=0)
+    # None: the copy container mirrors the smallest app container's (core/resources.py).
+    copy_container_resources: ResourcesEntry | None = None
     # Which containers
     known_inits: list[str] = _core_default("known_inits")
     inject_init_containers: bool = _core_default("inject_init_containers")
@@ -170,7 +180,11 @@ class Config(BaseSettings):
             for f in dataclasses.fields(InjectSettings)
             if f.name in type(self).model_fields
         }
+        fixed = self.copy_container_resources
         values.update(
+            copy_container_resources=None
+            if fixed is None
+            else Resources(tuple(fixed.requests.items()), tuple(fixed.limits.items())),
             injection_mode=InjectionMode(mode),
             known_inits=tuple(self.known_inits),
             on_lookup_failure=LookupFailurePolicy(self.on_lookup_failure),

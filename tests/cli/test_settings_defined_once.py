@@ -20,12 +20,7 @@ SCHEMA = json.loads((ROOT / "charts" / "podinit" / "values.schema.json").read_te
 CHART_CONFIG = SCHEMA["properties"]["config"]["properties"]
 
 # Core settings users do not set, each with the reason.
-INTERNAL = {
-    "copy_cpu": "the copy container's CPU request (and the floor of its CPU limit, which follows "
-    "the pod's largest: core/resources.py); it copies one <64 KB file, so nothing to tune",
-    "copy_memory": "the copy container's memory request and limit: fixed by what `podinit "
-    "install` needs to copy one <64 KB file, not by the cluster",
-}
+INTERNAL: dict[str, str] = {}
 
 CORE = [f.name for f in dataclasses.fields(InjectSettings)]
 CONFIGURABLE = [name for name in CORE if name not in INTERNAL]

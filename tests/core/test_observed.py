@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.core.helpers import SETTINGS, container, mutated, pod
-from webhook.core import LookupFailure, observe, prepare
+from webhook.core import InjectionMode, InjectSettings, LookupFailure, observe, prepare
 
 STATUS = "podinit.dev/status"
 
@@ -99,3 +99,20 @@ def test_a_status_that_claims_injected_for_an_unwrapped_container_is_not_believe
     assert states(running) == {
         "app": ("failed", "does not run podinit; podinit.dev/status says 'injected'")
     }
+
+
+def test_a_pod_being_deleted_is_terminating_not_slipped_and_its_wrapped_containers_stay_wrapped() -> (  # noqa: E501
+    None
+):
+    leaving = pod(container("app", command=["sh", "-c", "app"]))
+    leaving["metadata"]["deletionTimestamp"] = "2026-12-07T03:00:00Z"
+    assert states(leaving) == {"app": ("terminating", "being deleted; slipped: would be injected")}
+    wrapped = mutated(pod(container("app", command=["sh", "-c", "app"])))
+    wrapped["metadata"]["deletionTimestamp"] = "2026-12-07T03:00:00Z"
+    assert states(wrapped) == {"app": ("wrapped", "")}
+
+
+def test_a_pod_wrapped_in_image_volume_mode_is_wrapped_to_a_reader_in_copy_mode() -> None:
+    image_mode = InjectSettings(injection_mode=InjectionMode.IMAGE_VOLUME)
+    running = mutated(pod(container("app", command=["sh", "-c", "app"])), settings=image_mode)
+    assert states(running) == {"app": ("wrapped", "")}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.core.helpers import INIT, SETTINGS, container, images, mutate, mutated, pod, status
@@ -34,29 +32,7 @@ def test_the_copy_container_goes_first_and_passes_pod_security_restricted() -> N
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    assert copy["resources"] == {
-        "requests": {"cpu": "10m", "memory": "16Mi"},
-        "limits": {"memory": "16Mi"},  # no container of the pod limits its CPU
-    }
-
-
-def _limited(name: str, cpu: str) -> dict[str, Any]:
-    return container(name, command=["x"], resources={"limits": {"cpu": cpu, "memory": "1Gi"}})
-
-
-def test_the_copy_container_takes_the_largest_cpu_limit_of_the_pod_as_written() -> None:
-    result = mutated(
-        pod(_limited("app", "250m"), _limited("proxy", "1.5"), initContainers=[_limited("s", "1")])
-    )
-    assert result["spec"]["initContainers"][0]["resources"]["limits"] == {
-        "cpu": "1.5",
-        "memory": "16Mi",
-    }
-
-
-def test_a_cpu_limit_below_the_copy_request_is_raised_to_it() -> None:
-    result = mutated(pod(_limited("app", "5m")))
-    assert result["spec"]["initContainers"][0]["resources"]["limits"]["cpu"] == "10m"
+    assert "resources" not in copy  # the app claims none (resources: test_resources.py)
 
 
 def test_wrapped_containers_mount_the_emptydir_read_only() -> None:
@@ -252,7 +228,6 @@ def test_a_pod_with_null_metadata_gets_its_status_annotation() -> None:
         ("volume_name", "Podinit_Vol"),
         ("copy_container_name", "Copy!"),
         ("volume_size_limit", "lots"),
-        ("copy_memory", "16 MB"),
         ("init_image", " "),
     ],
 )

@@ -17,7 +17,6 @@ from webhook.core import InjectSettings
         ({"run_as_user": 0}, "run_as_user must be a non-zero uid"),
         ({"copy_container_name": "Copy_Init"}, "copy_container_name must be a DNS-1123 label"),
         ({"volume_name": "v" * 59}, "volume_name must be a DNS-1123 label of at most 58"),
-        ({"copy_memory": "16 MiB"}, "copy_memory must be a Kubernetes quantity"),
         ({"init_image": " "}, "init_image must name an image"),
     ],
 )

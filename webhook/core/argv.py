@@ -73,6 +73,12 @@ def plan_wrap(slot: ContainerSlot, image: ImageConfig | None, init_path: str) ->
 
 
 def is_wrapped(slot: ContainerSlot, init_path: str) -> bool:
-    """Already runs behind podinit (a second pass); other inits: known_inits.py."""
-    command = slot.command or []
-    return command[:2] == [init_path, SEPARATOR]
+    """Already runs behind podinit, wherever its `INIT --` sits in command and args: another
+    webhook may have put its own wrapper in front (`[/wrapper, INIT, --, app]`) or moved the
+    command into args (`command: [/vault/vault-env]`, `args: [INIT, --, app]`), and such
+    wrappers exec what follows. Other inits: known_inits.py."""
+    argv = (slot.command or []) + (slot.args or [])
+    return any(
+        item == init_path and argv[index + 1 : index + 2] == [SEPARATOR]
+        for index, item in enumerate(argv)
+    )

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from webhook.core.layout import Layout
+from webhook.core.layout import INSTALL, Layout
 from webhook.core.patch import PatchOp, extend, move
 from webhook.core.podview import PodView, mappings
-from webhook.core.resources import copy_cpu_limit
+from webhook.core.resources import copy_resources
 from webhook.core.settings import InjectionMode, InjectSettings
 
 COPY_TARGET = "/target"  # where the copy container mounts the volume
@@ -38,23 +38,19 @@ def restricted_security_context(run_as_user: int) -> dict[str, Any]:
 
 
 def copy_container_spec(
-    layout: Layout, settings: InjectSettings, *, cpu_limit: str | None
+    layout: Layout, settings: InjectSettings, *, resources: dict[str, Any]
 ) -> dict[str, Any]:
-    """``cpu_limit``: see webhook.core.resources (None: no CPU limit)."""
-    requests = {"cpu": settings.copy_cpu, "memory": settings.copy_memory}
-    limits = {"memory": settings.copy_memory}
-    if cpu_limit is not None:
-        limits = {"cpu": cpu_limit, **limits}
+    """``resources``: see webhook.core.resources ({}: none of its own)."""
     return {
         "name": layout.copy_container,
         "image": settings.init_image,
         "imagePullPolicy": settings.init_image_pull_policy,
-        "command": [INIT_IN_IMAGE, "install", f"{COPY_TARGET}/podinit"],
+        "command": [INIT_IN_IMAGE, INSTALL, f"{COPY_TARGET}/podinit"],
         "volumeMounts": [
             {"name": layout.volume, "mountPath": COPY_TARGET},
             {"name": layout.volume, "mountPath": TOKEN_PATH, "readOnly": True},
         ],
-        "resources": {"requests": requests, "limits": limits},
+        **({"resources": resources} if resources else {}),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": restricted_security_context(settings.run_as_user),
     }
@@ -63,12 +59,10 @@ def copy_container_spec(
 def copy_container_first(view: PodView, layout: Layout, settings: InjectSettings) -> list[PatchOp]:
     """The copy container added at `initContainers/0`, or moved back there. These operations go
     after every other one of the patch: they shift the indices of the initContainers."""
-    if settings.injection_mode is InjectionMode.COPY and not layout.copy_exists:
-        others = [*mappings(view.spec.get("containers"), "/spec/containers")]
-        others += mappings(view.spec.get("initContainers"), "/spec/initContainers")
-        copy = copy_container_spec(
-            layout, settings, cpu_limit=copy_cpu_limit(others, settings.copy_cpu)
-        )
+    if layout.mode is InjectionMode.COPY and not layout.copy_exists:
+        apps = mappings(view.spec.get("containers"), "/spec/containers")
+        resources = copy_resources(apps, settings.copy_container_resources)
+        copy = copy_container_spec(layout, settings, resources=resources)
         return extend("/spec/initContainers", view.spec.get("initContainers"), [copy], at=0)
     if layout.copy_exists:
         # Another webhook may have put its init container or sidecar before ours since the

@@ -20,7 +20,7 @@ from webhook.core.images import ImageLookup, ImageSource, LookupFailure, image_s
 from webhook.core.known_inits import runs_init
 from webhook.core.layout import Layout, volume_spec
 from webhook.core.patch import PatchOp, extend, replace, set_key
-from webhook.core.podview import ContainerSlot, PodView
+from webhook.core.podview import ContainerSlot, PodView, mappings
 from webhook.core.settings import InjectSettings, LookupFailurePolicy
 
 
@@ -150,6 +150,7 @@ def _decide(plan: Pending, images: ImageLookup) -> Mutation:
         if candidate.wrapped:
             decisions.append(Decision(slot.name, Outcome.INJECTED, code="already-wrapped"))
             notes += [n for n in layout.previous_notes if n.startswith(f"{slot.name}: ")]
+            ops += _mount_ops(slot, layout)
             continue
         image = looked_up(candidate.source, images)
         if isinstance(image, LookupFailure):
@@ -176,7 +177,7 @@ def _decide(plan: Pending, images: ImageLookup) -> Mutation:
         ops += _pod_ops(view, layout, settings)
     status: dict[str, Any] = {
         "containers": {d.container: d.summary for d in decisions},
-        **(layout.record(settings) if injected else {}),
+        **(layout.record() if injected else {}),
         **({"notes": notes} if notes else {}),
     }
     ops += _status_ops(view, status)
@@ -207,12 +208,20 @@ def _wrap_ops(
     ops += extend(f"{base}/command", slot.command, command_items, at=0)
     if new_args is not None:
         ops += extend(f"{base}/args", slot.args, new_args, at=None)
-    mounts = slot.body.get("volumeMounts")
-    mount = {"name": layout.volume, "mountPath": layout.mount_path, "readOnly": True}
-    ops += extend(f"{base}/volumeMounts", mounts, [mount], at=None)
+    ops += _mount_ops(slot, layout)
     wanted = [{"name": name, "value": value} for name, value in added]
     ops += extend(f"{base}/env", slot.body.get("env"), wanted, at=None)
     return ops
+
+
+def _mount_ops(slot: ContainerSlot, layout: Layout) -> list[PatchOp]:
+    """The volume mounted at the init's path, unless the container mounts something there
+    already (a pod re-created from its own wrapped spec): a path mounted twice is invalid."""
+    mounts = slot.body.get("volumeMounts")
+    if any(m.get("mountPath") == layout.mount_path for m in mappings(mounts, slot.pointer)):
+        return []
+    mount = {"name": layout.volume, "mountPath": layout.mount_path, "readOnly": True}
+    return extend(f"{slot.pointer}/volumeMounts", mounts, [mount], at=None)
 
 
 def _shield_ops(slot: ContainerSlot, names: frozenset[str]) -> list[PatchOp]:

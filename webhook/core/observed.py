@@ -6,7 +6,9 @@ says why (`skipped`, `failed`); a pod without one was never decided by the webho
 when the webhook configuration sends such pods (the webhook was down, timed out, or the pod is
 older than the installation), `unselected` when it does not. Pods podinit leaves alone as a
 whole (opted out, mirror, hostPID, Windows, ...) are `skipped` either way: reaching the webhook
-would have changed nothing, and opted-out and mirror pods never get an annotation.
+would have changed nothing, and opted-out and mirror pods never get an annotation. A pod being
+deleted is `terminating` where it would be failed or slipped: right after a rollout restart
+the old pods linger for their grace period, and nothing is left to fix in them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class State(StrEnum):
     FAILED = "failed"  # the webhook decided about the pod and could not wrap the container
     SLIPPED = "slipped"  # no status although the webhook configuration sends the pod
     UNSELECTED = "unselected"  # no status; the webhook configuration does not send the pod
+    TERMINATING = "terminating"  # would be failed or slipped, but the pod is being deleted
 
 
 # What `podinit scan --fail-on-unwrapped` fails on: containers that should run the init, do
@@ -46,6 +49,18 @@ def observe(plan: Plan, mutation: Mutation, *, selected: bool) -> tuple[Observat
     """The state of each container of a running pod. `plan` and `mutation` are the core's
     answer for the pod as it runs now (`prepare`, then `plan.decide`); `selected` says whether
     the webhook configuration sends the pod to the webhook."""
+    seen = _observe(plan, mutation, selected=selected)
+    if plan.view.metadata.get("deletionTimestamp") is None:
+        return seen
+    return tuple(
+        Observation(o.container, State.TERMINATING, f"being deleted; {o.state}: {o.reason}")
+        if o.state in UNWRAPPED
+        else o
+        for o in seen
+    )
+
+
+def _observe(plan: Plan, mutation: Mutation, *, selected: bool) -> tuple[Observation, ...]:
     view = plan.view
     unseen = State.SLIPPED if selected else State.UNSELECTED
     if isinstance(plan, Decided):

@@ -1,13 +1,21 @@
-"""The copy container's CPU limit: large enough that its start is not throttled, never
-more than the pod already claims.
+"""The copy container's resources: they change nothing the scheduler, quota, LimitRanger or
+kubelet judge.
 
-A CPU limit of a few millicores throttles the runtime's own start-up work inside the
-container (runc's init runs in the container's cgroup): with 10m, copy mode was the
-slowest row of `make bench-cluster` by seconds. An init container's limit counts towards the pod's
-effective limit as the largest of the init containers, so taking the largest limit of the
-pod's other containers changes nothing ResourceQuota charges. A pod without CPU limits
-gets none on the copy container either (a LimitRange default, if any, applies to it as to
-the others).
+By default the copy container mirrors the CPU, memory and ephemeral-storage requests and
+limits of one of the pod's own app containers, the smallest. That keeps everything those
+components compute the same:
+
+- An init container's request and limit count toward the pod's effective ones only as the
+  largest of the init containers, against the sum of the app containers; one app container's
+  values never exceed that sum, so the scheduler and ResourceQuota charge what they did.
+- LimitRange's per-container rules (min, max, maxLimitRequestRatio) hold for the copy exactly
+  as they hold for the container it mirrors, and what LimitRanger defaults it fills in the
+  same way (it re-runs after webhooks change a pod).
+- The QoS class stays: in a Guaranteed pod every container has requests equal to limits, so
+  the mirror has too; in a BestEffort pod none has any, nor has the mirror.
+
+Extended resources and hugepages are not mirrored: a device or hugepages claimed by an init
+container is held for it. `copyContainerResources` replaces the mirror with fixed values.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from webhook.core.settings import Resources
+
+MIRRORED = ("cpu", "memory", "ephemeral-storage")
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _FACTORS = {
     None: Decimal(1),
@@ -34,13 +45,17 @@ _FACTORS = {
     "Pi": Decimal(2) ** 50,
     "Ei": Decimal(2) ** 60,
 }
+_UNBOUNDED = Decimal("Infinity")
+# Which container is the smallest: memory first (what an OOM kill judges), then CPU.
+_ORDER = (("limits", "memory"), ("requests", "memory"), ("limits", "cpu"), ("requests", "cpu"))
 
 
-def cpu_cores(quantity: object) -> Decimal | None:
-    """A CPU quantity in cores (``"500m"`` -> 0.5); None if it is not one."""
-    if isinstance(quantity, bool) or not isinstance(quantity, str | int | float):
+def quantity(value: object) -> Decimal | None:
+    """A Kubernetes quantity as a number (``"500m"`` -> 0.5, ``"1Ki"`` -> 1024); None if it is
+    not one."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    match = _QUANTITY.fullmatch(str(quantity).strip())
+    match = _QUANTITY.fullmatch(str(value).strip())
     if not match:
         return None
     try:
@@ -49,18 +64,34 @@ def cpu_cores(quantity: object) -> Decimal | None:
         return None
 
 
-def copy_cpu_limit(containers: Iterable[Mapping[str, Any]], request: str) -> str | None:
-    """The largest CPU limit among ``containers`` as written there, but at least
-    ``request``; None when none of them has a CPU limit."""
-    best: tuple[Decimal, str] | None = None
-    for container in containers:
-        resources = container.get("resources")
-        limits = resources.get("limits") if isinstance(resources, Mapping) else None
-        value = limits.get("cpu") if isinstance(limits, Mapping) else None
-        cores = cpu_cores(value)
-        if cores is not None and (best is None or cores > best[0]):
-            best = (cores, str(value))
-    if best is None:
-        return None
-    floor = cpu_cores(request)
-    return request if floor is not None and best[0] < floor else best[1]
+def copy_resources(
+    app_containers: Iterable[Mapping[str, Any]], fixed: Resources | None
+) -> dict[str, dict[str, Any]]:
+    """The copy container's `resources`: `fixed` when set, else the mirrored part of the
+    smallest app container's ({} when it has none)."""
+    if fixed is not None:
+        return fixed.as_spec()
+    mirrored = [_mirrored(container) for container in app_containers]
+    if not mirrored:
+        return {}
+    return min(mirrored, key=_size)
+
+
+def _mirrored(container: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    resources = container.get("resources")
+    if not isinstance(resources, Mapping):
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for part in ("requests", "limits"):
+        values = resources.get(part)
+        if isinstance(values, Mapping):
+            kept = {name: values[name] for name in MIRRORED if name in values}
+            if kept:
+                found[part] = kept
+    return found
+
+
+def _size(resources: Mapping[str, Mapping[str, Any]]) -> tuple[Decimal, ...]:
+    """Smaller is a smaller claim; what is not set (or not a quantity) counts as unbounded."""
+    sizes = (quantity(resources.get(part, {}).get(name)) for part, name in _ORDER)
+    return tuple(_UNBOUNDED if size is None else size for size in sizes)

@@ -21,6 +21,18 @@ class InjectionMode(StrEnum):
     IMAGE_VOLUME = "imageVolume"  # the init image mounted as an `image` volume (Kubernetes >= 1.35)
 
 
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """Fixed `resources` for the copy container: quantities by resource name."""
+
+    requests: tuple[tuple[str, str], ...] = ()
+    limits: tuple[tuple[str, str], ...] = ()
+
+    def as_spec(self) -> dict[str, dict[str, str]]:
+        parts = (("requests", self.requests), ("limits", self.limits))
+        return {part: dict(values) for part, values in parts if values}
+
+
 class LookupFailurePolicy(StrEnum):
     SKIP = "skip"  # admit the container unwrapped, with a warning
     DENY = "deny"  # reject the pod
@@ -35,8 +47,8 @@ class InjectSettings:
     volume_name: str = "podinit"
     volume_size_limit: str = "8Mi"
     copy_container_name: str = "podinit-install"
-    copy_cpu: str = "10m"
-    copy_memory: str = "16Mi"
+    # None: mirror the smallest app container's (webhook/core/resources.py).
+    copy_container_resources: Resources | None = None
     run_as_user: int = 65532
     known_inits: tuple[str, ...] = DEFAULT_KNOWN_INITS
     inject_init_containers: bool = False
@@ -59,11 +71,14 @@ class InjectSettings:
                 raise ValueError(
                     f"{name} must be a DNS-1123 label of at most 58 characters: {value!r}"
                 )
-        for name, value in (
-            ("volume_size_limit", self.volume_size_limit),
-            ("copy_cpu", self.copy_cpu),
-            ("copy_memory", self.copy_memory),
-        ):
+        quantities = [("volume_size_limit", self.volume_size_limit)]
+        if (fixed := self.copy_container_resources) is not None:
+            quantities += [
+                (f"copy_container_resources.{part}.{name}", value)
+                for part, values in (("requests", fixed.requests), ("limits", fixed.limits))
+                for name, value in values
+            ]
+        for name, value in quantities:
             if not _QUANTITY.fullmatch(value):
                 raise ValueError(f"{name} must be a Kubernetes quantity such as 8Mi: {value!r}")
         if not self.init_image.strip():
