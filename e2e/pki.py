@@ -1,6 +1,7 @@
 """Throwaway X.509 certificates for the harness: a ``CertAuthority`` writing PEM files
-(EC P-256 keys, or RSA 2048 leaves on request; key identifiers, two days' validity) and the
-server and client certificates it issues (``IssuedCert``: the paths of a cert and its key).
+(EC P-256 keys, or RSA 2048 or Ed25519 leaves on request; key identifiers, two days'
+validity) and the server and client certificates it issues (``IssuedCert``: the paths of a
+cert and its key).
 
 The control plane's cluster CA is one (``ControlPlane.ca``); tests and the registry use
 their own for a webhook's or a registry's serving certificate::
@@ -24,11 +25,11 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-KeyType = Literal["ec", "rsa"]
+KeyType = Literal["ec", "rsa", "ed25519"]
 
 
 def pem_key(key: CertificateIssuerPrivateKeyTypes) -> bytes:
@@ -54,11 +55,13 @@ class IssuedCert:
         return self.key.read_bytes()
 
 
-def _new_key(key_type: KeyType) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
-    """EC P-256 (what the Kubernetes binaries generate), or RSA 2048 for tests of a server
-    that must cope with both."""
+def _new_key(key_type: KeyType) -> CertificateIssuerPrivateKeyTypes:
+    """EC P-256 (what the Kubernetes binaries generate), or RSA 2048 or Ed25519 for tests of a
+    server that must cope with every key type."""
     if key_type == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_type == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
     return ec.generate_private_key(ec.SECP256R1())
 
 

@@ -1,5 +1,6 @@
-"""A reloaded certificate with another key type (ECDSA <-> RSA) is the one served, to clients
-with and without SNI, over TLS 1.3 and 1.2, and the expiry metric is that certificate's."""
+"""A reloaded certificate with another key type (ECDSA, RSA, Ed25519) is the one served, to
+clients with and without SNI, over TLS 1.3 and 1.2, and the expiry metric is that
+certificate's."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ CLIENTS = [
     ("localhost", ssl.TLSVersion.TLSv1_2),
     ("127.0.0.1", ssl.TLSVersion.TLSv1_2),
 ]
-# From ECDSA to RSA and back, twice: no key type's certificate may linger in the server.
-STEPS: tuple[KeyType, ...] = ("rsa", "ec", "rsa", "ec")
+# From ECDSA to RSA and back, through Ed25519 (Go's TLS serves and accepts all three): no key
+# type's certificate may linger in the server.
+STEPS: tuple[KeyType, ...] = ("rsa", "ec", "ed25519", "rsa", "ec")
 
 
 def issue(certs: Certs, name: str, key_type: KeyType, hours: int) -> IssuedCert:

@@ -46,31 +46,66 @@ class RejectedPair(Exception):
     """The files hold no pair that can be served: the reason."""
 
 
-class _Unsettled(Exception):
+class FilesChanging(Exception):
     """The files changed while being loaded: try again next time."""
 
 
 @dataclass(frozen=True)
-class _Pair:
+class Pair:
+    """The bytes of a certificate file and a key file, read one after the other."""
+
     cert: bytes
     key: bytes
+
+    @classmethod
+    def read(cls, cert_file: Path, key_file: Path) -> Pair:
+        return cls(cert_file.read_bytes(), key_file.read_bytes())
 
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.cert + b"\0" + self.key).hexdigest()
 
 
-def _handshake(client_end: ssl.SSLObject, server_end: ssl.SSLObject) -> bool:
-    """Steps both ends of a handshake in memory; True once the client's end is done."""
-    for _ in range(4):  # TLS 1.3 is done in two rounds, 1.2 in three
+def _still(pair: Pair, cert_file: Path, key_file: Path) -> bool:
+    try:
+        return Pair.read(cert_file, key_file) == pair
+    except OSError:
+        return False
+
+
+def load_pair(
+    *, cert_file: Path, key_file: Path, read: Pair
+) -> tuple[ssl.SSLContext, x509.Certificate]:
+    """A new context serving the files, which must still hold what was `read` (FilesChanging
+    otherwise, so that what is served is what was read), and the certificate it presents."""
+    # The same settings as uvicorn's own context for podinit's config (no ciphers, client
+    # certificates or ALPN of its own); a connection keeps the listening one's anyway.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    failure: ssl.SSLError | OSError | None = None
+    try:
+        # An empty password: an encrypted key fails here instead of OpenSSL prompting on a
+        # terminal, which would block the event loop.
+        context.load_cert_chain(cert_file, key_file, password=b"")
+    except (ssl.SSLError, OSError) as error:
+        failure = error
+    if not _still(read, cert_file, key_file):
+        raise FilesChanging
+    if failure is not None:
+        raise RejectedPair(str(failure)) from failure
+    return context, presented_certificate(context)
+
+
+def _handshake(client_end: ssl.SSLObject, server_end: ssl.SSLObject) -> None:
+    """Steps both ends of a handshake in memory until the client's end is done: two rounds for
+    TLS 1.3, three for 1.2 (the client's getpeercert raises ValueError if it never is)."""
+    for _ in range(4):
         try:
             client_end.do_handshake()
-            return True
+            return
         except ssl.SSLWantReadError:
             pass
         with contextlib.suppress(ssl.SSLWantReadError):
             server_end.do_handshake()
-    return False
 
 
 def presented_certificate(server: ssl.SSLContext) -> x509.Certificate:
@@ -81,12 +116,12 @@ def presented_certificate(server: ssl.SSLContext) -> x509.Certificate:
     to_server, to_client = ssl.MemoryBIO(), ssl.MemoryBIO()
     client_end = client.wrap_bio(to_client, to_server)
     try:
-        done = _handshake(client_end, server.wrap_bio(to_server, to_client, server_side=True))
-    except ssl.SSLError as error:
+        _handshake(client_end, server.wrap_bio(to_server, to_client, server_side=True))
+        der = client_end.getpeercert(binary_form=True)
+    except (ssl.SSLError, ValueError) as error:
         raise RejectedPair(f"a TLS handshake with it fails: {error}") from error
-    der = client_end.getpeercert(binary_form=True) if done else None
-    if der is None:
-        raise RejectedPair("a TLS handshake with it does not finish")
+    if der is None:  # only with anonymous ciphers, which no default context offers
+        raise RejectedPair("a TLS handshake with it presents no certificate")
     return x509.load_der_x509_certificate(der)
 
 
@@ -133,19 +168,10 @@ class CertReloader:
         if current is not None:  # before the first load, the listening context's own pair
             connection.context = current
 
-    def _read(self) -> _Pair:
-        return _Pair(self.cert_file.read_bytes(), self.key_file.read_bytes())
-
-    def _reread(self) -> _Pair | None:
-        try:
-            return self._read()
-        except OSError:
-            return None
-
     def check(self) -> bool:
         """Serve changed files that form a valid pair; True when new connections get them."""
         try:
-            pair = self._read()
+            pair = Pair.read(self.cert_file, self.key_file)
         except OSError as error:
             self._failed(f"unreadable: {error}", f"cannot read certificate files: {error}")
             return False
@@ -153,8 +179,10 @@ class CertReloader:
             self._suspect = self._reported = None  # the same bad pair again later is news
             return False
         try:
-            context, certificate = self._load(pair)
-        except _Unsettled:
+            context, certificate = load_pair(
+                cert_file=self.cert_file, key_file=self.key_file, read=pair
+            )
+        except FilesChanging:
             return False
         except RejectedPair as error:
             self._failed(
@@ -164,24 +192,7 @@ class CertReloader:
         self._publish(pair, context, certificate)
         return True
 
-    def _load(self, pair: _Pair) -> tuple[ssl.SSLContext, x509.Certificate]:
-        # The same settings as uvicorn's own context for podinit's config (no ciphers, client
-        # certificates or ALPN of its own); a connection keeps the listening one's anyway.
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        failure: ssl.SSLError | OSError | None = None
-        try:
-            # An empty password: an encrypted key fails here instead of OpenSSL prompting on a
-            # terminal, which would block the event loop.
-            context.load_cert_chain(self.cert_file, self.key_file, password=b"")
-        except (ssl.SSLError, OSError) as error:
-            failure = error
-        if self._reread() != pair:
-            raise _Unsettled
-        if failure is not None:
-            raise RejectedPair(str(failure)) from failure
-        return context, presented_certificate(context)
-
-    def _publish(self, pair: _Pair, context: ssl.SSLContext, certificate: x509.Certificate) -> None:
+    def _publish(self, pair: Pair, context: ssl.SSLContext, certificate: x509.Certificate) -> None:
         first = self.current is None
         self.current = context  # one assignment: every later handshake gets the new pair
         self.loaded_digest = pair.digest
