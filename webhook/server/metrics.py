@@ -119,7 +119,7 @@ class _AdmissionCollector(Collector):
         yield events
         expiry = GaugeMetricFamily(
             "podinit_certificate_expiry_timestamp_seconds",
-            "notAfter of the serving certificate currently loaded (unix seconds)",
+            "notAfter of the certificate served to new connections (unix seconds)",
         )
         if self.metrics.certificate_expiry is not None:
             expiry.add_metric([], self.metrics.certificate_expiry)
