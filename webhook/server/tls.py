@@ -3,8 +3,9 @@ every new connection is switched to.
 
 Why a fresh context: OpenSSL keeps one certificate per key type in a context, so
 `load_cert_chain` on a live context holding an ECDSA pair *adds* an RSA pair next to it, and
-clients that prefer ECDSA (all common ones) go on getting the old certificate. So a context is
-loaded once and never changed again; each reload builds a new one.
+which one a client gets depends on the signature algorithms it offers (OpenSSL's clients kept
+getting the old ECDSA one). So a context is loaded once and never changed again; each reload
+builds a new one.
 
 How new connections get it: uvicorn hands its one SSLContext (`config.ssl`) to the event loop's
 `create_server` (asyncio's or uvloop's), which wraps every accepted connection with it, and
