@@ -95,6 +95,7 @@ class Config(BaseSettings):
     skip_shared_process_namespace: bool = _core_default("skip_shared_process_namespace")
     # Image configs
     on_lookup_failure: Literal["skip", "deny"] = _core_default("on_lookup_failure")
+    pin_image_digests: bool = _core_default("pin_image_digests")
     default_architecture: str = _core_default("default_architecture")
     # The core's default is no overrides; the test that Config() gives InjectSettings() holds it.
     image_overrides: dict[str, OverrideEntry] = {}

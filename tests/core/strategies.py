@@ -11,6 +11,7 @@ from webhook.core.images import ImageResult
 
 IMAGES = ("example/a:1", "example/b:2", "registry.local:5000/team/c@sha256:" + "0" * 64, "busybox")
 INJECT_INITS = "podinit.dev/inject-init-containers"
+DIGEST = "sha256:" + "d" * 64  # what a registry answered a tag with
 names = st.from_regex(r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 # Argv strings with the characters that matter: `$(VAR)`, `$$`, spaces, slashes, unicode, and
 # references to the variables `containers` defines (ENV_NAMES) or leaves undefined, including
@@ -104,6 +105,7 @@ results: st.SearchStrategy[ImageResult] = st.one_of(
         ImageConfig,
         entrypoint=st.lists(words, max_size=3).map(tuple),
         cmd=st.lists(words, max_size=3).map(tuple),
+        digest=st.sampled_from([None, DIGEST]),
     ),
     st.builds(ImageConfig, entrypoint=known_init_argv.map(tuple)),
     st.just(LookupFailure("registry down")),

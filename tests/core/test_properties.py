@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from e2e.ocispec import container_env, expand
-from tests.core.strategies import lookups, pods
+from tests.core.strategies import DIGEST, lookups, pods
 from webhook.core import ImageLookup, InjectionMode, InjectSettings, mutate
 from webhook.core.images import ImageConfig
 
@@ -37,10 +37,15 @@ def kubelet_runs(container: dict[str, Any], lookup: ImageLookup) -> list[str]:
     args = [expand(s, env) for s in container.get("args") or []]
     if command:
         return command + args
-    image = lookup[container["image"]]
+    image = lookup[unpinned(container["image"])]
     assert isinstance(image, ImageConfig)
     entrypoint = [] if image.entrypoint == ("",) else list(image.entrypoint)
     return entrypoint + (args or list(image.cmd))
+
+
+def unpinned(image: str) -> str:
+    """The image as the pod named it, before podinit pinned it to `@DIGEST`."""
+    return image.removesuffix(f"@{DIGEST}")
 
 
 @pytest.mark.parametrize("mode", MODES, ids=["copy", "image-volume"])
@@ -79,7 +84,11 @@ def test_wrapped_containers_run_their_original_argv_and_nothing_else_changes(
         assert kubelet_runs(new, lookup) == [init_path, "--", *kubelet_runs(old, lookup)]
         for key in ("volumeMounts", "env"):
             assert new.get(key, [])[: len(old.get(key, []))] == old.get(key, [])
-        untouched = {"command", "args", "volumeMounts", "env"}
+        if new["image"] != old["image"]:  # pinned to the digest its argv was read from
+            read = lookup[old["image"]]
+            assert isinstance(read, ImageConfig) and not old.get("command")
+            assert new["image"] == f"{old['image']}@{read.digest}"
+        untouched = {"command", "args", "volumeMounts", "env", "image"}
         assert {k: v for k, v in new.items() if k not in untouched} == {
             k: v for k, v in old.items() if k not in untouched
         }

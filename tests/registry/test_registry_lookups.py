@@ -441,3 +441,25 @@ def test_an_identity_token_is_exchanged_for_a_bearer_token_with_the_oauth2_grant
         return await resolver.resolve(f"{host}/team/secret:1.0", pull_secrets=[config], timeout=10)
 
     assert run(body, pki=pki, insecure=(token_host(token_registry),)).entrypoint == ("/secret",)
+
+
+def test_a_tags_config_comes_with_the_digest_the_tag_pointed_at_fetched_cached_or_revalidated(
+    plain: PlainImages,
+) -> None:
+    """What the webhook pins a container to (core/provenance.py): the manifest's digest for a
+    single image, the index's for a multi-platform one, as the registry stores them."""
+    host = plain.registry.host
+
+    async def body(resolver: ImageResolver, _: CountingTransport) -> list[str | None]:
+        found: list[str | None] = []
+        for image in (f"{host}/app/single:1.0", f"{host}/app/multi:1.0"):
+            found.append((await resolver.resolve(image, platform=ARM64, timeout=10)).digest)
+            found.append((await resolver.resolve(image, platform=ARM64, timeout=10)).digest)
+            cached = resolver.cached(image, platform=ARM64)
+            found.append(cached.digest if cached is not None else "no cache hit")
+        return found
+
+    single, multi = plain.single.digest, plain.multi.digest
+    assert run(body, insecure=(host,)) == [single] * 3 + [multi] * 3
+    revalidated = run(body, insecure=(host,), tag_ttl=0)
+    assert revalidated[:2] + revalidated[3:5] == [single, single, multi, multi]

@@ -26,12 +26,17 @@ from tests.registry.registry_harness import (
 )
 from tests.server.harness import Certs, Webhook, decoded_patch, review, run_webhook
 
+PUSHED: dict[str, str] = {}  # repository -> digest of its 1.0 tag, as pushed
+
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     registry = start_or_skip(tmp_path_factory.mktemp("registry"))
     pusher = Pusher(registry)
-    pusher.image("shop/api", "1.0", entrypoint=["/bin/sh", "-c", "exec api --port=$PORT"], cmd=None)
+    api = pusher.image(
+        "shop/api", "1.0", entrypoint=["/bin/sh", "-c", "exec api --port=$PORT"], cmd=None
+    )
+    PUSHED["shop/api"] = api.digest
     pusher.image("shop/burst", "1.0", entrypoint=["/burst"], cmd=None)
     pusher.image(
         "shop/tini", "1.0", entrypoint=["/usr/bin/tini", "--"], cmd=["worker"], docker=True
@@ -40,7 +45,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     arm = pusher.image(
         "shop/multi", None, entrypoint=["/arm64-entry"], cmd=["run"], arch="arm64", variant="v8"
     )
-    pusher.index(
+    multi = pusher.index(
         "shop/multi",
         "1.0",
         [
@@ -48,6 +53,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
             (arm, {"os": "linux", "architecture": "arm64", "variant": "v8"}),
         ],
     )
+    PUSHED["shop/multi"] = multi.digest
     yield registry
     registry.stop()
 
@@ -94,6 +100,21 @@ def test_a_container_without_command_gets_the_entrypoint_from_the_registry(
         "-c",
         "exec api --port=$$PORT",
     ]
+
+
+@pytest.mark.parametrize("repository", ["shop/api", "shop/multi"])
+def test_a_container_whose_argv_was_read_by_tag_is_pinned_to_the_digest_that_was_read(
+    lookup_webhook: Webhook, registry: Registry, repository: str
+) -> None:
+    image = f"{registry.host}/{repository}:1.0"
+    original = pod(image)
+    result = jsonpatch.apply_patch(
+        copy.deepcopy(original), decoded_patch(admit(lookup_webhook, original))
+    )
+    pinned = f"{image}@{PUSHED[repository]}"
+    assert result["spec"]["containers"][0]["image"] == pinned
+    status = json.loads(result["metadata"]["annotations"]["podinit.dev/status"])
+    assert status["fromImage"] == {"c0": {"image": pinned, "cmd": True}}
 
 
 def test_an_image_whose_entrypoint_is_tini_is_not_wrapped(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from webhook.core.podview import ContainerSlot
 
@@ -18,6 +18,9 @@ class ImageConfig:
     cmd: tuple[str, ...] = ()
     # Set when the platforms of an index disagree on entrypoint/cmd; shown in the status annotation.
     note: str | None = None
+    # The manifest or index digest a tag pointed at when the config was read (provenance.py);
+    # not part of equality: two reads of one argv are the same config.
+    digest: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,25 +12,42 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from webhook.core import annotations as ann
-from webhook.core.argv import is_wrapped, plan_wrap, shield
+from webhook.core.argv import is_wrapped, plan_wrap
+from webhook.core.container_patch import argv_source, mount_ops, pin_ops, unwrap_ops, wrap_ops
 from webhook.core.copy_container import copy_container_first
 from webhook.core.decisions import Decision, Mutation, Outcome
 from webhook.core.eligibility import architecture, candidates, pod_skip, silent_skip
-from webhook.core.images import ImageLookup, ImageSource, LookupFailure, image_source, looked_up
+from webhook.core.images import (
+    ImageLookup,
+    ImageSource,
+    LookupFailure,
+    image_source,
+    looked_up,
+)
 from webhook.core.known_inits import runs_init
-from webhook.core.layout import Layout, volume_spec
-from webhook.core.patch import PatchOp, extend, replace, set_key
-from webhook.core.podview import ContainerSlot, PodView, mappings
+from webhook.core.layout import Layout, previous_status, volume_spec
+from webhook.core.patch import PatchOp, extend, set_key
+from webhook.core.podview import ContainerSlot, PodView
+from webhook.core.provenance import (
+    FROM_IMAGE,
+    Source,
+    recorded_sources,
+    stale,
+    unwrapped,
+)
 from webhook.core.settings import InjectSettings, LookupFailurePolicy
 
 
 class _Candidate(NamedTuple):
-    slot: ContainerSlot
+    slot: ContainerSlot  # as it was before podinit wrote its argv, when that is re-read
     skip: str | None  # opted out
     wrapped: bool  # already runs behind our init
     source: ImageSource = None  # where its ENTRYPOINT/CMD comes from, when it needs them
     # The env names it defines, read only when there are PODINIT_* variables to add to it.
     env_names: frozenset[str] = frozenset()
+    # Where an earlier pass read its argv from (provenance.py): kept when `wrapped`, the stale
+    # source when the argv is re-read from the image it runs now.
+    read_from: Source | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,8 +112,11 @@ def prepare(pod: object, settings: InjectSettings) -> Plan:
         )
         return Decided(view=view, settings=settings, mutation=mutation)
     layout = Layout.of(view, settings)
+    sources = recorded_sources(previous_status(view)) if ann.STATUS in view.annotations else {}
     found = tuple(
-        _candidate(slot, skip, layout, settings, adds_env=bool(env))
+        _candidate(
+            slot, skip, layout, settings, adds_env=bool(env), read_from=sources.get(slot.name)
+        )
         for slot, skip in candidates(view, settings, ours=layout.ours)
     )
     return Pending(
@@ -116,18 +136,25 @@ def _candidate(
     settings: InjectSettings,
     *,
     adds_env: bool,
+    read_from: Source | None,
 ) -> _Candidate:
     """What `decide` needs of one container, checked here: `decide` raises nothing."""
     if skip is not None:
         return _Candidate(slot, skip, False)
     if is_wrapped(slot.checked(), layout.init_path):
-        return _Candidate(slot, None, True)
+        if not stale(slot, read_from, layout.init_path):
+            return _Candidate(slot, None, True, read_from=read_from)
+        assert read_from is not None
+        slot = unwrapped(slot, read_from)
+    else:
+        read_from = None
     return _Candidate(
         slot,
         None,
         False,
         image_source(slot, settings.image_overrides),
         slot.env_names() if adds_env else frozenset(),
+        read_from,
     )
 
 
@@ -141,36 +168,24 @@ def _decide(plan: Pending, images: ImageLookup) -> Mutation:
     decisions: list[Decision] = []
     ops: list[PatchOp] = []
     notes: list[str] = []
-    denied: str | None = None
+    read: dict[str, Source] = {}
     for candidate in plan.candidates:
-        slot = candidate.slot
-        if candidate.skip is not None:
-            decisions.append(Decision(slot.name, Outcome.SKIPPED, candidate.skip, "opted-out"))
-            continue
-        if candidate.wrapped:
-            decisions.append(Decision(slot.name, Outcome.INJECTED, code="already-wrapped"))
-            notes += [n for n in layout.previous_notes if n.startswith(f"{slot.name}: ")]
-            ops += _mount_ops(slot, layout)
-            continue
-        image = looked_up(candidate.source, images)
-        if isinstance(image, LookupFailure):
-            decisions.append(Decision(slot.name, Outcome.FAILED, image.reason, "lookup-failed"))
-            if settings.on_lookup_failure is LookupFailurePolicy.DENY:
-                denied = denied or f"container {slot.name}: {image.reason}"
-            continue
-        if image is not None and image.note:
-            notes.append(f"{slot.name}: {image.note}")
-        wrap = plan_wrap(slot, image, layout.init_path)
-        if not wrap.original:
-            decisions.append(
-                Decision(slot.name, Outcome.FAILED, "image has no ENTRYPOINT or CMD", "no-argv")
-            )
-            continue
-        if reason := runs_init(wrap.original, settings.known_inits):
-            decisions.append(Decision(slot.name, Outcome.SKIPPED, reason, "has-init"))
-            continue
-        ops += _wrap_ops(candidate, wrap.command_items, wrap.new_args, layout, plan.env)
-        decisions.append(Decision(slot.name, Outcome.INJECTED, code="wrapped"))
+        one = _decide_container(plan, candidate, images)
+        decisions.append(one.decision)
+        ops += one.ops
+        notes += one.notes
+        if one.read_from is not None:
+            read[candidate.slot.name] = one.read_from
+        if candidate.read_from is not None and one.decision.outcome is not Outcome.INJECTED:
+            ops += unwrap_ops(candidate.slot, candidate.read_from)
+    denied = next(
+        (
+            f"container {d.container}: {d.reason}"
+            for d in decisions
+            if d.code == "lookup-failed" and settings.on_lookup_failure is LookupFailurePolicy.DENY
+        ),
+        None,
+    )
 
     injected = any(d.outcome is Outcome.INJECTED for d in decisions)
     if injected:
@@ -179,6 +194,7 @@ def _decide(plan: Pending, images: ImageLookup) -> Mutation:
         "containers": {d.container: d.summary for d in decisions},
         **(layout.record() if injected else {}),
         **({"notes": notes} if notes else {}),
+        **({FROM_IMAGE: {n: s.as_status() for n, s in read.items()}} if read else {}),
     }
     ops += _status_ops(view, status)
     return Mutation(
@@ -193,48 +209,46 @@ def _decide(plan: Pending, images: ImageLookup) -> Mutation:
     )
 
 
-def _wrap_ops(
-    candidate: _Candidate,
-    command_items: list[str],
-    new_args: list[str] | None,
-    layout: Layout,
-    env: tuple[tuple[str, str], ...],
-) -> list[PatchOp]:
-    slot = candidate.slot
-    base = slot.pointer
-    added = [(name, value) for name, value in env if name not in candidate.env_names]
-    # Before the command grows: the strings are replaced at the indices they have now.
-    ops = _shield_ops(slot, frozenset(name for name, _ in added))
-    ops += extend(f"{base}/command", slot.command, command_items, at=0)
-    if new_args is not None:
-        ops += extend(f"{base}/args", slot.args, new_args, at=None)
-    ops += _mount_ops(slot, layout)
-    wanted = [{"name": name, "value": value} for name, value in added]
-    ops += extend(f"{base}/env", slot.body.get("env"), wanted, at=None)
-    return ops
+class _Decided(NamedTuple):
+    """One container's decision and what it adds to the patch and the status."""
+
+    decision: Decision
+    ops: list[PatchOp]
+    notes: list[str]
+    read_from: Source | None = None
 
 
-def _mount_ops(slot: ContainerSlot, layout: Layout) -> list[PatchOp]:
-    """The volume mounted at the init's path, unless the container mounts something there
-    already (a pod re-created from its own wrapped spec): a path mounted twice is invalid."""
-    mounts = slot.body.get("volumeMounts")
-    if any(m.get("mountPath") == layout.mount_path for m in mappings(mounts, slot.pointer)):
-        return []
-    mount = {"name": layout.volume, "mountPath": layout.mount_path, "readOnly": True}
-    return extend(f"{slot.pointer}/volumeMounts", mounts, [mount], at=None)
-
-
-def _shield_ops(slot: ContainerSlot, names: frozenset[str]) -> list[PatchOp]:
-    """The pod's own command and args strings that refer to a variable podinit now defines,
-    escaped so that they reach the app as before (argv.shield)."""
-    if not names:
-        return []
-    ops: list[PatchOp] = []
-    for field, strings in (("command", slot.command), ("args", slot.args)):
-        for index, text in enumerate(strings or []):
-            if (shielded := shield(text, names)) != text:
-                ops.append(replace(f"{slot.pointer}/{field}/{index}", shielded))
-    return ops
+def _decide_container(plan: Pending, candidate: _Candidate, images: ImageLookup) -> _Decided:
+    settings, layout, slot = plan.settings, plan.layout, candidate.slot
+    if candidate.skip is not None:
+        return _Decided(Decision(slot.name, Outcome.SKIPPED, candidate.skip, "opted-out"), [], [])
+    if candidate.wrapped:
+        notes = [n for n in layout.previous_notes if n.startswith(f"{slot.name}: ")]
+        decision = Decision(slot.name, Outcome.INJECTED, code="already-wrapped")
+        return _Decided(decision, mount_ops(slot, layout), notes, candidate.read_from)
+    image = looked_up(candidate.source, images)
+    if isinstance(image, LookupFailure):
+        return _Decided(Decision(slot.name, Outcome.FAILED, image.reason, "lookup-failed"), [], [])
+    notes = [f"{slot.name}: {image.note}"] if image is not None and image.note else []
+    wrap = plan_wrap(slot, image, layout.init_path)
+    if not wrap.original:
+        reason = "image has no ENTRYPOINT or CMD"
+        return _Decided(Decision(slot.name, Outcome.FAILED, reason, "no-argv"), [], notes)
+    if init := runs_init(wrap.original, settings.known_inits):
+        return _Decided(Decision(slot.name, Outcome.SKIPPED, init, "has-init"), [], notes)
+    re_read = candidate.read_from is not None
+    ops = wrap_ops(
+        slot, wrap, layout=layout, env=plan.env, env_names=candidate.env_names, re_read=re_read
+    )
+    source = None
+    if slot.command is None:  # the argv came from the image
+        source = argv_source(slot, candidate.source, image, settings)
+        ops += pin_ops(slot, source.image)
+    if candidate.read_from is None:
+        return _Decided(Decision(slot.name, Outcome.INJECTED, code="wrapped"), ops, notes, source)
+    assert source is not None  # a re-read container has no command of its own
+    notes.append(f"{slot.name}: argv re-read from {source.image}")
+    return _Decided(Decision(slot.name, Outcome.INJECTED, code="re-read"), ops, notes, source)
 
 
 def _pod_ops(view: PodView, layout: Layout, settings: InjectSettings) -> list[PatchOp]:

@@ -92,6 +92,8 @@ def _seen(decision: Decision, entry: str) -> Observation:
     name = decision.container
     if decision.code == "already-wrapped":
         return Observation(name, State.WRAPPED)
+    if decision.code == "re-read":  # its image changed since podinit read its argv
+        return Observation(name, State.FAILED, "runs podinit with another image's argv")
     for outcome, state in ((Outcome.SKIPPED, State.SKIPPED), (Outcome.FAILED, State.FAILED)):
         if entry == outcome or entry.startswith(f"{outcome}: "):
             return Observation(name, state, entry.removeprefix(outcome).removeprefix(": "))

@@ -28,6 +28,10 @@ def replace(path: str, value: Any) -> PatchOp:
     return {"op": "replace", "path": path, "value": value}
 
 
+def remove(path: str) -> PatchOp:
+    return {"op": "remove", "path": path}
+
+
 def move(source: str, target: str) -> PatchOp:
     return {"op": "move", "from": source, "path": target}
 

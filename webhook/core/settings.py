@@ -54,6 +54,8 @@ class InjectSettings:
     inject_init_containers: bool = False
     skip_shared_process_namespace: bool = True
     on_lookup_failure: LookupFailurePolicy = LookupFailurePolicy.SKIP
+    # Pin a container whose argv podinit read from a tag to the digest it read (provenance.py).
+    pin_image_digests: bool = True
     default_architecture: str = "amd64"
     image_overrides: tuple[ImageOverride, ...] = field(default_factory=tuple)
 

@@ -296,7 +296,8 @@ class ImageResolver:
         config = self._get(lookup, top.config.digest)
         if not isinstance(config, CachedConfig):
             return None
-        return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, note=note), until
+        config_of = ImageConfig(config.entrypoint, config.cmd, note=note, digest=tag[0])
+        return config_of, until
 
     # -- fetching (runs once per flight key, in its own task) ----------------------------------
 
@@ -329,7 +330,7 @@ class ImageResolver:
             self._put(lookup, top_digest, top)
         if isinstance(top, Manifest):
             config = await self._config_of(lookup, top)
-            return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd)
+            return ImageConfig(config.entrypoint, config.cmd, digest=top_digest)
         child = select_manifest(top.manifests, lookup.platform)
         if child is None:
             have = sorted({str(platform_of(e)) for e in runnable_entries(top.manifests)})
@@ -340,13 +341,15 @@ class ImageResolver:
         siblings = self._start_comparison(lookup, top_digest, top, child)
         try:
             config = await self._image_config(lookup, child.digest)
-            self._partial[lookup.flight_key] = ImageConfig(config.entrypoint, config.cmd)
+            self._partial[lookup.flight_key] = ImageConfig(
+                config.entrypoint, config.cmd, digest=top_digest
+            )
             note = await self._finish_comparison(lookup, top_digest, child, config, siblings)
         finally:
             self._partial.pop(lookup.flight_key, None)
             for task in siblings.values():
                 task.cancel()
-        return ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, note=note)
+        return ImageConfig(config.entrypoint, config.cmd, note=note, digest=top_digest)
 
     async def _top_digest(self, lookup: _Lookup) -> str:
         """The digest the reference points at now (tags: cached for tag_ttl, then HEAD)."""
