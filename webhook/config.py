@@ -134,6 +134,17 @@ class Config(BaseSettings):
     cache_entries: int = Field(10_000, gt=0)
     kubeconfig: Path | None = None  # outside a cluster; inside, the ServiceAccount is used
     default_platform_os: str = "linux"
+    # Where a tenant's image may make a lookup connect, and each tenant's share of lookups
+    # (docs/threat-model.md); the defaults are webhook.registry's ResolverSettings'.
+    registry_denied_networks: list[str] = [
+        *("127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128"),  # loopback, "this host"
+        *("169.254.0.0/16", "fe80::/10"),  # link-local: cloud metadata services
+        *("100.100.100.200/32", "fd00:ec2::254/128"),  # metadata outside link-local
+    ]
+    registry_allowed_networks: list[str] = []  # exceptions to the denied networks
+    registry_connections_per_host: int = Field(8, ge=1)
+    registry_lookups_per_admission: int = Field(8, ge=1)
+    registry_lookups_per_namespace: int = Field(32, ge=1)
 
     config_file: Path | None = None
 
