@@ -239,10 +239,11 @@ def test_a_policy_adding_an_init_container_and_a_sidecar_before_podinit_gets_bot
         condition="!object.spec.containers.exists(c, c.name == 'mesh-proxy')",
         patch=(
             '[JSONPatch{op: "add", path: "/spec/initContainers", value: '
-            "[{'name': 'mesh-init', 'image': 'busybox:1.36', 'command': ['true']}]}, "
+            "[Object.spec.initContainers{name: 'mesh-init', image: 'busybox:1.36', "
+            "command: ['true']}]}, "
             'JSONPatch{op: "add", path: "/spec/containers/-", value: '
-            "{'name': 'mesh-proxy', 'image': 'busybox:1.36', "
-            "'command': ['sh', '-c', 'sleep 7200']}}]"
+            "Object.spec.containers{name: 'mesh-proxy', image: 'busybox:1.36', "
+            "command: ['sh', '-c', 'sleep 7200']}}]"
         ),
         acted=lambda dry: "mesh-init" in [c["name"] for c in dry["spec"]["initContainers"]],
     ):
