@@ -379,6 +379,25 @@ class Pusher:
             self.manifest(repo, tag, body, manifest_type)
         return pushed
 
+    def with_argv(
+        self, repo: str, source: str, tag: str, *, entrypoint: list[str], cmd: list[str] | None
+    ) -> Pushed:
+        """The image `repo:source` under `repo:tag` with another ENTRYPOINT and CMD: a new
+        config blob, the same layers. Pushing to a tag that exists moves it."""
+        accept = {"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}", **self._headers(repo)}
+        got = self._client.get(f"{self.registry.base}/v2/{repo}/manifests/{source}", headers=accept)
+        _expect(got, 200)
+        manifest = got.json()
+        media_type = got.headers["content-type"].split(";")[0]
+        config_url = f"{self.registry.base}/v2/{repo}/blobs/{manifest['config']['digest']}"
+        blob = self._client.get(config_url, headers=self._headers(repo), follow_redirects=True)
+        _expect(blob, 200)
+        config = blob.json()
+        config["config"] = {**config.get("config", {}), "Entrypoint": entrypoint, "Cmd": cmd}
+        pushed = self.blob(repo, json.dumps(config).encode())
+        manifest["config"] = {**manifest["config"], "digest": pushed.digest, "size": pushed.size}
+        return self.manifest(repo, tag, manifest, media_type)
+
     def index(
         self,
         repo: str,
