@@ -37,7 +37,8 @@ ENABLED_ROWS = {
     ("host-pid", "*"): ("skipped", "hostPID: the container shares the node's PID namespace"),
 }
 ENABLED_SUMMARY = {
-    "wrapped": 2, "skipped": 3, "failed": 1, "slipped": 2, "unselected": 0, "slippedPods": 2,
+    "wrapped": 2, "skipped": 3, "failed": 1, "slipped": 2, "unselected": 0, "terminating": 0,
+    "slippedPods": 2,
 }  # fmt: skip
 NO_WEBHOOK = (
     "podinit: no MutatingWebhookConfiguration has a webhook named pods.podinit.dev: "
@@ -105,7 +106,8 @@ def fails_on_unwrapped_pods_until_they_are_deleted(
     assert table[0].split() == ["NAMESPACE", "POD", "CONTAINER", "STATE", "DETAIL"]
     assert table[-2:] == [
         "",
-        "2 wrapped, 3 skipped, 1 failed, 2 slipped, 0 unselected; pods slipped through: 2",
+        "2 wrapped, 3 skipped, 1 failed, 2 slipped, 0 unselected, 0 terminating; "
+        "pods slipped through: 2",
     ]
     assert scan(cp, "-n", plain, "--fail-on-unwrapped").returncode == 0
     for name in ("before-install", "before-install-tini", "lookup-fails"):
@@ -144,7 +146,7 @@ def test_pods_from_before_the_install_slipped_through_and_the_webhooks_decisions
         assert scan_json(cp, plain) == (
             {("unlabelled", "app"): ("unselected", "would be injected")},
             {"wrapped": 0, "skipped": 0, "failed": 0, "slipped": 0, "unselected": 1,
-             "slippedPods": 0},
+             "terminating": 0, "slippedPods": 0},
         )  # fmt: skip
 
         fails_on_unwrapped_pods_until_they_are_deleted(cp, enabled, plain)
