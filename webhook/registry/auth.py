@@ -18,9 +18,12 @@ from typing import Any
 import httpx
 import orjson
 
+from .backoff import Backoff
+from .bodies import ACCEPT_ENCODING, read_capped
 from .cache import LRU
 from .credentials import Credential
-from .errors import AuthError, BadResponse, RegistryUnavailable
+from .errors import AuthError, BadResponse, RegistryError, RegistryUnavailable
+from .redact import redact_url
 
 # One challenge: a scheme, then comma-separated key=value or key="quoted value" params.
 _CHALLENGE = re.compile(
@@ -31,6 +34,7 @@ MAX_TOKEN_RESPONSE = 1 << 20
 # Treat tokens as expired a little early so one cannot expire in flight.
 _EXPIRY_MARGIN = 10.0
 _DEFAULT_TOKEN_LIFETIME = 60.0  # what the token spec says to assume when expires_in is absent
+_TOKEN_HEADERS = {"Accept-Encoding": ACCEPT_ENCODING, "User-Agent": "podinit-webhook"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,7 @@ class RegistryAuth(httpx.Auth):
         tokens: TokenCache,
         challenges: LRU[str, Challenge],
         realm_allowed: Callable[[httpx.URL], bool],
+        backoff: Backoff | None = None,
     ) -> None:
         self._host = host
         self._scope = f"repository:{repository}:pull"
@@ -108,6 +113,7 @@ class RegistryAuth(httpx.Auth):
         self._tokens = tokens
         self._challenges = challenges
         self._realm_allowed = realm_allowed
+        self._backoff = backoff
         self.used_credential = False
 
     def __repr__(self) -> str:
@@ -131,7 +137,13 @@ class RegistryAuth(httpx.Auth):
         except httpx.InvalidURL:
             raise AuthError(f"registry {self._host} sent an invalid token realm") from None
         if not self._realm_allowed(url):
-            raise AuthError(f"registry {self._host} sent a token realm that is not https")
+            raise AuthError(
+                f"registry {self._host} sent a token realm that is not https",
+                detail=f"realm {redact_url(url)}",
+            )
+        blocked = self._backoff.check(url.netloc.decode()) if self._backoff else None
+        if blocked is not None:
+            raise blocked
         params = {k: v for k, v in (("service", challenge.service), ("scope", scope)) if v}
         cred = self._credential
         if cred is not None and cred.identity_token:
@@ -143,8 +155,8 @@ class RegistryAuth(httpx.Auth):
                 "client_id": "podinit",
                 **params,
             }
-            return httpx.Request("POST", url, data=form)
-        request = httpx.Request("GET", url.copy_merge_params(params))
+            return httpx.Request("POST", url, data=form, headers=_TOKEN_HEADERS)
+        request = httpx.Request("GET", url.copy_merge_params(params), headers=_TOKEN_HEADERS)
         basic = self._basic()
         if basic is not None:
             self.used_credential = True
@@ -154,27 +166,35 @@ class RegistryAuth(httpx.Auth):
     async def _accept_token(
         self, response: httpx.Response, challenge: Challenge, scope: str
     ) -> str:
+        try:
+            return await self._read_token(response, challenge, scope)
+        except RegistryError as error:
+            # Refusals are about the credential; anything else is the service's failure,
+            # remembered so that the next image naming it does not try again at once.
+            if not isinstance(error, AuthError) and self._backoff is not None:
+                self._backoff.failed(response.request.url.netloc.decode(), error)
+            raise
+
+    async def _read_token(self, response: httpx.Response, challenge: Challenge, scope: str) -> str:
         status = response.status_code
+        service = f"token service of {self._host}"
+        detail = f"{response.request.method} {redact_url(response.request.url)} -> HTTP {status}"
         if status in (401, 403):
             who = "credentials" if self._credential else "anonymous access"
-            raise AuthError(f"token service for {self._host} refused {who} ({status})")
+            raise AuthError(f"{service} refused {who}", detail=detail)
         if status == 429 or status >= 500:
-            raise RegistryUnavailable(f"token service for {self._host} failed ({status})")
-        if status != 200:
-            raise BadResponse(f"token service for {self._host} answered {status}")
-        length = response.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_TOKEN_RESPONSE:
-            raise BadResponse(f"token service for {self._host} sent an oversized answer")
-        await response.aread()
-        if len(response.content) > MAX_TOKEN_RESPONSE:
-            raise BadResponse(f"token service for {self._host} sent an oversized answer")
+            raise RegistryUnavailable(f"{service} is unavailable", detail=detail)
+        if status != 200:  # redirects included: a token request is never sent on
+            raise BadResponse(f"{service} sent an invalid answer", detail=detail)
+        body = await read_capped(response, limit=MAX_TOKEN_RESPONSE, what=f"answer of {service}")
         try:
-            data: Any = orjson.loads(response.content)
+            data: Any = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise BadResponse(f"token service for {self._host} sent invalid JSON") from None
+            raise BadResponse(f"{service} sent an invalid answer", detail="not JSON") from None
         token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token or any(c in token for c in "\r\n"):
-            raise BadResponse(f"token service for {self._host} sent no usable token")
+            raise BadResponse(f"{service} sent an invalid answer", detail="no usable token")
+        await _settle(response, body)
         lifetime = data.get("expires_in")
         if not isinstance(lifetime, int | float) or lifetime <= 0:
             lifetime = _DEFAULT_TOKEN_LIFETIME
@@ -212,6 +232,7 @@ class RegistryAuth(httpx.Auth):
         challenge = _pick(parse_challenges(response.headers.get("www-authenticate", "")))
         if challenge is None:
             return
+        await _settle(response)  # its body is the registry's to make endless: never read
         # Remember realm/service for the host; the scope is per request.
         self._challenges.put(
             self._host, Challenge(challenge.scheme, challenge.realm, challenge.service)
@@ -236,6 +257,14 @@ class RegistryAuth(httpx.Auth):
             request.headers["Authorization"] = basic
             self.used_credential = True
             yield request
+
+
+async def _settle(response: httpx.Response, body: bytes = b"") -> None:
+    """Mark a response of this flow as read. httpx reads each one whole (`aread`) before it
+    sends the flow's next request: unbounded for a 401 body, an error for a token answer
+    read_capped has streamed already. With its content set, aread returns at once."""
+    await response.aclose()
+    response._content = body  # httpx's own marker of a read body; no public setter
 
 
 def _pick(challenges: list[Challenge]) -> Challenge | None:

@@ -68,6 +68,9 @@ class SingleFlight(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def running(self, key: K) -> bool:
+        return key in self._tasks
+
     def start(self, key: K, fn: Callable[[], Awaitable[V]]) -> tuple[asyncio.Task[V], bool]:
         """The task for `key`, and whether this call started it (i.e. did the fetch)."""
         task = self._tasks.get(key)

@@ -1,8 +1,21 @@
 """The resolver's exception tree.
 
-Every message is short (it becomes a kubectl warning, ≤ ~100 chars) and is built only from
-things we chose to say: never from response bodies, URLs with query strings or credentials.
-`result` is the metrics label for the failure.
+Two audiences: `str(err)` (`message`) reaches the tenant, as a kubectl warning and an Event
+note, so it is short (≤ ~100 chars) and names only the failure class and what the tenant
+wrote (image, registry host): never a response body, a status line, another address, or
+whether some address is open. `detail` is for the operator's log: what happened, with URLs
+and secrets redacted (redact.py). `result` is the metrics label.
+
+    RegistryError                 (result)
+    ├── InvalidReference          invalid_reference  the image string is not a reference
+    ├── AuthError                 unauthorized       denied: 401/403, credentials refused
+    ├── NotFoundError             not_found          repository, tag, digest or platform
+    ├── RegistryUnavailable       unavailable        unreachable (connect, TLS, protocol), 5xx, 429
+    │   └── AddressDenied         address_denied     an address in registryDeniedNetworks
+    ├── BadResponse               bad_response       an answer we cannot use
+    │   ├── TooLarge              too_large          a body over its cap, compressed or not
+    │   └── RedirectRefused       redirect_refused   too many, to http, or with a bad Location
+    └── DeadlineExceeded          deadline           timed out
 """
 
 from __future__ import annotations
@@ -11,6 +24,7 @@ from typing import ClassVar
 
 # Warnings are capped at 120 chars by the server; leave room for its own prefix.
 MAX_MESSAGE = 100
+MAX_DETAIL = 1000
 
 
 def shorten(text: str, limit: int = 48) -> str:
@@ -23,14 +37,20 @@ class RegistryError(Exception):
 
     result: ClassVar[str] = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, detail: str = "") -> None:
         if len(message) > MAX_MESSAGE:
             message = message[: MAX_MESSAGE - 1] + "…"
         super().__init__(message)
+        self.detail = shorten(detail, MAX_DETAIL)
 
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+    def again(self) -> RegistryError:
+        """A fresh copy to raise for a remembered failure (a raised exception keeps its
+        traceback, so the remembered one is never raised twice)."""
+        return type(self)(self.message, detail=self.detail)
 
 
 class InvalidReference(RegistryError):
@@ -52,15 +72,35 @@ class NotFoundError(RegistryError):
 
 
 class RegistryUnavailable(RegistryError):
-    """Could not talk to the registry: connection refused/reset, TLS failure, 5xx, 429."""
+    """Could not talk to the registry: connection refused/reset, TLS failure, a peer that
+    does not speak HTTP, 5xx, 429."""
 
     result = "unavailable"
+
+
+class AddressDenied(RegistryUnavailable):
+    """The host resolves into registryDeniedNetworks: no connection was made. Its message is
+    an unreachable registry's, so a tenant cannot tell a refused address from a closed port."""
+
+    result = "address_denied"
 
 
 class BadResponse(RegistryError):
     """The registry answered, but with something we cannot use (garbage, wrong digest, …)."""
 
     result = "bad_response"
+
+
+class TooLarge(BadResponse):
+    """A body (token, manifest, index, config) exceeded its cap, before or after decoding."""
+
+    result = "too_large"
+
+
+class RedirectRefused(BadResponse):
+    """A redirect we do not follow: too many, to plain HTTP, or to something not a URL."""
+
+    result = "redirect_refused"
 
 
 class DeadlineExceeded(RegistryError):
@@ -71,12 +111,15 @@ class DeadlineExceeded(RegistryError):
 
 __all__ = [
     "MAX_MESSAGE",
+    "AddressDenied",
     "AuthError",
     "BadResponse",
     "DeadlineExceeded",
     "InvalidReference",
     "NotFoundError",
+    "RedirectRefused",
     "RegistryError",
     "RegistryUnavailable",
+    "TooLarge",
     "shorten",
 ]

@@ -6,6 +6,12 @@ Caching (see store.py for scopes; all LRU-bounded, keys never contain secrets):
   limit); digest references are never re-resolved;
 - failures for `negative_ttl`, so a broken registry is not hammered;
 - one fetch per (credential scope, reference, platform) at a time (single flight).
+
+Bounds on what a tenant (who names the image) may cost are in client.py (per request, host
+and redirect), network.py (where to connect) and here: each fetch is bounded by
+`fetch_timeout`, and a tenant's fetches still running by `lookups_per_namespace`.
+Failures are logged once per fetch with their `detail`, for the operator; callers get the
+short message.
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ import httpx
 from webhook.core.images import ImageConfig
 
 from .auth import Challenge, RegistryAuth, TokenCache
+from .backoff import Backoff
 from .cache import LRU, SingleFlight
-from .client import Endpoint, RegistryClient, make_transport
+from .client import Bounds, Endpoint, RegistryClient, make_transport, make_vouching_context
 from .credentials import Credential, Keyring
 from .errors import BadResponse, DeadlineExceeded, NotFoundError, RegistryError, shorten
+from .fairness import Shares
+from .network import NetworkPolicy, parse_networks
 from .platforms import (
     Argv,
     Platform,
@@ -82,13 +91,28 @@ class ImageResolver:
         self._fingerprint_key = os.urandom(32)
         insecure = frozenset(normalize_host(h) for h in s.insecure)
         mirrors = {normalize_host(k): normalize_host(v) for k, v in s.mirrors.items()}
+        network = _network_policy(s, insecure, mirrors)
         self._http = httpx.AsyncClient(
-            transport=transport or make_transport(ca_bundle=s.ca_bundle),
-            timeout=httpx.Timeout(s.fetch_timeout),
-            max_redirects=5,
+            transport=transport or make_transport(ca_bundle=s.ca_bundle, network=network),
+            timeout=httpx.Timeout(s.request_timeout, pool=s.fetch_timeout),
+            follow_redirects=False,  # the client follows them itself, checked
             event_hooks={"request": [self._count_request]},
         )
-        self._client = RegistryClient(http=self._http, insecure=insecure, mirrors=mirrors)
+        # Failing hosts and token services, backed off from negative_ttl up to the ceiling.
+        self._backoff = Backoff(
+            base=s.negative_ttl, ceiling=max(s.negative_ttl, s.backoff_ceiling),
+            max_entries=s.max_entries,
+        )  # fmt: skip
+        bounds = Bounds(
+            request_timeout=s.request_timeout,
+            max_redirects=s.max_redirects,
+            connections_per_host=s.connections_per_host,
+        )
+        self._client = RegistryClient(
+            http=self._http, insecure=insecure, mirrors=mirrors, bounds=bounds,
+            backoff=self._backoff,
+        )  # fmt: skip
+        self._tenants: Shares[str] = Shares(per_key=s.lookups_per_namespace)
         self._tokens = TokenCache(max_entries=s.max_entries)
         # Which auth scheme/realm each host uses; bounded since hosts come from pod specs.
         self._challenges: LRU[str, Challenge] = LRU(max_entries=s.max_entries)
@@ -132,18 +156,21 @@ class ImageResolver:
         pull_secrets: PullSecrets = (),
         timeout: float | None = None,
         deadline: float | None = None,
+        tenant: str = "",
     ) -> ImageConfig:
         """ENTRYPOINT/CMD of `image` for `platform`; raises a RegistryError subclass.
 
         Returns or raises within `timeout` seconds (default settings.default_timeout) or by
         `deadline` (event-loop time), whichever is first, whatever the registry does.
+        A `tenant` (the pod's namespace) starts at most `lookups_per_namespace` fetches that
+        are still running; "" is no tenant (the CLI), unlimited.
         """
         loop = asyncio.get_running_loop()
         budget = self.settings.default_timeout if timeout is None else timeout
         if deadline is not None:
             budget = min(budget, deadline - loop.time())
         try:
-            result = await self._resolve(image, platform, pull_secrets, budget)
+            result = await self._resolve(image, platform, pull_secrets, budget, tenant)
         except RegistryError as err:
             self.stats.lookups[err.result] += 1
             raise
@@ -176,7 +203,12 @@ class ImageResolver:
         return answer[0]
 
     async def _resolve(
-        self, image: str, platform: Platform | None, pull_secrets: PullSecrets, budget: float
+        self,
+        image: str,
+        platform: Platform | None,
+        pull_secrets: PullSecrets,
+        budget: float,
+        tenant: str,
     ) -> ImageConfig:
         lookup = self._prepare(image, platform, pull_secrets)
         cached = self._from_cache(lookup)
@@ -186,16 +218,12 @@ class ImageResolver:
         failure = self._failures.get(lookup.flight_key)
         if failure is not None:
             self.stats.negative_hits += 1
-            raise type(failure)(failure.message)
+            raise failure.again()
         if budget <= 0:
             raise DeadlineExceeded(f"no time left to look up {shorten(image)}")
-        task, started = self._flights.start(lookup.flight_key, lambda: self._fetch(lookup))
-        if started:
-            self.stats.fetches += 1
-        else:
-            self.stats.joined += 1
         try:
             async with asyncio.timeout(budget):
+                task = await self._flight(lookup, tenant)
                 return await asyncio.shield(task)
         except TimeoutError:
             # Our config may be known while the platform comparison still runs: better an
@@ -206,6 +234,26 @@ class ImageResolver:
             raise DeadlineExceeded(
                 f"registry lookup of {shorten(image)} took over {budget:.3g}s"
             ) from None
+
+    async def _flight(self, lookup: _Lookup, tenant: str) -> asyncio.Task[ImageConfig]:
+        """The fetch for `lookup`: joined if running, else started once `tenant` has a share
+        free (held until the fetch ends, which may be after this caller gave up)."""
+        key = lookup.flight_key
+        held = bool(tenant) and not self._flights.running(key)
+        if held:
+            if self._tenants.busy(tenant) >= self._tenants.per_key:
+                self.stats.tenant_waits += 1
+            await self._tenants.acquire(tenant)
+        task, started = self._flights.start(key, lambda: self._fetch(lookup))
+        if started:
+            self.stats.fetches += 1
+            if held:
+                task.add_done_callback(lambda _: self._tenants.release(tenant))
+        else:
+            self.stats.joined += 1
+            if held:  # someone else started it while we waited
+                self._tenants.release(tenant)
+        return task
 
     def _prepare(self, image: str, platform: Platform | None, pull_secrets: PullSecrets) -> _Lookup:
         ref = parse_reference(image)
@@ -228,6 +276,7 @@ class ImageResolver:
             tokens=self._tokens,
             challenges=self._challenges,
             realm_allowed=self._client.realm_allowed,
+            backoff=self._backoff,
         )
         scopes = (fingerprint, "") if fingerprint else ("",)
         return _Lookup(
@@ -317,6 +366,14 @@ class ImageResolver:
             # A bug must not become a 500 for the admission; the server skips the container.
             log.exception("unexpected error resolving an image from %s", lookup.endpoint.host)
             error = RegistryError("internal error while looking up the image")
+        # The whole story for the operator (the tenant's warning says only the class).
+        log.info(
+            "registry lookup of %s failed: %s (%s)",
+            shorten(str(lookup.ref), 200),
+            error.message,
+            error.detail or "no detail",
+            extra={"registry": lookup.endpoint.host, "result": error.result},
+        )
         self._failures.put(lookup.flight_key, error, ttl=self.settings.negative_ttl)
         raise error
 
@@ -467,6 +524,18 @@ class ImageResolver:
             ttl=None if complete else self.settings.tag_ttl,
         )
         return disagreement_note(mine, configs)
+
+
+def _network_policy(
+    settings: ResolverSettings, insecure: frozenset[str], mirrors: dict[str, str]
+) -> NetworkPolicy:
+    """Where lookups may connect; ValueError naming the setting when a network is invalid."""
+    return NetworkPolicy(
+        denied=parse_networks(settings.denied_networks, "registryDeniedNetworks"),
+        allowed=parse_networks(settings.allowed_networks, "registryAllowedNetworks"),
+        named=insecure | frozenset(mirrors.values()),
+        vouch=make_vouching_context(settings.ca_bundle) if settings.ca_bundle else None,
+    )
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

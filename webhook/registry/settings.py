@@ -32,6 +32,22 @@ class ResolverSettings:
     # chosen one, and wait at most `compare_grace` s for them after ours arrived; 0 = off.
     compare_platforms: int = 8
     compare_grace: float = 0.5
+    # What a tenant (who names the image, so the registry and all it points at) may cost:
+    # docs/threat-model.md. Webhook/config.py's registry* settings default to these.
+    request_timeout: float = 5.0  # one HTTP exchange, body, token fetch and redirects included
+    max_redirects: int = 3
+    connections_per_host: int = 8  # requests in flight per host:port
+    lookups_per_admission: int = 8  # cache misses of one resolve_all call looked up at once
+    lookups_per_namespace: int = 32  # fetches started for one tenant and still running
+    backoff_ceiling: float = 60.0  # a failing host is retried after negative_ttl, doubling to this
+    # Addresses never connected to unless a host is named by `insecure` or `mirrors`, the
+    # address is in `allowed_networks`, or `ca_bundle` vouches for the peer's certificate.
+    denied_networks: tuple[str, ...] = (
+        *("127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128"),
+        *("169.254.0.0/16", "fe80::/10"),
+        *("100.100.100.200/32", "fd00:ec2::254/128"),
+    )
+    allowed_networks: tuple[str, ...] = ()
 
 
 @dataclass
@@ -44,6 +60,7 @@ class ResolverStats:
     joined: int = 0  # waited on a fetch another caller had started (single flight)
     fetches: int = 0  # fetch sequences started (each may make several HTTP requests)
     http_requests: Counter[str] = field(default_factory=Counter)  # by HTTP method
+    tenant_waits: int = 0  # lookups that waited for their tenant's share of fetches
 
 
 __all__ = ["PullSecrets", "ResolverSettings", "ResolverStats"]
