@@ -120,13 +120,16 @@ def start_registry(
     auth: dict[str, Any] | None = None,
     ready_within: float = 20,
     address: str = "127.0.0.1",
+    redirect_blobs_to: str | None = None,
 ) -> Registry:
     """Start ``docker-registry`` on a free loopback port, storing into ``directory``.
 
     ``ca``: serve TLS with a certificate for 127.0.0.1/localhost issued by it.
     ``users``: htpasswd basic auth (realm ``basic-realm``). ``auth``: any other
     distribution ``auth`` section (e.g. ``TokenIssuer.auth(realm)``). ``address``: where to
-    listen instead of loopback (a node's pods reach it on the pod bridge). Returns once
+    listen instead of loopback (a node's pods reach it on the pod bridge).
+    ``redirect_blobs_to``: a base URL blob GETs are redirected to (307, distribution's
+    ``redirect`` storage middleware, as S3-backed registries do). Returns once
     ``/v2/`` answers; raises RegistryMissing, or StartupError after three tries."""
     binary = _find(REGISTRY_BIN, "docker-registry")
     directory.mkdir(parents=True, exist_ok=True)
@@ -154,6 +157,7 @@ def start_registry(
                 users=dict(users or {}),
                 ca=ca,
                 ready_within=ready_within,
+                redirect_blobs_to=redirect_blobs_to,
             )
         except StartupError as e:
             last_error = e
@@ -171,12 +175,16 @@ def _start_once(
     users: dict[str, str],
     ca: CertAuthority | None,
     ready_within: float,
+    redirect_blobs_to: str | None = None,
 ) -> Registry:
     """docker-registry on a free port of ``address``, once ``/v2/`` answers; stopped and
     StartupError if it does not."""
     port = free_port()
     config_path = directory / "config.yml"
     config = _registry_config(directory, listen=f"{address}:{port}", serving=serving, auth=auth)
+    if redirect_blobs_to is not None:
+        redirect = {"name": "redirect", "options": {"baseurl": redirect_blobs_to}}
+        config["middleware"] = {"storage": [redirect]}
     config_path.write_text(json.dumps(config))  # JSON is YAML; no YAML writer needed.
     process = spawn("docker-registry", [binary, "serve", config_path], directory / "registry.log")
     registry = Registry(

@@ -6,9 +6,12 @@ fixtures' credentials, and a misbehaving HTTP server (FaultServer). Everything l
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.server
 import json
+import socket
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,15 +90,23 @@ class FaultServer:
     hang/…, drip/…, err500/…, garbage/…, deny/… (401 Basic), missing/… (404),
     baddigest/… (valid manifest, config blob that does not match its digest),
     slowsibling/… (an index whose arm64 entry never arrives), badrealm/… (a bearer
-    challenge naming a token service that is down), norealm/… (a bearer challenge without a
-    realm), token503/…, token404/…, tokenbig/…, tokenjunk/…, tokenempty/… (a bearer challenge
-    naming this server's token service, which answers 503, 404, a Content-Length over the
-    limit, a body that is not JSON, an empty token), err403/…, err429/…, err400/…, big/… (a
-    manifest declared 1 GiB long), loop/… (a redirect to itself), badproto/… (no HTTP at all)."""
+    challenge naming a token service that is down), httpsrealm/… (a bearer challenge naming
+    https://`redirect_to`), norealm/… (a bearer challenge without a realm), token503/…,
+    token404/…, tokenbig/…, tokenjunk/…, tokenempty/… (a bearer challenge naming this
+    server's token service, which answers 503, 404, a Content-Length over the limit, a body
+    that is not JSON, an empty token), tokenendless/… (a chunked token answer without end,
+    up to ENDLESS bytes), tokengzip/… (a token answer that is a gzip bomb), tokenredirect/…
+    (the token service answers 307 to `redirect_to`), err403/…, err429/…, err400/…, big/…
+    (a manifest declared 1 GiB long), gzipbomb/… (a manifest that is a gzip bomb), loop/…
+    (a redirect to itself), redirect/… (307 to `redirect_to`), badproto/… (no HTTP at all).
+    POST bodies are kept in `posts`, bytes of endless bodies written in `streamed`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, redirect_to: str = "") -> None:
         self.stop_event = threading.Event()
         self.requests: list[str] = []
+        self.posts: list[tuple[str, bytes]] = []
+        self.streamed = 0
+        self.redirect_to = redirect_to
         self.dead_realm = f"127.0.0.1:{free_port()}"  # a token service that is down
         self._server = QuietHTTPServer(("127.0.0.1", 0), _FaultHandler)
         self._server.fault = self  # type: ignore[attr-defined]
@@ -142,6 +153,11 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.fault.posts.append((self.path, self.rfile.read(length)))
+        self.do_GET()
+
     def do_GET(self) -> None:
         self.fault.requests.append(self.path)
         parts = self.path.split("/")
@@ -150,7 +166,7 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
             self._token(mode.partition("?")[0])
         elif mode in ("hang", "drip"):
             self._stall(mode)
-        elif mode in ("big", "loop", "badproto"):
+        elif mode in ("big", "loop", "badproto", "gzipbomb", "redirect"):
             self._break_http(mode)
         elif mode in ("slowsibling", "baddigest"):
             self._bad_documents(mode)
@@ -177,6 +193,10 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
             self._declare_only(1 << 30, {"Content-Type": OCI_MANIFEST})
         elif mode == "loop":
             self._send(302, b"", {"Location": self.path})
+        elif mode == "redirect":
+            self._send(307, b"", {"Location": self.fault.redirect_to})
+        elif mode == "gzipbomb":
+            self._send(200, gzip_bomb(), {"Content-Type": OCI_MANIFEST, "Content-Encoding": "gzip"})
         else:
             self.wfile.write(b"this is not HTTP\r\n\r\n")
             self.close_connection = True
@@ -196,6 +216,9 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
         elif mode == "badrealm":
             challenge = f'Bearer realm="http://{self.fault.dead_realm}/token",service="x"'
             self._send(401, b"{}", {"WWW-Authenticate": challenge})
+        elif mode == "httpsrealm":
+            challenge = f'Bearer realm="https://{self.fault.redirect_to}/token",service="x"'
+            self._send(401, b"{}", {"WWW-Authenticate": challenge})
         elif mode == "norealm":
             self._send(401, b"{}", {"WWW-Authenticate": 'Bearer service="fault"'})
         elif mode.startswith("token"):
@@ -213,8 +236,27 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
             self._declare_only(10 * 1024 * 1024)
         elif kind == "tokenjunk":
             self._send(200, b"not json")
+        elif kind == "tokenendless":
+            self._endless()
+        elif kind == "tokengzip":
+            self._send(200, gzip_bomb(), {"Content-Encoding": "gzip"})
+        elif kind == "tokenredirect":
+            self._send(307, b"", {"Location": self.fault.redirect_to})
         else:
             self._send(200, b'{"token": ""}')
+
+    def _endless(self) -> None:
+        """200, chunked, no Content-Length: 64 KiB chunks until the client hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"%x\r\n%s\r\n" % (len(_FILLER), _FILLER)
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            while self.fault.streamed < ENDLESS and not self.fault.stop_event.is_set():
+                self.wfile.write(chunk)
+                self.fault.streamed += len(_FILLER)
 
     def _bad_documents(self, mode: str) -> None:
         if mode == "slowsibling":
@@ -243,8 +285,79 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
             self._send(200, json.dumps(body).encode(), {"Content-Type": OCI_MANIFEST})
 
 
+ENDLESS = 128 << 20  # an endless body ends here, so that a client that reads it all survives
+_FILLER = b" " * (64 << 10)
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """128 MiB of spaces in ~128 KiB of gzip (httpx's decoder inflates a network read whole:
+    64 KiB of this is 64 MiB), made without holding the 128 MiB."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    megabyte = b" " * (1 << 20)
+    return b"".join(packer.compress(megabyte) for _ in range(128)) + packer.flush()
+
+
+class TcpListener:
+    """A port that accepts TCP connections, counts them and says nothing: proof that a
+    lookup did (or did not) connect somewhere."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self._socket.getsockname()[1]}"
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+
+    def start(self) -> None:
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = self._socket.accept()
+                self.accepted += 1
+                self._held.append(connection)
+
+    def stop(self) -> None:
+        self._socket.close()
+        for connection in self._held:
+            connection.close()
+
+
+class BlobStore:
+    """Plain HTTP file server over a registry's storage directory, where distribution's
+    redirect middleware sends blob GETs (as S3 would serve them); records each request's path
+    and Authorization header."""
+
+    def __init__(self, root: Path) -> None:
+        self.requests: list[tuple[str, str | None]] = []
+        store = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                store.requests.append((self.path, self.headers.get("Authorization")))
+                super().do_GET()
+
+        self._server = QuietHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> None:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 @contextlib.contextmanager
-def running(server: FaultServer | TokenServer) -> Iterator[None]:
+def running(server: FaultServer | TokenServer | TcpListener | BlobStore) -> Iterator[None]:
     server.start()
     try:
         yield

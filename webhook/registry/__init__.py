@@ -23,6 +23,7 @@ from .errors import (
     TooLarge,
 )
 from .platforms import Platform
+from .redact import redact_text, redact_url
 from .reference import ImageReference, parse_reference
 from .resolver import ImageResolver
 from .settings import PullSecrets, ResolverSettings, ResolverStats
@@ -50,4 +51,6 @@ __all__ = [
     "TooLarge",
     "parse_docker_config",
     "parse_reference",
+    "redact_text",
+    "redact_url",
 ]

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from webhook.registry import redact_text
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -25,9 +27,27 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class _Redacted(logging.Filter):
+    """URLs with userinfo or presigned query strings, Authorization values: cut out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_text(record.getMessage()), None
+        return True
+
+
+# httpx logs every request's full URL at INFO (presigned blob URLs, userinfo): what the
+# registry client has to say it logs itself, redacted; these two speak only of trouble.
+_HTTP_LOGGERS = ("httpx", "httpcore")
+
+
 def setup(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in _HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        if not any(isinstance(f, _Redacted) for f in logger.filters):
+            logger.addFilter(_Redacted())
