@@ -54,7 +54,10 @@ static struct {
 	long long grace;            /* nanoseconds */
 } opt;
 
-static pid_t child;             /* the main child, leader of its process group */
+static pid_t self;              /* our pid: 1, or not */
+static pid_t child;             /* the main child until it is reaped, then 0 */
+static pid_t group;             /* its process group, which may outlive it */
+static sigmask_t waited;        /* the signals we block and take */
 
 static const struct { char name[7]; unsigned char num; } signames[] = {
 	{"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"ILL", SIGILL},
@@ -277,21 +280,30 @@ static void set_flag(const char *src, const char *val, int *out)
 	*out = val[0] == '1';
 }
 
-/* Environment first, so that the command line wins. */
+/* Takes a variable out of the environment: the app must not inherit our
+ * options, or a podinit it runs would apply them a second time. */
+static const char *take_env(const char *name)
+{
+	const char *v = getenv(name);
+	if (v && unsetenv(name) < 0)
+		die_errno(1, "unsetenv");
+	return v;
+}
+
 static void read_env(void)
 {
 	const char *v;
-	if ((v = getenv("PODINIT_VERBOSE")))
+	if ((v = take_env("PODINIT_VERBOSE")))
 		set_flag("PODINIT_VERBOSE", v, &opt.verbose);
-	if ((v = getenv("PODINIT_SINGLE_CHILD")))
+	if ((v = take_env("PODINIT_SINGLE_CHILD")))
 		set_flag("PODINIT_SINGLE_CHILD", v, &opt.single_child);
-	if ((v = getenv("PODINIT_REWRITE")) && *v)
+	if ((v = take_env("PODINIT_REWRITE")) && *v)
 		parse_pairs("PODINIT_REWRITE", v, apply_rewrite);
-	if ((v = getenv("PODINIT_REMAP_EXIT")) && *v)
+	if ((v = take_env("PODINIT_REMAP_EXIT")) && *v)
 		parse_pairs("PODINIT_REMAP_EXIT", v, apply_remap);
-	if ((v = getenv("PODINIT_TERM_DELAY")))
+	if ((v = take_env("PODINIT_TERM_DELAY")))
 		set_seconds("PODINIT_TERM_DELAY", v, &opt.term_delay);
-	if ((v = getenv("PODINIT_GRACE")))
+	if ((v = take_env("PODINIT_GRACE")))
 		set_seconds("PODINIT_GRACE", v, &opt.grace);
 }
 
@@ -370,11 +382,14 @@ static int install(const char *self, const char *dest)
 		snprintf(dir, sizeof dir, "%.*s", slash == dest ? 1 : (int)(slash - dest), dest);
 	else
 		strcpy(dir, ".");
-	if (snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, slash ? slash + 1 : dest,
-		     (int)getpid()) >= (int)sizeof tmp)
+	if (snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", dir, slash ? slash + 1 : dest)
+	    >= (int)sizeof tmp)
 		die(EXIT_IO, "install: %s: name too long", dest);
 
-	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+	/* A random name, created O_EXCL: our pid is always 1 in the copy
+	 * container, so a copy killed before its rename would otherwise leave
+	 * a name that makes every retry fail. */
+	out = mkostemp(tmp, O_CLOEXEC);
 	if (out < 0)
 		die(EXIT_IO, "install: cannot create a file in %s: %s", dir, strerror(errno));
 	for (;;) {
@@ -402,11 +417,17 @@ static int install(const char *self, const char *dest)
 	out = -1;
 	if (rename(tmp, dest) < 0)
 		goto fail;
-	/* Make the rename itself durable; a filesystem that can't is no error. */
+	/* Make the rename itself durable. A filesystem that can't is no error,
+	 * nor a directory we may write but not read (and so cannot open): the
+	 * rename is done either way. */
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || (fsync(dfd) < 0 && errno != EINVAL))
+	if (dfd < 0 && errno != EACCES)
 		die(EXIT_IO, "install: %s: %s", dir, strerror(errno));
-	close(dfd);
+	if (dfd >= 0) {
+		if (fsync(dfd) < 0 && errno != EINVAL)
+			die(EXIT_IO, "install: %s: %s", dir, strerror(errno));
+		close(dfd);
+	}
 	close(in);
 	info("installed %s", dest);
 	return 0;
@@ -456,21 +477,27 @@ static long long now(void)
 	return ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
 }
 
-/* Next signal from set; 0 when the deadline (if >= 0) passes first. */
-static int wait_signal(sigmask_t set, long long deadline)
+/* Next waited-for signal; 0 when the deadline (if >= 0) passes first.
+ * Signals our own syscalls raised are dropped: the kernel sends SIGPIPE
+ * (SIGXFSZ) to a writer whose stderr is closed (over its limit), and
+ * forwarding that would kill the app for our log line. Not logged, as that
+ * would raise another. */
+static int wait_signal(long long deadline)
 {
 	struct timespec ts, *tsp = NULL;
 	siginfo_t si;
 	long sig;
-	if (deadline >= 0) {
-		long long left = deadline - now();
-		if (left < 0)
-			left = 0;
-		ts.tv_sec = left / NSEC_PER_SEC;
-		ts.tv_nsec = left % NSEC_PER_SEC;
-		tsp = &ts;
-	}
-	sig = syscall(SYS_rt_sigtimedwait, &set, &si, tsp, sizeof set);
+	do {
+		if (deadline >= 0) {
+			long long left = deadline - now();
+			if (left < 0)
+				left = 0;
+			ts.tv_sec = left / NSEC_PER_SEC;
+			ts.tv_nsec = left % NSEC_PER_SEC;
+			tsp = &ts;
+		}
+		sig = syscall(SYS_rt_sigtimedwait, &waited, &si, tsp, sizeof waited);
+	} while (sig > 0 && si.si_code == SI_USER && si.si_pid == self);
 	if (sig > 0)
 		return (int)sig;
 	if (errno == EAGAIN || errno == EINTR)
@@ -510,12 +537,11 @@ static pid_t parent_of(pid_t pid)
  * processes below us instead. */
 static void signal_descendants(int sig)
 {
-	pid_t self = getpid();
 	struct dirent *e;
 	DIR *d = opendir("/proc");
 	if (!d) {
 		say("/proc: %s; signalling the child's group only", strerror(errno));
-		signal_one(-child, sig);
+		signal_one(-group, sig);
 		return;
 	}
 	for (errno = 0; (e = readdir(d)); errno = 0) {
@@ -537,73 +563,127 @@ static void signal_descendants(int sig)
 static void signal_rest(int sig)
 {
 	info("SIG%s (%d) -> all remaining processes", signame(sig), sig);
-	if (getpid() != 1)
+	if (self != 1)
 		signal_descendants(sig);
 	else if (kill(-1, sig) < 0 && errno != ESRCH)
 		say("kill -1: %s", strerror(errno));
 }
 
-static void forward(int sig, int draining)
+/* To the app while it runs: its group, or with --single-child the child
+ * alone; once it has exited, to everything that is left. */
+static void deliver(int sig)
+{
+	if (!child)
+		signal_rest(sig);
+	else if (opt.single_child)
+		signal_one(child, sig);
+	else if (kill(-group, sig) < 0)
+		signal_one(child, sig); /* it may have left its group */
+}
+
+static void forward(int sig)
 {
 	int to = opt.rewrite[sig];
 	if (to == 0) {
 		info("dropping SIG%s (%d)", signame(sig), sig);
 		return;
 	}
-	if (draining) {
-		signal_rest(to);
-	} else if (opt.single_child) {
-		info("SIG%s (%d) -> child %d as %d", signame(sig), sig, (int)child, to);
-		signal_one(child, to);
-	} else {
-		info("SIG%s (%d) -> group %d as %d", signame(sig), sig, (int)child, to);
-		/* The child may have left its group; it still gets the signal. */
-		if (kill(-child, to) < 0)
-			signal_one(child, to);
-	}
+	if (child)
+		info("SIG%s (%d) -> %s %d as %d", signame(sig), sig,
+		     opt.single_child ? "child" : "group", (int)child, to);
+	deliver(to);
+	/* A stopped process acts on a request to end only once continued;
+	 * systemd and bash's kill send SIGCONT after it too. */
+	if (sig == SIGTERM || sig == SIGHUP)
+		deliver(SIGCONT);
 }
 
-/* Collects every zombie there is; 0 once we have no children at all. */
-static int reap(int *status)
+/* Hands the terminal's foreground from group `from` to group `to`, only if
+ * `from` has it: a shell running us in the background keeps its terminal.
+ * Our signals are blocked, so SIGTTOU doesn't stop us for trying. */
+static void pass_terminal(pid_t from, pid_t to)
+{
+	if (tcgetpgrp(STDIN_FILENO) == from && tcsetpgrp(STDIN_FILENO, to) < 0)
+		info("tcsetpgrp: %s", strerror(errno));
+}
+
+/* The main child was stopped: by Ctrl-Z, or by reading or writing its
+ * terminal from the background. A SIGSTOP is left to whoever sent it. */
+static void child_stopped(int sig)
+{
+	if (sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU) {
+		info("child stopped by SIG%s (%d)", signame(sig), sig);
+		return;
+	}
+	if (self == 1) {
+		/* No shell above us could ever continue it. */
+		info("child stopped by SIG%s; continuing it", signame(sig));
+		pass_terminal(getpgrp(), group);
+		deliver(SIGCONT);
+		return;
+	}
+	/* Stop as well, with the terminal back in our group, so that the shell
+	 * that runs us sees its job stopped (the kernel discards the signal
+	 * when no shell could continue us). Its fg or bg continues us; the
+	 * SIGCONT is then forwarded, and with fg the child retakes the
+	 * terminal. */
+	info("child stopped by SIG%s; stopping too", signame(sig));
+	pass_terminal(group, getpgrp());
+	if (kill(self, sig) < 0)
+		die_errno(1, "kill");
+	set_sigmask(waited & ~BIT(sig));
+	set_sigmask(waited);
+	pass_terminal(getpgrp(), group);
+}
+
+/* Collects every zombie there is; 0 once we have no children at all. The
+ * main child's exit goes to *status, a stop of it to *stopped. */
+static int reap(int *status, int *stopped)
 {
 	for (;;) {
 		int st;
-		pid_t pid = waitpid(-1, &st, WNOHANG);
-		if (pid == child)
-			*status = st;
-		if (pid > 0) {
+		pid_t pid = waitpid(-1, &st, WNOHANG | WUNTRACED);
+		if (pid > 0 && WIFSTOPPED(st)) {
+			if (pid == child)
+				*stopped = WSTOPSIG(st);
+		} else if (pid > 0) {
+			/* Forgotten once reaped: an orphan may get its pid next. */
+			if (pid == child) {
+				*status = st;
+				child = 0;
+			}
 			info("reaped %d", (int)pid);
-			continue;
-		}
-		if (pid == 0)
+		} else if (pid == 0) {
 			return 1;
-		if (errno == ECHILD)
+		} else if (errno == ECHILD) {
 			return 0;
-		if (errno != EINTR)
+		} else if (errno != EINTR) {
 			die_errno(1, "waitpid");
+		}
 	}
 }
 
 static pid_t spawn(char **cmd)
 {
+	pid_t ours = getpgrp();
 	pid_t pid = fork();
 	if (pid < 0)
 		die_errno(1, "fork");
 	if (pid == 0) {
 		if (setpgid(0, 0) < 0)
 			die_errno(1, "setpgid");
-		/* Signals are still blocked here, so taking the foreground from
-		 * the background group doesn't stop us with SIGTTOU. */
-		if (tcsetpgrp(STDIN_FILENO, getpid()) < 0 && errno != ENOTTY && errno != EBADF)
-			info("tcsetpgrp: %s", strerror(errno));
+		pass_terminal(ours, getpid());
 		set_sigmask(0);
 		execvp(cmd[0], cmd);
+		int e = errno;
+		/* Blocked again, so that a closed stderr can't turn 127 into 141. */
+		set_sigmask(BIT(SIGPIPE));
 		/* _exit: the forked copy must not run the parent's exit handlers */
-		if (errno == ENOENT) {
+		if (e == ENOENT) {
 			say("%s: command not found", cmd[0]);
 			_exit(127);
 		}
-		say("%s: %s", cmd[0], strerror(errno));
+		say("%s: %s", cmd[0], strerror(e));
 		_exit(126);
 	}
 	/* Also from here, so the group exists before we first signal it; the
@@ -621,52 +701,57 @@ static long long earliest(long long a, long long b)
 
 /* Runs until the child has exited and nothing else is left; returns the
  * child's wait status. */
-static int supervise(sigmask_t set)
+static int supervise(void)
 {
-	int status = -1;
+	int status = -1, stopped = 0;
 	long long term_at = -1;  /* a held SIGTERM is due */
 	long long kill_at = -1;  /* the drain escalates to SIGKILL */
 
 	for (;;) {
-		int left = reap(&status);
+		int left = reap(&status, &stopped);
+		if (stopped) {
+			child_stopped(stopped);
+			stopped = 0;
+		}
 		if (status != -1 && kill_at < 0) {
 			info("child exited; %lld ms grace for the rest", opt.grace / 1000000);
 			term_at = -1;
 			kill_at = now() + opt.grace;
-			if (left)
+			if (left) {
 				signal_rest(SIGTERM);
+				signal_rest(SIGCONT); /* for the stopped ones */
+			}
 		}
 		if (status != -1 && !left)
 			return status;
 
-		int sig = wait_signal(set, earliest(term_at, kill_at));
+		int sig = wait_signal(earliest(term_at, kill_at));
 		long long t = now();
 		if (sig == SIGCHLD)
 			continue;
 		if (sig == 0) {
 			if (term_at >= 0 && t >= term_at) {
 				term_at = -1;
-				forward(SIGTERM, 0);
+				forward(SIGTERM);
 			}
 			if (kill_at >= 0 && t >= kill_at) {
 				signal_rest(SIGKILL);
 				/* again, for anything forked in between */
 				kill_at = t + KILL_REPEAT;
 			}
-		} else if (sig == SIGTERM && opt.term_delay > 0 && status == -1) {
+		} else if (sig == SIGTERM && opt.term_delay > 0 && child) {
 			if (term_at < 0)
 				term_at = t + opt.term_delay;
 			info("holding SIGTERM for %lld ms", opt.term_delay / 1000000);
 		} else {
-			forward(sig, status != -1);
+			forward(sig);
 		}
 	}
 }
 
 int main(int argc, char **argv)
 {
-	sigmask_t set = BIT(SIGCHLD);
-	int status, code;
+	int cmd, status, code;
 
 	if (argc > 1 && strcmp(argv[1], "install") == 0) {
 		if (argc != 3)
@@ -674,26 +759,36 @@ int main(int argc, char **argv)
 		return install(argv[0], argv[2]);
 	}
 
-	for (int sig = 1; sig <= NSIGS; sig++) {
-		opt.rewrite[sig] = sig;
+	self = getpid();
+	waited = BIT(SIGCHLD);
+	for (int sig = 1; sig <= NSIGS; sig++)
 		if (forwardable(sig))
-			set |= BIT(sig);
-	}
+			waited |= BIT(sig);
+	/* Block first, then undo what our parent left ignored: the other way
+	 * round, a signal arriving in between would kill us. From here on
+	 * nothing sent to us is lost, and our writes to a closed stderr get
+	 * EPIPE rather than SIGPIPE. */
+	set_sigmask(waited);
+	reset_ignored();
+
+	for (int sig = 1; sig <= NSIGS; sig++)
+		opt.rewrite[sig] = sig;
 	for (int c = 0; c < 256; c++)
 		opt.remap[c] = (unsigned char)c;
 	opt.grace = DEFAULT_GRACE;
+	/* Twice: first so that --help and the command line's errors come
+	 * before the environment's, then over the environment, which it
+	 * overrides. */
+	parse_args(argc, argv);
 	read_env();
-	int cmd = parse_args(argc, argv);
+	cmd = parse_args(argc, argv);
 
-	/* Block before forking, so that nothing sent from now on is lost. */
-	reset_ignored();
-	set_sigmask(set);
 	/* Only an emulator (qemu-user) lacks it; orphans then go to its init. */
-	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+	if (self != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		info("cannot become a subreaper: %s", strerror(errno));
 
-	child = spawn(argv + cmd);
-	status = supervise(set);
+	child = group = spawn(argv + cmd);
+	status = supervise();
 	code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	info("child status %d, exiting %d", code, opt.remap[code & 255]);
 	return opt.remap[code & 255];

@@ -77,6 +77,21 @@ def descendants_of(pid: int) -> list[int]:
     return found
 
 
+def host_pid(init: Init, pid: int) -> int:
+    """The pid, as seen from here, of a process below init that it printed as seen from there."""
+
+    def find() -> int | None:
+        for p in descendants_of(init.pid):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                status = Path(f"/proc/{p}/status").read_text()
+                nspids = next(line for line in status.splitlines() if line.startswith("NSpid:"))
+                if int(nspids.split()[-1]) == pid:
+                    return p
+        return None
+
+    return int(wait_until(f"process {pid} below podinit", find)) if init.pid1 else pid
+
+
 def alive(pid: int) -> bool:
     fields = stat_fields(pid)
     return fields is not None and fields[1] != "Z"
@@ -107,7 +122,7 @@ class Init:
         self.proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=popen.pop("stderr", subprocess.PIPE),
             stdin=popen.pop("stdin", subprocess.DEVNULL),
             env={**os.environ, **(env or {})},
             text=True,
@@ -117,7 +132,8 @@ class Init:
         self.err: queue.Queue[str] = queue.Queue()
         self.err_lines: list[str] = []
         self._readers = [self._reader(self.proc.stdout, self.out, None)]
-        self._readers.append(self._reader(self.proc.stderr, self.err, self.err_lines))
+        if self.proc.stderr:
+            self._readers.append(self._reader(self.proc.stderr, self.err, self.err_lines))
         self._pid: int | None = None
 
     @staticmethod

@@ -17,12 +17,18 @@ def forwarded_signals() -> list[int]:
     return sorted(int(s) for s in signal.valid_signals() - NOT_FORWARDED - RESERVED)
 
 
+# A request to end is followed by SIGCONT, so that a stopped app acts on it.
+CONTINUED = {signal.SIGHUP, signal.SIGTERM}
+
+
 def test_every_catchable_signal_reaches_the_child(run: Any, pid1: bool) -> None:
     init = run(helper("sigecho.py"), pid1=pid1)
     assert init.line() == "ready"
     for sig in [s for s in forwarded_signals() if s != signal.SIGTERM]:
         init.kill(sig)
         assert init.line() == str(sig)
+        if sig in CONTINUED:
+            assert init.line() == str(int(signal.SIGCONT))
     init.kill(signal.SIGTERM)
     assert init.line() == str(int(signal.SIGTERM))
     assert init.wait() == 0

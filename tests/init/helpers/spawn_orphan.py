@@ -5,7 +5,8 @@ The orphan lives in its own session, so only the drain can signal it. It prints
   handler  on SIGTERM prints 'orphan got TERM', lingers LINGER s, prints
            'orphan finished' and exits
   ignore   ignores SIGTERM and lives on
-With --wait the main child waits for SIGTERM before it exits.
+With --wait the main child prints 'main waiting' once the orphan is ready, and
+waits for SIGTERM before it exits.
 """
 
 import argparse
@@ -53,5 +54,6 @@ os.close(ready_w)
 os.wait()
 os.read(ready_r, 1)  # EOF once the orphan has its handler
 if args.wait:
+    say("main waiting")
     signal.sigwait({signal.SIGTERM})
 sys.exit(3)
