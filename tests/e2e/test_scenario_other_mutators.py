@@ -230,6 +230,29 @@ def test_a_policy_that_prepends_its_wrapper_whenever_command_0_is_not_it_leaves_
     assert_one_podinit(stored, {"app"})
 
 
+def test_a_policy_moving_the_command_into_args_before_podinit_gets_its_wrapper_wrapped_once(
+    control_plane: ControlPlane, podinit: Podinit, injected: str
+) -> None:
+    app = "object.spec.containers[0]"
+    with policy_before_podinit(
+        control_plane,
+        injected,
+        condition=f"!('{VAULT_ENV}' in {app}.command) && "
+        f"!(has({app}.args) && '{VAULT_ENV}' in {app}.args)",
+        patch=(
+            f'[JSONPatch{{op: "add", path: "/spec/containers/0/args", value: {app}.command + '
+            f"(has({app}.args) ? {app}.args : [])}}, "
+            f'JSONPatch{{op: "add", path: "/spec/containers/0/command", value: ["{VAULT_ENV}"]}}]'
+        ),
+        acted=lambda dry: VAULT_ENV in dry["spec"]["containers"][0]["command"],
+    ):
+        stored, _ = create(control_plane, pod(injected, "vault", container("app", SLEEP)))
+    app_spec = stored["spec"]["containers"][0]
+    assert app_spec["command"] == [INIT, "--", VAULT_ENV]
+    assert app_spec["args"] == SLEEP
+    assert_one_podinit(stored, {"app"})
+
+
 def test_a_policy_adding_an_init_container_and_a_sidecar_before_podinit_gets_both_wrapped_once(
     control_plane: ControlPlane, podinit: Podinit, injected: str
 ) -> None:
