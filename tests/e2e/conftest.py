@@ -21,6 +21,7 @@ if str(ROOT) not in sys.path:
 
 from e2e.controlplane import ControlPlane  # noqa: E402
 from e2e.tools import Tools, ToolsMissing, find_tools  # noqa: E402
+from tests.e2e.scenario_helpers import Podinit, running_podinit  # noqa: E402
 from tests.unavailable import found  # noqa: E402
 
 _STARTED: list[ControlPlane] = []
@@ -54,6 +55,16 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
     control_plane.kubectl("create", "namespace", name)
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def podinit(
+    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Podinit]:
+    """`podinit serve` and the chart pointing at it (scenario_helpers.running_podinit), one
+    per test module."""
+    with running_podinit(control_plane, tmp_path_factory.mktemp("podinit")) as running:
+        yield running
 
 
 @pytest.hookimpl(wrapper=True)

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import pytest
 
 from e2e.controlplane import ControlPlane
+from e2e.testwebhook import TestWebhook
 from tests.server.harness import Webhook, make_certs, run_webhook
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,6 +149,31 @@ def running_podinit(
             yield podinit
         finally:
             podinit.uninstall()
+
+
+@contextmanager
+def second_webhook(
+    cp: ControlPlane,
+    namespace: str,
+    mutate: Callable[[dict[str, Any]], list[dict[str, Any]] | None],
+    *,
+    reinvocation_policy: str,
+) -> Iterator[tuple[TestWebhook, str]]:
+    """Another mutating webhook for the pods of `namespace`, called after podinit's (the
+    apiserver calls webhooks in name order): the server and its configuration's name."""
+    name = f"zz-podinit-second-{namespace}"
+    with TestWebhook(cp.ca, mutate, name=name) as hook:
+        cp.apply(
+            hook.configuration(
+                name,
+                reinvocation_policy=reinvocation_policy,
+                namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            )
+        )
+        try:
+            yield hook, name
+        finally:
+            cp.kubectl("delete", "mutatingwebhookconfiguration", name, check=False)
 
 
 # --------------------------------------------------------------------------- objects

@@ -8,10 +8,7 @@ Images come from UNREACHABLE_IMAGE (nothing listens on port 9): every lookup fai
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from e2e.controlplane import ControlPlane
 from tests.e2e.events_helpers import (
@@ -28,19 +25,10 @@ from tests.e2e.scenario_helpers import (
     create,
     deployment,
     pod,
-    running_podinit,
     status,
 )
 
 NOTE = re.compile(r"container app: .*127\.0\.0\.1:9")  # the container and the failed lookup
-
-
-@pytest.fixture(scope="module")
-def podinit(
-    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Podinit]:
-    with running_podinit(control_plane, tmp_path_factory.mktemp("podinit")) as running:
-        yield running
 
 
 def replica_set(namespace: str, name: str, replicas: int) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from e2e.runtime import (
     run_unmutated_pod,
     wait_until,
 )
-from e2e.testwebhook import TestWebhook
 from e2e.webhookconfig import mutating_webhook_configuration
 from tests.e2e.scenario_helpers import (
     COPY_CONTAINER,
@@ -46,23 +44,15 @@ from tests.e2e.scenario_helpers import (
     is_wrapped,
     new_namespace,
     pod,
+    second_webhook,
     status,
     unavailable,
     unique,
     wait_for_default_account,
 )
-from tests.e2e.scenario_helpers import running_podinit as _running_podinit
 
 SLEEP = ["sh", "-c", "sleep 3600"]
 INJECT = {"podinit.dev/inject": "enabled"}
-
-
-@pytest.fixture(scope="module")
-def podinit(
-    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Podinit]:
-    with _running_podinit(control_plane, tmp_path_factory.mktemp("podinit")) as running:
-        yield running
 
 
 def label(cp: ControlPlane, namespace: str, **labels: str) -> None:
@@ -298,21 +288,10 @@ def test_a_container_added_by_a_later_webhook_is_wrapped_on_reinvocation_and_not
             return None
         return [{"op": "add", "path": "/spec/containers/-", "value": sidecar}]
 
-    second = f"zz-podinit-scn-second-{namespace}"  # the apiserver orders webhooks by name
-    with TestWebhook(cp.ca, add_sidecar, name=second) as hook:
-        cp.apply(
-            hook.configuration(
-                second,
-                reinvocation_policy="Never",
-                namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-            )
-        )
-        try:
-            stored, _ = create(cp, pod(namespace, "app", container("app", SLEEP)))
-            cp.apply(deployment(namespace, "web", container("app", SLEEP)))
-            deployed = pods_of(cp, namespace, "web", 2)
-        finally:
-            cp.kubectl("delete", "mutatingwebhookconfiguration", second, check=False)
+    with second_webhook(cp, namespace, add_sidecar, reinvocation_policy="Never") as (hook, second):
+        stored, _ = create(cp, pod(namespace, "app", container("app", SLEEP)))
+        cp.apply(deployment(namespace, "web", container("app", SLEEP)))
+        deployed = pods_of(cp, namespace, "web", 2)
         # the second webhook saw our mutation: ours ran first
         [seen, *_] = hook.requests()
         assert is_wrapped(seen["object"]["spec"]["containers"][0])

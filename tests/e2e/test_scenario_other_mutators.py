@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from e2e.controlplane import ControlPlane
-from e2e.testwebhook import TestWebhook
 from tests.e2e.scenario_helpers import (
     COPY_CONTAINER,
     INIT,
@@ -25,23 +24,15 @@ from tests.e2e.scenario_helpers import (
     delete_namespace,
     new_namespace,
     pod,
+    second_webhook,
     status,
     unique,
 )
-from tests.e2e.scenario_helpers import running_podinit as _running_podinit
 
 SLEEP = ["sh", "-c", "sleep 3600"]
 VAULT_ENV = "/vault/vault-env"
 WRAPPER = "/wrapper"
 Patch = list[dict[str, Any]]
-
-
-@pytest.fixture(scope="module")
-def podinit(
-    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Podinit]:
-    with _running_podinit(control_plane, tmp_path_factory.mktemp("podinit")) as running:
-        yield running
 
 
 @pytest.fixture
@@ -102,30 +93,11 @@ def adds_an_init_container_and_a_sidecar(request: dict[str, Any]) -> Patch | Non
     return [*inits, {"op": "add", "path": "/spec/containers/-", "value": proxy}]
 
 
-@contextmanager
-def webhook_after_podinit(
-    cp: ControlPlane, namespace: str, mutate: Callable[[dict[str, Any]], Patch | None]
-) -> Iterator[TestWebhook]:
-    name = f"zz-podinit-mut-{namespace}"  # the apiserver calls webhooks in name order
-    with TestWebhook(cp.ca, mutate, name=name) as hook:
-        cp.apply(
-            hook.configuration(
-                name,
-                reinvocation_policy="IfNeeded",
-                namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-            )
-        )
-        try:
-            yield hook
-        finally:
-            cp.kubectl("delete", "mutatingwebhookconfiguration", name, check=False)
-
-
 def test_a_webhook_moving_the_command_into_args_after_podinit_leaves_one_podinit(
     control_plane: ControlPlane, podinit: Podinit, injected: str
 ) -> None:
     cp = control_plane
-    with webhook_after_podinit(cp, injected, moves_command_into_args):
+    with second_webhook(cp, injected, moves_command_into_args, reinvocation_policy="IfNeeded"):
         stored, _ = create(cp, pod(injected, "vault", container("app", SLEEP)))
     app = stored["spec"]["containers"][0]
     assert app["command"] == [VAULT_ENV]
@@ -137,7 +109,9 @@ def test_a_webhook_adding_an_init_container_and_a_sidecar_after_podinit_gets_bot
     control_plane: ControlPlane, podinit: Podinit, injected: str
 ) -> None:
     cp = control_plane
-    with webhook_after_podinit(cp, injected, adds_an_init_container_and_a_sidecar):
+    with second_webhook(
+        cp, injected, adds_an_init_container_and_a_sidecar, reinvocation_policy="IfNeeded"
+    ):
         stored, _ = create(cp, pod(injected, "mesh", container("app", SLEEP)))
     inits = [c["name"] for c in stored["spec"]["initContainers"]]
     assert inits == [COPY_CONTAINER, "mesh-init"]

@@ -7,7 +7,6 @@ and the usage it charges to the quota. The unwrapped pod's verdict is the expect
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,17 +21,8 @@ from tests.e2e.scenario_helpers import (
     pod,
     unique,
 )
-from tests.e2e.scenario_helpers import running_podinit as _running_podinit
 
 SLEEP = ["sh", "-c", "sleep 3600"]
-
-
-@pytest.fixture(scope="module")
-def podinit(
-    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Podinit]:
-    with _running_podinit(control_plane, tmp_path_factory.mktemp("podinit")) as running:
-        yield running
 
 
 def both_ways(
