@@ -265,7 +265,9 @@ class RegistryClient:
                     self._check(response, what=what, host=host, auth=auth, url=request.url)
                     if request.method == "HEAD":
                         return _Answer(response.headers, b"")
-                    body = await read_capped(response, limit=limit, what=f"{what} from {host}")
+                    body = await read_capped(
+                        response, limit=limit, what=f"{what} from registry {host}"
+                    )
                     return _Answer(response.headers, body)
                 finally:
                     await response.aclose()
