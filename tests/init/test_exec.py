@@ -8,7 +8,7 @@ import termios
 from pathlib import Path
 from typing import Any
 
-from .conftest import PYTHON, alive, children_of, wait_until
+from .conftest import PYTHON, alive, children_of, need_tool, wait_until
 
 PROBE = "import os; print(os.getpgrp() == os.getpid(), os.getpgrp() != os.getpgid(os.getppid()))"
 
@@ -77,3 +77,37 @@ def test_no_file_descriptor_of_podinit_leaks_into_the_child(run: Any, pid1: bool
     init.kill(signal.SIGTERM)
     assert init.wait() == 128 + signal.SIGTERM
     assert not alive(child)
+
+
+# What the webhook sets (webhook/core/annotations.py) and docs/init.md lists.
+OPTION_VARIABLES = {
+    "PODINIT_VERBOSE": "0",
+    "PODINIT_SINGLE_CHILD": "0",
+    "PODINIT_REWRITE": "HUP:0",
+    "PODINIT_REMAP_EXIT": "3:4",
+    "PODINIT_TERM_DELAY": "0.5",
+    "PODINIT_GRACE": "2",
+}
+
+
+def test_the_app_does_not_inherit_the_podinit_variables(run: Any) -> None:
+    """A podinit below the app (an image with its own) would apply them a second time."""
+    code = "import os, sys; print(sorted(set(os.environ) & set(sys.argv[1:])))"
+    init = run([PYTHON, "-c", code, *OPTION_VARIABLES], pid1=False, env=OPTION_VARIABLES)
+    assert init.line() == "[]"
+    assert init.wait() == 0
+
+
+def test_a_sighup_during_start_up_does_not_kill_a_podinit_started_under_nohup(run: Any) -> None:
+    """strace sends SIGHUP at each of podinit's rt_sigaction calls, i.e. while it resets the
+    dispositions its parent left ignored: blocked by then, it can't kill podinit."""
+    strace = need_tool("strace", "strace")
+    tracer = [strace, "-o", "/dev/null", "-e", "trace=rt_sigaction"]
+    tracer += ["-e", "inject=rt_sigaction:signal=SIGHUP"]
+
+    def nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    # The SIGHUPs that arrive blocked are forwarded, or here dropped, like any later one.
+    init = run(["--rewrite", "HUP:0", "true"], pid1=False, wrapper=tracer, preexec_fn=nohup)
+    assert init.wait() == 0

@@ -1,5 +1,6 @@
 """3b: podinit exits as its child did."""
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,13 @@ def test_remap_exit_from_env_takes_a_list_and_the_command_line_wins(run: Any) ->
     assert init.wait() == 7
     init = run(["sh", "-c", "exit 3"], pid1=False, env=env)
     assert init.wait() == 4
+
+
+def test_a_missing_command_exits_127_even_when_stderr_is_a_closed_pipe(
+    run: Any, pid1: bool
+) -> None:
+    reader, writer = os.pipe()
+    os.close(reader)
+    init = run(["-v", "no-such-command-here"], pid1=pid1, stderr=writer)
+    os.close(writer)
+    assert init.wait() == 127

@@ -1,5 +1,6 @@
 """3d and 3i: signals reach the child's whole group, none lost in a storm."""
 
+import os
 import signal
 from typing import Any
 
@@ -94,4 +95,23 @@ def test_no_realtime_signal_is_lost_in_a_storm(run: Any, pid1: bool) -> None:
     # Realtime signals queue, each one counts; standard ones may coalesce.
     assert counts.pop(signal.SIGUSR1) >= 1
     assert counts == {int(sig): rounds for sig in realtime}
+    assert init.wait() == 0
+
+
+def closed_pipe() -> int:
+    """The writing end of a pipe whose reader is gone: a write to it raises SIGPIPE."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    return writer
+
+
+def test_a_log_line_to_a_closed_stderr_sends_the_app_no_sigpipe(run: Any, pid1: bool) -> None:
+    stderr = closed_pipe()
+    init = run(["-v", *helper("sigecho.py")], pid1=pid1, stderr=stderr)
+    os.close(stderr)
+    assert init.line() == "ready"
+    init.kill(signal.SIGUSR1)  # logged, and so a SIGPIPE for podinit
+    assert init.line() == str(int(signal.SIGUSR1))
+    init.kill(signal.SIGTERM)
+    assert init.line() == str(int(signal.SIGTERM))
     assert init.wait() == 0

@@ -4,6 +4,8 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,15 @@ NOBODY = 65532
 
 def is_static(path: Path) -> bool:
     return b"/ld-" not in path.read_bytes()[:4096]
+
+
+@pytest.fixture
+def reachable() -> Iterator[Path]:
+    """A directory uid 65532 can pass through (pytest's own tmp_path lies under a 0700 one)."""
+    path = Path(tempfile.mkdtemp(prefix="podinit-install-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path)
 
 
 def test_install_copies_the_binary_with_mode_0755(run: Any, tmp_path: Path) -> None:
@@ -87,3 +98,29 @@ def test_install_works_as_nonroot_on_a_readonly_root_without_proc_or_tmp(tmp_pat
     assert installed.stat().st_uid == NOBODY
     assert os.listdir(target) == ["podinit"]
     assert os.listdir(root / "target") == []
+
+
+def test_install_as_pid1_succeeds_over_a_temp_file_that_a_killed_copy_left(
+    run: Any, tmp_path: Path
+) -> None:
+    """The copy container's podinit is always PID 1: a fixed .podinit.1.tmp would fail for good."""
+    stale = tmp_path / ".podinit.1.tmp"
+    stale.write_text("half a copy")
+    init = run(["install", str(tmp_path / "podinit")])
+    assert init.wait() == 0, init.err_lines
+    assert (tmp_path / "podinit").read_bytes() == BIN.read_bytes()
+    assert sorted(os.listdir(tmp_path)) == [".podinit.1.tmp", "podinit"]
+
+
+def test_install_succeeds_into_a_directory_it_may_write_but_not_read(
+    run: Any, reachable: Path
+) -> None:
+    target = reachable / "target"
+    target.mkdir()
+    os.chown(target, NOBODY, NOBODY)
+    target.chmod(0o300)
+    init = run(["install", str(target / "podinit")], pid1=False, user=NOBODY)
+    assert init.wait() == 0, init.err_lines
+    assert init.err_lines == []
+    assert (target / "podinit").read_bytes() == BIN.read_bytes()
+    assert os.listdir(target) == ["podinit"]

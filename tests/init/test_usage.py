@@ -84,3 +84,11 @@ def test_any_option_value_gives_success_or_a_usage_error(option: str, value: str
     code = init.wait()
     assert code in (0, 2), (option, value, init.err_lines)
     assert len(init.err_lines) == (code == 2)
+
+
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_help_and_version_work_despite_a_bad_environment_value(run: Any, option: str) -> None:
+    init = run([option], pid1=False, env={"PODINIT_GRACE": "5s"})
+    assert init.line().startswith(("usage: podinit", "podinit "))
+    assert init.wait() == 0
+    assert init.err_lines == []
