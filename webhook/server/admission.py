@@ -90,6 +90,7 @@ class Admitter:
             architecture=plan.architecture,
             pull_secrets=secrets,
             budget=self.budget - (time.monotonic() - started),
+            namespace=namespace,  # its share of the fetches (registryLookupsPerNamespace)
         )
 
     async def _secrets(self, namespace: str, pod: Mapping[str, Any]) -> list[bytes]:
