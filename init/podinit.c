@@ -607,6 +607,15 @@ static void pass_terminal(pid_t from, pid_t to)
 		info("tcsetpgrp: %s", strerror(errno));
 }
 
+/* Whether a SIGCONT waits for us: we have been continued. */
+static int continued(void)
+{
+	sigmask_t set;
+	if (syscall(SYS_rt_sigpending, &set, sizeof set) < 0)
+		die_errno(1, "rt_sigpending");
+	return (set & BIT(SIGCONT)) != 0;
+}
+
 /* The main child was stopped: by Ctrl-Z, or by reading or writing its
  * terminal from the background. A SIGSTOP is left to whoever sent it. */
 static void child_stopped(int sig)
@@ -615,25 +624,27 @@ static void child_stopped(int sig)
 		info("child stopped by SIG%s (%d)", signame(sig), sig);
 		return;
 	}
-	if (self == 1) {
-		/* No shell above us could ever continue it. */
-		info("child stopped by SIG%s; continuing it", signame(sig));
-		pass_terminal(getpgrp(), group);
-		deliver(SIGCONT);
-		return;
+	if (self != 1) {
+		/* Stop as well, with the terminal back in our group, so that the
+		 * shell that runs us sees its job stopped. Its fg or bg continues
+		 * us; the SIGCONT is then forwarded, and with fg the child
+		 * retakes the terminal. */
+		info("child stopped by SIG%s; stopping too", signame(sig));
+		pass_terminal(group, getpgrp());
+		if (kill(self, sig) < 0)
+			die_errno(1, "kill");
+		set_sigmask(waited & ~BIT(sig));
+		set_sigmask(waited);
+		if (continued()) {
+			pass_terminal(getpgrp(), group);
+			return;
+		}
+		/* The kernel discarded the stop: no shell controls our group. */
 	}
-	/* Stop as well, with the terminal back in our group, so that the shell
-	 * that runs us sees its job stopped (the kernel discards the signal
-	 * when no shell could continue us). Its fg or bg continues us; the
-	 * SIGCONT is then forwarded, and with fg the child retakes the
-	 * terminal. */
-	info("child stopped by SIG%s; stopping too", signame(sig));
-	pass_terminal(group, getpgrp());
-	if (kill(self, sig) < 0)
-		die_errno(1, "kill");
-	set_sigmask(waited & ~BIT(sig));
-	set_sigmask(waited);
+	/* As PID 1, or with no shell above us, nobody could ever continue it. */
+	info("child stopped by SIG%s; continuing it", signame(sig));
 	pass_terminal(getpgrp(), group);
+	deliver(SIGCONT);
 }
 
 /* Collects every zombie there is; 0 once we have no children at all. The

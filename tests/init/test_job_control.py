@@ -112,10 +112,15 @@ def test_a_stopped_app_is_continued_to_act_on_sigterm(run: Any, pid1: bool) -> N
     assert init.wait() == 0
 
 
-def test_ctrl_z_as_pid1_leaves_the_app_running(run: Any) -> None:
+def test_ctrl_z_without_a_shell_to_resume_the_app_leaves_it_running(run: Any, pid1: bool) -> None:
+    """As PID 1 (kubectl run -it), or leading a session of its own (kubectl exec -it)."""
     controller, terminal = os.openpty()
     init = run(
-        helper("tty_app.py"), stdin=terminal, start_new_session=True, preexec_fn=take_terminal
+        helper("tty_app.py"),
+        pid1=pid1,
+        stdin=terminal,
+        start_new_session=True,
+        preexec_fn=take_terminal,
     )
     os.close(terminal)
     try:
