@@ -104,3 +104,28 @@ def test_offline_never_imports_the_registry_client(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_injecting_a_bumped_image_again_reads_the_new_images_argv(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """GitOps: a template `inject` wrote, its image bumped, injected again (the webhook does
+    the same: tests/core/test_provenance.py)."""
+    (tmp_path / "images.yaml").write_text(
+        "registry.local/shop/app:1: {entrypoint: [/v1], cmd: [--one]}\n"
+        "registry.local/shop/app:2: {entrypoint: [/v2]}\n"
+    )
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n"
+    (tmp_path / "pod.yaml").write_text(pod + "  - {name: app, image: registry.local/shop/app:1}\n")
+    config = ["--offline", "--image-config", str(tmp_path / "images.yaml")]
+    code, first, err = run(capsys, "inject", "-f", str(tmp_path / "pod.yaml"), *config)
+    assert code == 0, err
+    bumped = yaml.safe_load(first)
+    bumped["spec"]["containers"][0]["image"] = "registry.local/shop/app:2"
+    (tmp_path / "bumped.yaml").write_text(yaml.safe_dump(bumped))
+    code, again, err = run(capsys, "inject", "-f", str(tmp_path / "bumped.yaml"), *config)
+    assert code == 0, err
+    [app] = yaml.safe_load(again)["spec"]["containers"]
+    assert app["command"] == ["/podinit/podinit", "--", "/v2"]
+    assert "args" not in app
+    assert [m["mountPath"] for m in app["volumeMounts"]] == ["/podinit"]

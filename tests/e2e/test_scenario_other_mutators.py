@@ -105,6 +105,24 @@ def test_a_webhook_moving_the_command_into_args_after_podinit_leaves_one_podinit
     assert_one_podinit(stored, {"app"})
 
 
+def prepends_a_wrapper(request: dict[str, Any]) -> Patch | None:
+    """An entrypoint wrapper put in front of whatever runs, unless it is already first."""
+    command = request["object"]["spec"]["containers"][0].get("command") or []
+    if not command or command[0] == WRAPPER:
+        return None
+    return [{"op": "add", "path": "/spec/containers/0/command/0", "value": WRAPPER}]
+
+
+def test_a_webhook_prepending_its_wrapper_after_podinit_leaves_one_podinit_behind_it(
+    control_plane: ControlPlane, podinit: Podinit, injected: str
+) -> None:
+    cp = control_plane
+    with second_webhook(cp, injected, prepends_a_wrapper, reinvocation_policy="IfNeeded"):
+        stored, _ = create(cp, pod(injected, "wrapper", container("app", SLEEP)))
+    assert stored["spec"]["containers"][0]["command"] == [WRAPPER, INIT, "--", *SLEEP]
+    assert_one_podinit(stored, {"app"})
+
+
 def test_a_webhook_adding_an_init_container_and_a_sidecar_after_podinit_gets_both_handled(
     control_plane: ControlPlane, podinit: Podinit, injected: str
 ) -> None:
