@@ -41,7 +41,7 @@ def test_rendered_metrics_keep_their_names_labels_and_values() -> None:
 def test_every_events_result_is_exported_at_zero_before_it_happens() -> None:
     text = Metrics().render().decode()
     assert "# TYPE podinit_events_total counter" in text
-    for result in ("created", "series", "aggregated", "dropped", "failed"):
+    for result in ("created", "series", "aggregated", "dropped", "failed", "unverified"):
         assert f'podinit_events_total{{result="{result}"}} 0.0' in text
     assert "# TYPE podinit_certificate_expiry_timestamp_seconds gauge" in text
 

@@ -20,6 +20,7 @@ from webhook.registry import ImageResolver
 from webhook.registry_lookups import PullSecretReader, resolve_all
 from webhook.server.events import EventRecorder
 from webhook.server.metrics import Metrics
+from webhook.server.namespaces import NamespaceGate
 from webhook.server.review import AdmissionRequest, encode_patch, respond
 
 log = logging.getLogger("podinit.admission")
@@ -36,6 +37,7 @@ class Admitter:
         extra_docker_config: bytes | None = None,
         budget: float = 3.5,
         events: EventRecorder | None = None,
+        namespaces: NamespaceGate | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -44,6 +46,8 @@ class Admitter:
         self.extra_docker_config = extra_docker_config
         self.budget = budget
         self.events = events
+        # None (no Kubernetes API): every namespace is served; see namespaces.py.
+        self.namespaces = namespaces
 
     async def admit(self, request: AdmissionRequest) -> dict[str, Any]:
         started = time.perf_counter()
@@ -64,18 +68,24 @@ class Admitter:
         uid = request["uid"]
         if request["operation"] != "CREATE" or request.get("subResource"):
             return respond(uid), "ignored"
+        namespace = request.get("namespace", "")
+        gate = self.namespaces
+        if gate is not None and not gate.allows(namespace) and not await gate.check(namespace):
+            # Not a pod the apiserver sends us: no pull secrets, lookups or Events for it.
+            warning = "podinit: pod not wrapped: its namespace is not selected by podinit"
+            return respond(uid, warnings=[warning]), "unselected"
         pod = request.get("object")
         try:
             plan = prepare(pod, self.settings)
         except InvalidPod as error:
             log.info("invalid pod: %s", error, extra={"uid": uid})
             return respond(uid, warnings=[f"podinit: pod not wrapped: {error}"]), "invalid"
-        found = await self._look_up(plan, pod, request.get("namespace", "")) if plan.images else {}
+        found = await self._look_up(plan, pod, namespace) if plan.images else {}
         mutation = plan.decide(found)
         self._count(mutation)
         self._log(uid, request, mutation)
         if self.events is not None and not request.get("dryRun"):  # Events are side effects
-            self.events.notice(request.get("namespace", ""), pod, mutation)
+            self.events.notice(namespace, pod, mutation)
         if mutation.denied:
             return respond(uid, denied=f"podinit: {mutation.denied}"), "denied"
         outcome = "mutated" if mutation.patch else "unchanged"

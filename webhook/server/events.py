@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import socket
 import time
 from collections import OrderedDict
@@ -37,6 +38,7 @@ from typing import Any, NotRequired, Protocol, TypedDict
 
 from webhook.core import Mutation, Outcome
 from webhook.server.metrics import Metrics
+from webhook.server.owners import OwnerCheck, Unverifiable
 
 log = logging.getLogger("podinit.events")
 
@@ -46,6 +48,11 @@ REPORTING_CONTROLLER = "podinit.dev/webhook"
 NOTE_LIMIT = 1024  # bytes: the API refuses a longer note
 NAME_LIMIT = 253  # an Event's name is a DNS subdomain
 INSTANCE_LIMIT = 128  # reportingInstance
+# One Event per pod, whatever its number of containers: at most this many are named in it,
+# each reason and name cut to these many characters (a valid name has at most 63).
+LISTED_CONTAINERS = 3
+REASON_LIMIT = 240
+NAME_TEXT_LIMIT = 63
 # A failure seen again within this many seconds of the previous time continues its Event's
 # series; later, it starts a new Event (client-go's events library uses 6 minutes too).
 WINDOW_SECONDS = 360.0
@@ -120,6 +127,10 @@ class _Entry:
     written: int = 0  # occurrences the apiserver has been told of
     name: str | None = None  # the Event's, once created
     attempted: float = field(default=-math.inf)  # time.monotonic() of the last write attempt
+    started: float = 0.0  # time.monotonic() of the first occurrence
+    key: Key = ("", "", "", "", "", "")  # as noticed (regarding and note may change after)
+    checked: bool = False  # what `regarding` names was read and is as named (OwnerCheck)
+    discarded: bool = False  # it is not: repeats are folded into nothing
 
 
 def regarding_of(namespace: str, pod: object) -> tuple[ObjectReference, str]:
@@ -146,8 +157,12 @@ def regarding_of(namespace: str, pod: object) -> tuple[ObjectReference, str]:
     if isinstance(name, str) and name:
         return {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": namespace}, ""
     prefix = metadata.get("generateName")
-    who = f"pod {prefix}*: " if isinstance(prefix, str) and prefix else "pod: "
-    return {"apiVersion": "v1", "kind": "Namespace", "name": namespace, "namespace": namespace}, who
+    who = f"pod {quoted(prefix)}*: " if isinstance(prefix, str) and prefix else "pod: "
+    return _namespace_reference(namespace), who
+
+
+def _namespace_reference(namespace: str) -> ObjectReference:
+    return {"apiVersion": "v1", "kind": "Namespace", "name": namespace, "namespace": namespace}
 
 
 def _is_reference(owner: object) -> bool:
@@ -155,21 +170,43 @@ def _is_reference(owner: object) -> bool:
     return isinstance(owner, Mapping) and all(isinstance(owner.get(k), str) for k in fields)
 
 
-def notes(mutation: Mutation) -> list[str]:
-    """What went wrong, one note per Event: a denied pod, each failed container, or the pod's
-    own failure (a bad option annotation). Empty when nothing should have been wrapped."""
+def note(mutation: Mutation) -> str | None:
+    """What went wrong, one note per pod: a denied pod, its failed containers (at most
+    LISTED_CONTAINERS named, then how many more), or the pod's own failure (a bad option
+    annotation). None when nothing should have been wrapped. Text the pod's author chose
+    (container names, images in the reasons) is quoted or cleaned and cut (`clean`)."""
     if mutation.denied:
-        return [f"pod denied: {mutation.denied}"]
-    failed = [
-        f"container {d.container}: {d.reason}"
-        for d in mutation.decisions
-        if d.outcome is Outcome.FAILED
-    ]
+        return f"pod denied: {clean(mutation.denied, REASON_LIMIT)}"
+    failed = [d for d in mutation.decisions if d.outcome is Outcome.FAILED]
     if failed:
-        return failed
+        listed = "; ".join(
+            f"{quoted(d.container)}: {clean(d.reason, REASON_LIMIT)}"
+            for d in failed[:LISTED_CONTAINERS]
+        )
+        more = len(failed) - LISTED_CONTAINERS
+        head = "container" if len(failed) == 1 else f"{len(failed)} containers not wrapped:"
+        return f"{head} {listed}" + (f"; and {more} more" if more > 0 else "")
     if mutation.warnings and mutation.pod_reason:
-        return [f"pod not wrapped: {mutation.pod_reason}"]
-    return []
+        return f"pod not wrapped: {clean(mutation.pod_reason, REASON_LIMIT)}"
+    return None
+
+
+# C0 and C1 controls, and the invisible format characters that reorder or hide text (bidi
+# overrides and isolates, zero-width ones, the BOM): a note is shown by kubectl on a terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+
+
+def clean(text: str, limit: int) -> str:
+    """`text` with control and invisible characters replaced by "?", at most `limit`
+    characters (cut with "...")."""
+    text = _UNPRINTABLE.sub("?", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quoted(name: str) -> str:
+    """A name the pod's author chose (a container's, a generateName), cleaned, cut and in
+    double quotes, so that it cannot pass for podinit's own words."""
+    return '"' + clean(name, NAME_TEXT_LIMIT).replace('"', "'") + '"'
 
 
 def _cut(text: str, limit: int) -> str:
@@ -206,8 +243,11 @@ class EventRecorder:
         interval: float = INTERVAL_SECONDS,
         max_entries: int = MAX_ENTRIES,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+        owners: OwnerCheck | None = None,
     ) -> None:
         self.api = api
+        # None: `regarding` is written as the admission named it (tests without an apiserver).
+        self.owners = owners
         self.metrics = metrics
         self.instance = _cut(instance or socket.gethostname(), INSTANCE_LIMIT)
         self.window = window
@@ -227,12 +267,11 @@ class EventRecorder:
         Never blocks, never raises, never calls the API."""
         if not (mutation.warnings or mutation.denied) or not namespace:
             return
-        found = notes(mutation)
-        if not found:
+        found = note(mutation)
+        if found is None:
             return
         regarding, who = regarding_of(namespace, pod)
-        for note in found:
-            self._observe(namespace, regarding, _cut(who + note, NOTE_LIMIT))
+        self._observe(namespace, regarding, _cut(who + found, NOTE_LIMIT))
 
     def _observe(self, namespace: str, regarding: ObjectReference, note: str) -> None:
         key = _key(namespace, regarding, note)
@@ -250,7 +289,9 @@ class EventRecorder:
         except asyncio.QueueFull:
             self.metrics.count_event("dropped")
             return
-        self._entries[key] = _Entry(namespace, regarding, note, now, now, seen)
+        self._entries[key] = _Entry(
+            namespace, regarding, note, now, now, seen, started=seen, key=key
+        )
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
@@ -269,7 +310,7 @@ class EventRecorder:
             except TimeoutError:
                 continue
             entry = self._entries.get(key)
-            if entry is not None and entry.name is None:
+            if entry is not None and entry.name is None and await self._check(entry):
                 await self._write(entry)
 
     async def flush(self) -> None:
@@ -278,11 +319,37 @@ class EventRecorder:
         now = time.monotonic()
         for entry in list(self._entries.values()):
             pending = entry.name is None or entry.count > entry.written
-            if pending and now - entry.attempted >= self.interval:
+            if pending and now - entry.attempted >= self.interval and await self._check(entry):
                 await self._write(entry)
         for key, entry in list(self._entries.items()):
             if now - entry.seen >= self.window:
                 del self._entries[key]
+
+    async def _check(self, entry: _Entry) -> bool:
+        """Whether the Event may be written: what it is about exists as the review named it
+        (owners.py). An owner that does not exist or has another uid, a pod that was not
+        created: the failure is discarded (counted `unverified`). One that cannot be read: the
+        Event is about the namespace instead, naming the object in the note."""
+        if entry.discarded:
+            return False
+        if entry.checked or self.owners is None or entry.regarding["kind"] == "Namespace":
+            return True
+        regarding = entry.regarding
+        try:
+            uid = await self.owners.uid(regarding, admitted=entry.first, admitted_at=entry.started)
+        except Unverifiable:
+            what = f"{regarding['kind']} {quoted(regarding['name'])}"
+            entry.note = _cut(f"pod of {what}: {entry.note}", NOTE_LIMIT)
+            entry.regarding = _namespace_reference(entry.namespace)
+            entry.checked = True
+            return True
+        if uid is None:
+            entry.discarded = True
+            self.metrics.count_event("unverified")
+            return False
+        entry.regarding = {**regarding, "uid": uid}
+        entry.checked = True
+        return True
 
     async def _write(self, entry: _Entry) -> None:
         entry.attempted = time.monotonic()
@@ -296,12 +363,11 @@ class EventRecorder:
                 await self._patch(entry.name, entry, count)
                 result = "series"
         except Exception as error:  # counted and logged as a count: never a traceback per Event
-            if entry.name is not None and getattr(error, "status", None) == 404:
+            gone = entry.name is not None and getattr(error, "status", None) == 404
+            if gone and self._entries.get(entry.key) is entry:
                 # The Event is gone (its TTL, or its namespace deleted): forget the failure,
                 # whose next occurrence starts a new Event.
-                key = _key(entry.namespace, entry.regarding, entry.note)
-                if self._entries.get(key) is entry:
-                    del self._entries[key]
+                del self._entries[entry.key]
             self._failed(error)
             return
         entry.written = count

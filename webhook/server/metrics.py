@@ -21,7 +21,7 @@ from webhook.registry import ResolverStats
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # podinit_events_total's results, each exported from the start (0 until it happens), so that
 # rates and alerts on them have a series to read (webhook/server/events.py).
-EVENT_RESULTS = ("created", "series", "aggregated", "dropped", "failed")
+EVENT_RESULTS = ("created", "series", "aggregated", "dropped", "failed", "unverified")
 # podinit_certificate_reloads_total's results, exported from the start for the same reason.
 CERTIFICATE_RELOAD_RESULTS = ("ok", "failed")
 
@@ -111,7 +111,7 @@ class _AdmissionCollector(Collector):
             "Warning Events about pods left unwrapped: created (a new Event), series (a repeat "
             "patched into an existing Event's series), aggregated (a repeat folded in memory, "
             "no API call), dropped (the queue was full), failed (the API refused or did not "
-            "answer)",
+            "answer), unverified (the object the review named does not exist as named)",
             labels=["result"],
         )
         for result in EVENT_RESULTS:

@@ -26,6 +26,8 @@ from webhook.server.certs import CertificateManager
 from webhook.server.connections import ConnectionLimits, bounded_tls_handshakes, guarded_protocol
 from webhook.server.events import EventRecorder
 from webhook.server.metrics import Metrics
+from webhook.server.namespaces import NamespaceGate
+from webhook.server.owners import KubeObjects, OwnerCheck
 from webhook.server.tls import CertReloader
 
 log = logging.getLogger("podinit.serve")
@@ -40,6 +42,7 @@ class Parts:
     metrics: Metrics
     api: kube.ApiClient | None
     events: EventRecorder | None = None  # its writer runs as a background task of serve
+    namespaces: NamespaceGate | None = None  # refreshed by a background task of serve
 
 
 async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | None:
@@ -70,8 +73,17 @@ async def build(config: Config) -> AsyncIterator[Parts]:
         events: EventRecorder | None = None
         if api is not None and config.events:
             events = EventRecorder(
-                kube.EventsV1Api(api), metrics, queue_size=config.event_queue_size
+                kube.EventsV1Api(api),
+                metrics,
+                queue_size=config.event_queue_size,
+                owners=OwnerCheck(KubeObjects(api)),
             )
+        namespaces: NamespaceGate | None = None
+        if api is not None:
+            namespaces = NamespaceGate(
+                admission=kube.AdmissionregistrationV1Api(api), core=kube.CoreV1Api(api)
+            )
+            await namespaces.read()  # before serving: the first admissions need no read
         admitter = Admitter(
             settings=settings,
             metrics=metrics,
@@ -80,8 +92,9 @@ async def build(config: Config) -> AsyncIterator[Parts]:
             extra_docker_config=extra,
             budget=config.lookup_budget,
             events=events,
+            namespaces=namespaces,
         )
-        yield Parts(admitter, resolver, metrics, api, events)
+        yield Parts(admitter, resolver, metrics, api, events, namespaces)
     finally:
         if reader is not None:
             reader.close()
@@ -180,6 +193,8 @@ async def serve(config: Config) -> None:
             background.append(asyncio.create_task(manager.run(config.certificate_check_seconds)))
         if parts.events is not None:
             background.append(asyncio.create_task(parts.events.run()))
+        if parts.namespaces is not None:
+            background.append(asyncio.create_task(parts.namespaces.run()))
         reloader: CertReloader | None = None
 
         def ready() -> bool:

@@ -1,0 +1,164 @@
+"""Which namespaces the installed podinit webhook selects: an admission reads pull secrets,
+makes registry lookups and writes Events only for those.
+
+Anyone who reaches /mutate can name any namespace in a review; the apiserver only sends pods of
+namespaces the webhook configuration's namespaceSelector selects. So the gate asks the
+apiserver the same question: it lists the MutatingWebhookConfigurations, takes the
+namespaceSelector of every webhook named `pods.podinit.dev` (the chart's and deploy/'s name,
+the one `podinit scan` reads too) and lists the namespaces each selects, the selector passed as
+a label selector, so that the apiserver evaluates it with its own rules (webhook/cli's
+evaluator cannot be imported here: the server and the CLI share only the layers below them).
+
+The admission path asks `allows`: a set lookup. The answer is refreshed every `refresh`
+seconds in the background; a namespace not in it (labelled a moment ago, or a forged review)
+makes the admission wait for a refresh, at most one every `recheck` seconds whoever asks, so a
+caller naming a thousand namespaces costs the apiserver one list per second.
+
+With no podinit webhook in any configuration (a configuration made by hand with another webhook
+name, as some tests do) nothing can be told apart: every namespace is allowed, and the log says
+so once. Before the first successful read none is (the API refused or did not answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import orjson
+
+log = logging.getLogger("podinit.namespaces")
+
+WEBHOOK = "pods.podinit.dev"
+REFRESH_SECONDS = 30.0
+RECHECK_SECONDS = 1.0
+REQUEST_TIMEOUT_SECONDS = 5.0
+
+
+class AdmissionApi(Protocol):
+    """What is used of kubernetes.aio's AdmissionregistrationV1Api."""
+
+    async def list_mutating_webhook_configuration_without_preload_content(
+        self, *, _request_timeout: float
+    ) -> Any: ...
+
+
+class NamespaceApi(Protocol):
+    """What is used of kubernetes.aio's CoreV1Api."""
+
+    async def list_namespace_without_preload_content(
+        self, *, label_selector: str, _request_timeout: float
+    ) -> Any: ...
+
+
+def label_selector(selector: object) -> str:
+    """A metav1.LabelSelector in the string form the API's labelSelector parameter takes (as
+    metav1.LabelSelectorAsSelector writes it); "" selects everything, as an absent selector in
+    a webhook configuration. The apiserver validated it when the configuration was stored."""
+    if not isinstance(selector, Mapping):
+        return ""
+    terms = [f"{key}={value}" for key, value in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key", ""), expression.get("operator")
+        values = ",".join(expression.get("values") or [])
+        terms.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }[operator]
+        )
+    return ",".join(terms)
+
+
+class NamespaceGate:
+    def __init__(
+        self,
+        *,
+        admission: AdmissionApi,
+        core: NamespaceApi,
+        refresh: float = REFRESH_SECONDS,
+        recheck: float = RECHECK_SECONDS,
+        request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+    ) -> None:
+        self.admission = admission
+        self.core = core
+        self.refresh = refresh
+        self.recheck = recheck
+        self.request_timeout = request_timeout
+        self.selected: frozenset[str] = frozenset()
+        # None: never read; False: no podinit webhook is installed, nothing is told apart.
+        self.installed: bool | None = None
+        self._read_at = -float("inf")
+        self._reading: asyncio.Task[None] | None = None
+
+    def allows(self, namespace: str) -> bool:
+        """From what is known: a set lookup, no I/O."""
+        return namespace in self.selected or self.installed is False
+
+    async def check(self, namespace: str) -> bool:
+        """`allows`, after a fresh read when it says no and none was made in the last
+        `recheck` seconds."""
+        if self.allows(namespace):
+            return True
+        if time.monotonic() - self._read_at >= self.recheck:
+            await self.read()
+        return self.allows(namespace)
+
+    async def read(self) -> None:
+        """Read the configurations and the namespaces they select: one read at a time, its
+        failures logged and the previous answer kept."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._read())
+        await asyncio.shield(self._reading)
+
+    async def _read(self) -> None:
+        self._read_at = time.monotonic()
+        try:
+            selectors = await self._selectors()
+            if not selectors:
+                if self.installed is not False:
+                    log.warning(
+                        "no MutatingWebhookConfiguration has the webhook %s: pull secrets, "
+                        "lookups and Events are not limited to selected namespaces",
+                        WEBHOOK,
+                    )
+                self.installed, self.selected = False, frozenset()
+                return
+            names: set[str] = set()
+            for selector in dict.fromkeys(selectors):
+                names.update(await self._namespaces(selector))
+        except Exception as error:  # the previous answer stands; before any, nothing is allowed
+            log.warning("reading the selected namespaces failed: %s", _status(error))
+            return
+        self.installed, self.selected = True, frozenset(names)
+
+    async def _selectors(self) -> list[str]:
+        call = self.admission.list_mutating_webhook_configuration_without_preload_content
+        listed = orjson.loads(await (await call(_request_timeout=self.request_timeout)).read())
+        return [
+            label_selector(hook.get("namespaceSelector"))
+            for configuration in listed.get("items") or []
+            for hook in configuration.get("webhooks") or []
+            if hook.get("name") == WEBHOOK
+        ]
+
+    async def _namespaces(self, selector: str) -> list[str]:
+        response = await self.core.list_namespace_without_preload_content(
+            label_selector=selector, _request_timeout=self.request_timeout
+        )
+        items = orjson.loads(await response.read()).get("items") or []
+        return [item["metadata"]["name"] for item in items]
+
+    async def run(self) -> None:
+        """Re-read every `refresh` seconds, until cancelled."""
+        while True:
+            await self.read()
+            await asyncio.sleep(self.refresh)
+
+
+def _status(error: Exception) -> str:
+    return str(getattr(error, "status", "")) or type(error).__name__

@@ -1,0 +1,165 @@
+"""Whether the object an Event would be about exists as the admission named it.
+
+An AdmissionReview names the pod's owners (kind, name, uid) and its name, and whoever can
+reach /mutate can write any of them. So before the Event writer refers to an object, it reads
+that object: an owner must exist with the uid the pod names, a pod named without owners must
+exist and be no older than its admission (it is created after admission, so the writer waits
+`pod_settle` seconds first; the Event then carries the pod's uid and `kubectl describe pod`
+shows it). Answers are cached for `ttl` seconds, so a ReplicaSet's thousand pods cost one read.
+Reads run in the writer, never on the admission path.
+
+What cannot be read is `Unverifiable` (the kind is not served, the read is forbidden, the API
+did not answer): the writer then refers to the namespace instead, which the admission's
+namespace check has shown to exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+from kubernetes.aio import client as kube
+
+TTL_SECONDS = 60.0
+POD_SETTLE_SECONDS = 2.0
+# A pod's creationTimestamp has whole seconds; admission and storage are milliseconds apart.
+CLOCK_SLACK = timedelta(seconds=2)
+REQUEST_TIMEOUT_SECONDS = 5.0
+
+
+class Unverifiable(Exception):
+    """The object could not be read (not whether it exists)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    uid: str
+    created: datetime | None
+
+
+class ObjectReads(Protocol):
+    """One object's uid and creation time by apiVersion, kind, namespace and name; None when it
+    does not exist; Unverifiable when that cannot be told."""
+
+    async def read(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> Found | None: ...
+
+
+class KubeObjects:
+    """ObjectReads through the Kubernetes API: discovery maps a kind to its resource (cached
+    per apiVersion), then one GET of the object."""
+
+    def __init__(self, api: kube.ApiClient, *, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
+        self.core = kube.CoreV1Api(api)
+        self.custom = kube.CustomObjectsApi(api)
+        self.timeout = timeout
+        self._resources: dict[str, dict[str, str]] = {}  # apiVersion -> kind -> resource
+
+    async def read(self, api_version: str, kind: str, namespace: str, name: str) -> Found | None:
+        group, _, version = api_version.rpartition("/")
+        try:
+            resource = (await self._kinds(group, version)).get(kind)
+            if resource is None:
+                raise Unverifiable(f"{api_version} serves no namespaced {kind}")
+            if group:
+                call = self.custom.get_namespaced_custom_object_without_preload_content
+                response = await call(
+                    group, version, namespace, resource, name, _request_timeout=self.timeout
+                )
+            elif kind == "Pod":
+                response = await self.core.read_namespaced_pod_without_preload_content(
+                    name, namespace, _request_timeout=self.timeout
+                )
+            elif kind == "ReplicationController":
+                read_rc = self.core.read_namespaced_replication_controller_without_preload_content
+                response = await read_rc(name, namespace, _request_timeout=self.timeout)
+            else:  # no core kind but these two owns pods
+                raise Unverifiable(f"v1 {kind} is not read")
+            body = orjson.loads(await response.read())
+        except Unverifiable:
+            raise
+        except Exception as error:
+            if getattr(error, "status", None) == 404:
+                return None
+            raise Unverifiable(type(error).__name__) from error
+        metadata = body.get("metadata") or {}
+        created = metadata.get("creationTimestamp")
+        when = datetime.fromisoformat(created) if isinstance(created, str) else None
+        return Found(str(metadata.get("uid", "")), when)
+
+    async def _kinds(self, group: str, version: str) -> dict[str, str]:
+        api_version = f"{group}/{version}" if group else version
+        known = self._resources.get(api_version)
+        if known is None:
+            if group:
+                listed = await self.custom.get_api_resources(group, version)
+            else:
+                listed = await self.core.get_api_resources()
+            known = {
+                r.kind: r.name for r in listed.resources or [] if r.namespaced and "/" not in r.name
+            }
+            self._resources[api_version] = known
+        return known
+
+
+Verdict = Found | None | Unverifiable
+
+
+class OwnerCheck:
+    """Cached answers of `reads` (for `ttl` seconds, absences and failures too)."""
+
+    def __init__(
+        self,
+        reads: ObjectReads,
+        *,
+        ttl: float = TTL_SECONDS,
+        pod_settle: float = POD_SETTLE_SECONDS,
+        max_entries: int = 10_000,
+    ) -> None:
+        self.reads = reads
+        self.ttl = ttl
+        self.pod_settle = pod_settle
+        self.max_entries = max_entries
+        self._cache: dict[tuple[str, str, str, str], tuple[float, Verdict]] = {}
+
+    async def uid(
+        self, reference: dict[str, str] | Any, *, admitted: datetime, admitted_at: float
+    ) -> str | None:
+        """The uid the Event may carry for `reference` (an ObjectReference), noticed at
+        `admitted` (wall clock) / `admitted_at` (monotonic): the owner's uid when it matches,
+        a pod's uid when the pod was created by that admission; None when the object is not
+        as named. Raises Unverifiable."""
+        kind = reference["kind"]
+        if kind == "Pod":  # created after its admission: give the apiserver time to store it
+            await asyncio.sleep(max(0.0, admitted_at + self.pod_settle - time.monotonic()))
+        key = (reference["apiVersion"], kind, reference["namespace"], reference["name"])
+        verdict = await self._verdict(key, fresh=kind == "Pod")
+        if isinstance(verdict, Unverifiable):
+            raise verdict
+        if verdict is None:
+            return None
+        if kind == "Pod":
+            created = verdict.created
+            recent = created is not None and created >= admitted - CLOCK_SLACK
+            return verdict.uid if recent else None
+        return verdict.uid if verdict.uid == reference.get("uid") else None
+
+    async def _verdict(self, key: tuple[str, str, str, str], *, fresh: bool) -> Verdict:
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now and not (fresh and hit[1] is None):
+            return hit[1]
+        verdict: Verdict
+        try:
+            verdict = await self.reads.read(*key)
+        except Unverifiable as error:
+            verdict = error
+        if len(self._cache) >= self.max_entries:
+            self._cache.clear()
+        self._cache[key] = (now + self.ttl, verdict)
+        return verdict
