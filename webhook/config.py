@@ -112,6 +112,12 @@ class Config(BaseSettings):
     request_timeout_seconds: float | None = Field(None, gt=0)
     max_connections: int = Field(1000, ge=1)  # per replica; more are closed at once
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # PEM CA(s) that issue the apiserver's webhook client certificate: set, a client without a
+    # certificate from them is refused at the TLS handshake on `port` (docs/threat-model.md).
+    client_ca_file: Path | None = None
+    # /healthz, /readyz and /metrics (no /mutate, no client certificate) on a port of their own,
+    # so that a NetworkPolicy can admit the apiserver alone to `port`; None: `port` only.
+    metrics_port: int | None = Field(None, gt=0, lt=65536)
     # Warning Events for pods left unwrapped (webhook/server/events.py)
     events: bool = True
     event_queue_size: int = Field(1000, ge=1)  # failures not seen recently, waiting to be written

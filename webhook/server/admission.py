@@ -69,27 +69,38 @@ class Admitter:
         if request["operation"] != "CREATE" or request.get("subResource"):
             return respond(uid), "ignored"
         namespace = request.get("namespace", "")
-        gate = self.namespaces
-        if gate is not None and not gate.allows(namespace) and not await gate.check(namespace):
-            # Not a pod the apiserver sends us: no pull secrets, lookups or Events for it.
-            warning = "podinit: pod not wrapped: its namespace is not selected by podinit"
-            return respond(uid, warnings=[warning]), "unselected"
         pod = request.get("object")
         try:
             plan = prepare(pod, self.settings)
         except InvalidPod as error:
             log.info("invalid pod: %s", error, extra={"uid": uid})
             return respond(uid, warnings=[f"podinit: pod not wrapped: {error}"]), "invalid"
-        found = await self._look_up(plan, pod, namespace) if plan.images else {}
+        found: dict[str, ImageResult] = {}
+        if plan.images:
+            if not await self._selected(namespace):
+                # Not a pod the apiserver sends us: no pull secrets, lookups or Events for it.
+                warning = "podinit: pod not wrapped: its namespace is not selected by podinit"
+                return respond(uid, warnings=[warning]), "unselected"
+            found = await self._look_up(plan, pod, namespace)
         mutation = plan.decide(found)
         self._count(mutation)
         self._log(uid, request, mutation)
-        if self.events is not None and not request.get("dryRun"):  # Events are side effects
-            self.events.notice(namespace, pod, mutation)
+        events = self.events
+        # Events are side effects: none on a dry run, none outside the selected namespaces.
+        failed = mutation.warnings or mutation.denied
+        wanted = events is not None and failed and not request.get("dryRun")
+        if wanted and events is not None and await self._selected(namespace):
+            events.notice(namespace, pod, mutation)
         if mutation.denied:
             return respond(uid, denied=f"podinit: {mutation.denied}"), "denied"
         outcome = "mutated" if mutation.patch else "unchanged"
         return respond(uid, patch=encode_patch(mutation.patch), warnings=mutation.warnings), outcome
+
+    async def _selected(self, namespace: str) -> bool:
+        """Whether the installed webhook configuration selects `namespace` (namespaces.py):
+        a set lookup, or a read at most once a second when the answer is no."""
+        gate = self.namespaces
+        return gate is None or gate.allows(namespace) or await gate.check(namespace)
 
     async def _look_up(self, plan: Plan, pod: Any, namespace: str) -> dict[str, ImageResult]:
         started = time.monotonic()

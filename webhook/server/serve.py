@@ -21,7 +21,7 @@ from webhook.registry import ImageResolver
 from webhook.registry_lookups import PullSecretReader, make_resolver
 from webhook.server import logs
 from webhook.server.admission import Admitter
-from webhook.server.app import create_app
+from webhook.server.app import create_app, operational_app
 from webhook.server.certs import CertificateManager
 from webhook.server.connections import ConnectionLimits, bounded_tls_handshakes, guarded_protocol
 from webhook.server.events import EventRecorder
@@ -104,17 +104,30 @@ async def build(config: Config) -> AsyncIterator[Parts]:
 
 
 def uvicorn_config(
-    app: Any, config: Config, cert_file: Path, key_file: Path, metrics: Metrics | None = None
+    app: Any,
+    config: Config,
+    cert_file: Path,
+    key_file: Path,
+    metrics: Metrics | None = None,
+    *,
+    port: int | None = None,
+    client_ca: Path | None = None,
 ) -> uvicorn.Config:
+    """The server of `port` (default: config.port); with `client_ca`, clients must present a
+    certificate it issued."""
     limits = ConnectionLimits(config.request_timeout, config.max_connections)
+    verify: dict[str, Any] = {}
+    if client_ca is not None:
+        verify = {"ssl_ca_certs": str(client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
     return uvicorn.Config(
         app,
         # Slow or silent clients are cut off and connections capped (webhook/server/connections.py).
         http=guarded_protocol(limits, metrics or Metrics()),
         host=config.host,
-        port=config.port,
+        port=config.port if port is None else port,
         ssl_certfile=str(cert_file),
         ssl_keyfile=str(key_file),
+        **verify,
         log_config=None,
         access_log=False,
         # The apiserver connects directly: no proxy whose X-Forwarded-* headers to trust.
@@ -201,7 +214,11 @@ async def serve(config: Config) -> None:
             return reloader is not None and reloader.ready
 
         app = create_app(admitter=parts.admitter, metrics=parts.metrics, ready=ready)
-        server_config = uvicorn_config(app, config, *files, metrics=parts.metrics)
+        client_ca = config.client_ca_file
+        ca = read_setting_file(client_ca, "client_ca_file") if client_ca else None
+        server_config = uvicorn_config(
+            app, config, *files, metrics=parts.metrics, client_ca=client_ca
+        )
         server_config.load()
         assert server_config.ssl is not None
         # uvicorn's context stays the listening one; the reloader switches each new connection
@@ -211,17 +228,57 @@ async def serve(config: Config) -> None:
             *files,
             on_load=parts.metrics.set_certificate_expiry,
             on_result=parts.metrics.count_certificate_reload,
+            client_ca=ca,
         )
         reloader.check()
         background.append(asyncio.create_task(reloader.watch(config.tls_reload_seconds)))
+        servers = [uvicorn.Server(server_config)]
+        if config.metrics_port is not None:
+            servers.append(_operational_server(config, files, parts.metrics, ready, background))
         # Everything built so far lives as long as the process: keep it out of the cyclic
         # collector's scans, which otherwise run every few admissions.
         gc.collect()
         gc.freeze()
-        log.info("serving", extra={"host": config.host, "port": config.port})
+        log.info(
+            "serving",
+            extra={"host": config.host, "port": config.port, "metrics_port": config.metrics_port},
+        )
         try:
             with bounded_tls_handshakes(asyncio.get_running_loop(), config.request_timeout):
-                await uvicorn.Server(server_config).serve()
+                await _serve_all(servers)
         finally:
             for task in background:
                 task.cancel()
+
+
+def _operational_server(
+    config: Config,
+    files: tuple[Path, Path],
+    metrics: Metrics,
+    ready: Any,
+    background: list[asyncio.Task[None]],
+) -> uvicorn.Server:
+    """/healthz, /readyz and /metrics on metricsPort: the same certificate, no client
+    certificate asked for (kubelet probes and Prometheus have none), no /mutate."""
+    app = operational_app(metrics=metrics, ready=ready)
+    ops_config = uvicorn_config(app, config, *files, metrics=metrics, port=config.metrics_port)
+    ops_config.load()
+    assert ops_config.ssl is not None
+    reloader = CertReloader(ops_config.ssl, *files)  # the main one reports and counts
+    reloader.check()
+    background.append(asyncio.create_task(reloader.watch(config.tls_reload_seconds)))
+    return uvicorn.Server(ops_config)
+
+
+async def _serve_all(servers: list[uvicorn.Server]) -> None:
+    """Every server until one ends; then the others end too. A SIGTERM reaches them all: each
+    uvicorn server passes the signals it caught on to the handler it replaced."""
+    tasks = [asyncio.ensure_future(server.serve()) for server in servers]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()

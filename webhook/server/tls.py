@@ -75,10 +75,13 @@ def _still(pair: Pair, cert_file: Path, key_file: Path) -> bool:
 
 
 def load_pair(
-    *, cert_file: Path, key_file: Path, read: Pair
+    *, cert_file: Path, key_file: Path, read: Pair, client_ca: bytes | None = None
 ) -> tuple[ssl.SSLContext, x509.Certificate]:
     """A new context serving the files, which must still hold what was `read` (FilesChanging
-    otherwise, so that what is served is what was read), and the certificate it presents."""
+    otherwise, so that what is served is what was read), and the certificate it presents.
+    With `client_ca` (PEM), it requires a client certificate that CA issued: a connection
+    switched to this context verifies its client against this context's CAs (OpenSSL reads
+    the store of the connection's current context), so each new context gets them too."""
     # The same settings as uvicorn's own context for podinit's config (no ciphers, client
     # certificates or ALPN of its own); a connection keeps the listening one's anyway.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -93,7 +96,11 @@ def load_pair(
         raise FilesChanging
     if failure is not None:
         raise RejectedPair(str(failure)) from failure
-    return context, presented_certificate(context)
+    presented = presented_certificate(context)  # before client certificates are required
+    if client_ca is not None:
+        context.load_verify_locations(cadata=client_ca.decode())
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context, presented
 
 
 def _handshake(client_end: ssl.SSLObject, server_end: ssl.SSLObject) -> None:
@@ -144,8 +151,10 @@ class CertReloader:
         *,
         on_load: Callable[[float], None] | None = None,
         on_result: Callable[[str], None] | None = None,
+        client_ca: bytes | None = None,
     ) -> None:
         # `context` is the one the server listens with: it hands each connection `current`.
+        self.client_ca = client_ca  # PEM; required of clients by every context loaded
         self.context = context
         self.cert_file = cert_file
         self.key_file = key_file
@@ -181,7 +190,10 @@ class CertReloader:
             return False
         try:
             context, certificate = load_pair(
-                cert_file=self.cert_file, key_file=self.key_file, read=pair
+                cert_file=self.cert_file,
+                key_file=self.key_file,
+                read=pair,
+                client_ca=self.client_ca,
             )
         except FilesChanging:
             return False
