@@ -367,6 +367,26 @@ def rules(objs: Objects, kind: str) -> list[dict[str, Any]]:
     return [rule for o in objs if o["kind"] == kind for rule in o["rules"]]
 
 
+SELECTION = [
+    {
+        "apiGroups": ["admissionregistration.k8s.io"],
+        "resources": ["mutatingwebhookconfigurations"],
+        "resourceNames": ["podinit"],
+        "verbs": ["get"],
+    },
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
+]
+EVENT_OWNERS = [
+    {"apiGroups": [""], "resources": ["pods", "replicationcontrollers"], "verbs": ["get"]},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["replicasets", "statefulsets", "daemonsets"],
+        "verbs": ["get"],
+    },
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get"]},
+]
+
+
 def test_self_managed_certificates_may_change_only_their_own_secret_and_configuration(
     render: Render,
 ) -> None:
@@ -380,7 +400,8 @@ def test_self_managed_certificates_may_change_only_their_own_secret_and_configur
     }
     # create cannot be limited by resourceNames: the only unnamed right, and namespaced
     assert create == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}
-    [cabundle] = rules(objs, "ClusterRole")
+    [cabundle, *selection] = rules(objs, "ClusterRole")
+    assert selection == SELECTION
     assert cabundle == {
         "apiGroups": ["admissionregistration.k8s.io"],
         "resources": ["mutatingwebhookconfigurations"],
@@ -399,36 +420,43 @@ def test_secrets_and_service_accounts_are_readable_only_with_pull_secret_lookups
 ) -> None:
     on = rules(render(["certificates.mode=certManager", "config.events=false"]), "ClusterRole")
     assert on == [
-        {"apiGroups": [""], "resources": ["secrets", "serviceaccounts"], "verbs": ["get"]}
+        *SELECTION,
+        {"apiGroups": [""], "resources": ["secrets", "serviceaccounts"], "verbs": ["get"]},
     ]
     off = render(
         ["certificates.mode=certManager", "config.pullSecretLookups=false", "config.events=false"]
     )
-    assert kinds(off).isdisjoint({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
+    assert rules(off, "ClusterRole") == SELECTION
+    assert kinds(off).isdisjoint({"Role", "RoleBinding"})
 
 
 def test_events_may_only_be_created_and_patched_and_only_with_events_on(render: Render) -> None:
     options = ["certificates.mode=certManager", "config.pullSecretLookups=false"]
     objs = render(options)
     assert rules(objs, "ClusterRole") == [
-        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
+        *SELECTION,
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        *EVENT_OWNERS,
     ]
-    [binding] = [o for o in objs if o["kind"] == "ClusterRoleBinding"]
-    assert binding["subjects"] == [
-        {
-            "kind": "ServiceAccount",
-            "name": pod_spec(objs)["serviceAccountName"],
-            "namespace": "podinit",
-        }
-    ]
+    for binding in [o for o in objs if o["kind"] == "ClusterRoleBinding"]:
+        assert binding["subjects"] == [
+            {
+                "kind": "ServiceAccount",
+                "name": pod_spec(objs)["serviceAccountName"],
+                "namespace": "podinit",
+            }
+        ]
     off = render([*options, "config.events=false"])
-    assert kinds(off).isdisjoint({"ClusterRole", "ClusterRoleBinding"})
+    assert rules(off, "ClusterRole") == SELECTION
 
 
 def test_no_rule_grants_more_than_get_create_update_or_patch(render: Render) -> None:
     for mode in MODES.values():
         for kind in ("Role", "ClusterRole"):
             for rule in rules(render(mode), kind):
+                if rule["resources"] == ["namespaces"]:  # names and labels, for the selection
+                    assert rule["verbs"] == ["list"]
+                    continue
                 assert set(rule["verbs"]) <= {"get", "create", "update", "patch"}
                 assert "*" not in rule["resources"] + rule["apiGroups"]
 
@@ -436,20 +464,78 @@ def test_no_rule_grants_more_than_get_create_update_or_patch(render: Render) -> 
 # --------------------------------------------------------------------------- the rest
 
 
-def test_service_monitor_and_network_policy_are_optional(render: Render) -> None:
-    assert kinds(render()).isdisjoint({"ServiceMonitor", "NetworkPolicy"})
+def test_the_service_monitor_is_optional_and_scrapes_the_metrics_port(render: Render) -> None:
+    assert "ServiceMonitor" not in kinds(render())
     objs = render(MODES["everything-on"])
     monitor = one(objs, "ServiceMonitor")
     [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics"
     assert endpoint["path"] == "/metrics" and endpoint["scheme"] == "https"
     assert endpoint["tlsConfig"]["ca"]["secret"]["name"] == "podinit-tls"
+
+
+def test_the_network_policy_is_on_by_default_and_opens_only_the_webhook_and_metrics_ports(
+    render: Render,
+) -> None:
+    objs = render()
     policy = one(objs, "NetworkPolicy")
-    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert policy["spec"]["ingress"] == [{"ports": [{"port": "https", "protocol": "TCP"}]}]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"port": "https", "protocol": "TCP"}]},
+        {"ports": [{"port": "metrics", "protocol": "TCP"}]},
+    ]
     assert (
         policy["spec"]["podSelector"]["matchLabels"]
         == (one(objs, "Deployment")["spec"]["selector"]["matchLabels"])
     )
+    container = pod_spec(objs)["containers"][0]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "https": 8443,
+        "metrics": 9443,
+    }
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == "metrics"  # no client certificate there
+    config = yaml.safe_load(one(objs, "ConfigMap")["data"]["config.yaml"])
+    assert config["metricsPort"] == 9443
+
+
+def test_the_network_policy_admits_only_the_api_server_to_the_webhook_port_once_named(
+    render: Render,
+) -> None:
+    policy = one(
+        render(
+            [
+                "networkPolicy.apiServer[0].ipBlock.cidr=172.16.0.0/28",
+                "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=monitoring",
+            ]
+        ),
+        "NetworkPolicy",
+    )
+    assert policy["spec"]["ingress"] == [
+        {
+            "ports": [{"port": "https", "protocol": "TCP"}],
+            "from": [{"ipBlock": {"cidr": "172.16.0.0/28"}}],
+        },
+        {
+            "ports": [{"port": "metrics", "protocol": "TCP"}],
+            "from": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}],
+        },
+    ]
+    legacy = one(render(["networkPolicy.ingressFrom[0].ipBlock.cidr=10.0.0.1/32"]), "NetworkPolicy")
+    assert legacy["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
+    assert "NetworkPolicy" not in kinds(render(["networkPolicy.enabled=false"]))
+
+
+def test_a_client_ca_is_mounted_and_named_in_the_config(render: Render) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    objs = render(["server.clientCA=" + pem])
+    [main, client_ca] = [o for o in objs if o["kind"] == "ConfigMap"]
+    assert client_ca["data"]["ca.crt"].strip() == pem.replace("\\n", "\n")
+    config = yaml.safe_load(main["data"]["config.yaml"])
+    assert config["clientCaFile"] == "/etc/podinit/client-ca/ca.crt"
+    mounts = pod_spec(objs)["containers"][0]["volumeMounts"]
+    assert {"name": "client-ca", "mountPath": "/etc/podinit/client-ca", "readOnly": True} in mounts
+    assert "clientCaFile" not in yaml.safe_load(one(render(), "ConfigMap")["data"]["config.yaml"])
 
 
 def test_helm_test_pod_checks_readyz_through_the_service(render: Render) -> None:
@@ -458,7 +544,7 @@ def test_helm_test_pod_checks_readyz_through_the_service(render: Render) -> None
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = pod["spec"]["containers"][0]["args"][0]
     service = one(objs, "Service")
-    assert f"https://{service['metadata']['name']}.podinit.svc:443/readyz" in script
+    assert f"https://{service['metadata']['name']}.podinit.svc:9443/readyz" in script
     compile(script, "helm-test", "exec")
     assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 

@@ -48,9 +48,12 @@ class Cluster:
         self.selector = selector
         self.lists = 0
 
-    async def list_mutating_webhook_configuration_without_preload_content(self, **_: Any) -> Body:
+    async def read_mutating_webhook_configuration_without_preload_content(
+        self, name: str, **_: Any
+    ) -> Body:
+        assert name == "podinit"
         hook = {"name": "pods.podinit.dev", "namespaceSelector": self.selector}
-        return Body({"items": [{"webhooks": [hook]}]})
+        return Body({"webhooks": [hook]})
 
     async def list_namespace_without_preload_content(
         self, *, label_selector: str, **_: Any
@@ -100,7 +103,7 @@ def admit(
 
     async def main() -> tuple[list[dict[str, Any]], Secrets, EventRecorder]:
         secrets, metrics = Secrets(), Metrics()
-        gate = NamespaceGate(admission=cluster, core=cluster)
+        gate = NamespaceGate(admission=cluster, core=cluster, configuration="podinit")
         await gate.read()
         events = EventRecorder(NoEvents(), metrics, queue_size=100, instance="t")
         transport = httpx.MockTransport(registry)
@@ -151,7 +154,7 @@ def test_a_namespace_labelled_after_the_last_read_is_read_again_before_it_is_ref
     cluster = Cluster({"shop": {}})
 
     async def main() -> tuple[bool, bool]:
-        gate = NamespaceGate(admission=cluster, core=cluster, recheck=0.0)
+        gate = NamespaceGate(admission=cluster, core=cluster, configuration="podinit", recheck=0.0)
         await gate.read()
         before = gate.allows("shop")
         cluster.labels["shop"] = {"podinit.dev/inject": "enabled"}
@@ -170,10 +173,10 @@ def test_a_caller_naming_a_thousand_namespaces_costs_one_read_per_second() -> No
 
 def test_without_a_podinit_webhook_installed_every_namespace_is_served() -> None:
     class Elsewhere(Cluster):
-        async def list_mutating_webhook_configuration_without_preload_content(
-            self, **_: Any
+        async def read_mutating_webhook_configuration_without_preload_content(
+            self, name: str, **_: Any
         ) -> Body:
-            return Body({"items": [{"webhooks": [{"name": "other.example.dev"}]}]})
+            return Body({"webhooks": [{"name": "other.example.dev"}]})
 
     _, requests, _, _ = admit(Elsewhere({}), ["anywhere"])
     assert requests > 0

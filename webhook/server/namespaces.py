@@ -3,9 +3,10 @@ makes registry lookups and writes Events only for those.
 
 Anyone who reaches /mutate can name any namespace in a review; the apiserver only sends pods of
 namespaces the webhook configuration's namespaceSelector selects. So the gate asks the
-apiserver the same question: it lists the MutatingWebhookConfigurations, takes the
-namespaceSelector of every webhook named `pods.podinit.dev` (the chart's and deploy/'s name,
-the one `podinit scan` reads too) and lists the namespaces each selects, the selector passed as
+apiserver the same question: it reads its own MutatingWebhookConfiguration (the setting
+`webhookConfiguration`, which the chart sets; RBAC: get on that name alone), takes the
+namespaceSelector of its webhook `pods.podinit.dev` (the chart's and deploy/'s name, the one
+`podinit scan` reads too) and lists the namespaces it selects, the selector passed as
 a label selector, so that the apiserver evaluates it with its own rules (webhook/cli's
 evaluator cannot be imported here: the server and the CLI share only the layers below them).
 
@@ -14,7 +15,7 @@ seconds in the background; a namespace not in it (labelled a moment ago, or a fo
 makes the admission wait for a refresh, at most one every `recheck` seconds whoever asks, so a
 caller naming a thousand namespaces costs the apiserver one list per second.
 
-With no podinit webhook in any configuration (a configuration made by hand with another webhook
+Without that configuration or webhook (a server run by hand next to a configuration of another
 name, as some tests do) nothing can be told apart: every namespace is allowed, and the log says
 so once. Before the first successful read none is (the API refused or did not answer).
 """
@@ -40,8 +41,8 @@ REQUEST_TIMEOUT_SECONDS = 5.0
 class AdmissionApi(Protocol):
     """What is used of kubernetes.aio's AdmissionregistrationV1Api."""
 
-    async def list_mutating_webhook_configuration_without_preload_content(
-        self, *, _request_timeout: float
+    async def read_mutating_webhook_configuration_without_preload_content(
+        self, name: str, *, _request_timeout: float
     ) -> Any: ...
 
 
@@ -80,12 +81,14 @@ class NamespaceGate:
         *,
         admission: AdmissionApi,
         core: NamespaceApi,
+        configuration: str,
         refresh: float = REFRESH_SECONDS,
         recheck: float = RECHECK_SECONDS,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         self.admission = admission
         self.core = core
+        self.configuration = configuration
         self.refresh = refresh
         self.recheck = recheck
         self.request_timeout = request_timeout
@@ -122,8 +125,9 @@ class NamespaceGate:
             if not selectors:
                 if self.installed is not False:
                     log.warning(
-                        "no MutatingWebhookConfiguration has the webhook %s: pull secrets, "
+                        "MutatingWebhookConfiguration %s has no webhook %s: pull secrets, "
                         "lookups and Events are not limited to selected namespaces",
+                        self.configuration,
                         WEBHOOK,
                     )
                 self.installed, self.selected = False, frozenset()
@@ -137,11 +141,17 @@ class NamespaceGate:
         self.installed, self.selected = True, frozenset(names)
 
     async def _selectors(self) -> list[str]:
-        call = self.admission.list_mutating_webhook_configuration_without_preload_content
-        listed = orjson.loads(await (await call(_request_timeout=self.request_timeout)).read())
+        """The namespaceSelectors of the configuration's podinit webhooks; none if it is gone."""
+        call = self.admission.read_mutating_webhook_configuration_without_preload_content
+        try:
+            response = await call(self.configuration, _request_timeout=self.request_timeout)
+        except Exception as error:
+            if getattr(error, "status", None) == 404:
+                return []
+            raise
+        configuration = orjson.loads(await response.read())
         return [
             label_selector(hook.get("namespaceSelector"))
-            for configuration in listed.get("items") or []
             for hook in configuration.get("webhooks") or []
             if hook.get("name") == WEBHOOK
         ]

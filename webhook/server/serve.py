@@ -81,7 +81,9 @@ async def build(config: Config) -> AsyncIterator[Parts]:
         namespaces: NamespaceGate | None = None
         if api is not None:
             namespaces = NamespaceGate(
-                admission=kube.AdmissionregistrationV1Api(api), core=kube.CoreV1Api(api)
+                admission=kube.AdmissionregistrationV1Api(api),
+                core=kube.CoreV1Api(api),
+                configuration=config.webhook_configuration,
             )
             await namespaces.read()  # before serving: the first admissions need no read
         admitter = Admitter(

@@ -86,11 +86,19 @@ app.kubernetes.io/component: webhook
 {{- $_ = set $c "webhookConfiguration" (include "podinit.webhookConfiguration" .) }}
 {{- $_ = set $c "tlsCertFile" (printf "%s/tls.crt" (include "podinit.tlsDir" .)) }}
 {{- $_ = set $c "tlsKeyFile" (printf "%s/tls.key" (include "podinit.tlsDir" .)) }}
+{{- $_ = set $c "metricsPort" (include "podinit.metricsPort" . | int) }}
+{{- if .Values.server.clientCA }}
+{{- $_ = set $c "clientCaFile" "/etc/podinit/client-ca/ca.crt" }}
+{{- end }}
 {{- toYaml $c }}
 {{- end }}
 
 {{- define "podinit.port" -}}
 {{- .Values.config.port | default 8443 | int }}
+{{- end }}
+
+{{- define "podinit.metricsPort" -}}
+{{- .Values.config.metricsPort | default 9443 | int }}
 {{- end }}
 
 {{/* The caBundle written into the webhook configuration, if the chart knows it: otherwise
