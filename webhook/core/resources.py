@@ -20,6 +20,7 @@ container is held for it. `copyContainerResources` replaces the mirror with fixe
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -55,7 +56,12 @@ def quantity(value: object) -> Decimal | None:
     not one."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    match = _QUANTITY.fullmatch(str(value).strip())
+    return _parsed(str(value))
+
+
+@functools.lru_cache(maxsize=1024)  # a workload's pods repeat the same few quantities
+def _parsed(text: str) -> Decimal | None:
+    match = _QUANTITY.fullmatch(text.strip())
     if not match:
         return None
     try:
@@ -72,9 +78,10 @@ def copy_resources(
     if fixed is not None:
         return fixed.as_spec()
     mirrored = [_mirrored(container) for container in app_containers]
-    if not mirrored:
-        return {}
-    return min(mirrored, key=_size)
+    distinct = [m for index, m in enumerate(mirrored) if m not in mirrored[:index]]
+    if len(distinct) <= 1:  # one container, or all alike: nothing to compare
+        return distinct[0] if distinct else {}
+    return min(distinct, key=_size)
 
 
 def _mirrored(container: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
