@@ -620,20 +620,18 @@ static int continued(void)
  * terminal from the background. A SIGSTOP is left to whoever sent it. */
 static void child_stopped(int sig)
 {
-	if (sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU) {
-		info("child stopped by SIG%s (%d)", signame(sig), sig);
+	info("child stopped by SIG%s (%d)", signame(sig), sig);
+	if (sig != SIGTSTP && sig != SIGTTIN && sig != SIGTTOU)
 		return;
-	}
 	if (self != 1) {
 		/* Stop as well, with the terminal back in our group, so that the
 		 * shell that runs us sees its job stopped. Its fg or bg continues
 		 * us; the SIGCONT is then forwarded, and with fg the child
 		 * retakes the terminal. */
-		info("child stopped by SIG%s; stopping too", signame(sig));
 		pass_terminal(group, getpgrp());
 		if (kill(self, sig) < 0)
 			die_errno(1, "kill");
-		set_sigmask(waited & ~BIT(sig));
+		set_sigmask(waited & ~BIT(sig)); /* we stop here, until SIGCONT */
 		set_sigmask(waited);
 		if (continued()) {
 			pass_terminal(getpgrp(), group);
@@ -642,7 +640,7 @@ static void child_stopped(int sig)
 		/* The kernel discarded the stop: no shell controls our group. */
 	}
 	/* As PID 1, or with no shell above us, nobody could ever continue it. */
-	info("child stopped by SIG%s; continuing it", signame(sig));
+	info("continuing it");
 	pass_terminal(getpgrp(), group);
 	deliver(SIGCONT);
 }

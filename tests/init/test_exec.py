@@ -70,7 +70,9 @@ def test_the_child_starts_with_no_blocked_or_ignored_signal(run: Any) -> None:
 def test_no_file_descriptor_of_podinit_leaks_into_the_child(run: Any, pid1: bool) -> None:
     init = run(["sleep", "1000"], pid1=pid1)
     child = wait_until("the child", lambda: children_of(init.pid))[0]
-    wait_until("sleep to exec", lambda: Path(f"/proc/{child}/comm").read_text() == "sleep\n")
+    # Asleep, not just exec'd: sleep's own start-up may hold a file open for a moment.
+    wchan = Path(f"/proc/{child}/wchan")
+    wait_until("sleep to sleep", lambda: wchan.read_text() == "hrtimer_nanosleep")
     fds = sorted(int(fd) for fd in os.listdir(f"/proc/{child}/fd"))
     assert fds == [0, 1, 2]
     assert stat.S_ISFIFO(os.stat(f"/proc/{child}/fd/1").st_mode)
