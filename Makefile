@@ -11,7 +11,7 @@ PYTEST := $(PY) -m pytest -q
 # OCI runtime and rootfs, a real registry with htpasswd, the benchmark's anchor inits, and
 # promtool (package prometheus) for the chart's alert rules.
 SYSTEM_PACKAGES := musl-tools qemu-user-static valgrind runc busybox-static docker-registry \
-                   apache2-utils tini dumb-init catatonit hyperfine \
+                   apache2-utils tini dumb-init catatonit hyperfine strace \
                    buildah mmdebstrap containernetworking-plugins iptables iproute2 prometheus
 
 .PHONY: help venv system-packages lint test test-py e2e-tools e2e e2e-node cluster cluster-down images lock demo bench bench-webhook bench-registry bench-runtime bench-cluster bench-cli deploy-manifests clean
