@@ -28,7 +28,7 @@ from tests.e2e.scenario_helpers import (
     status,
 )
 
-NOTE = re.compile(r"container app: .*127\.0\.0\.1:9")  # the container and the failed lookup
+NOTE = re.compile(r'container "app": .*127\.0\.0\.1:9')  # the container and the failed lookup
 
 
 def replica_set(namespace: str, name: str, replicas: int) -> dict[str, Any]:
@@ -56,10 +56,10 @@ def test_a_replicasets_pods_whose_lookup_fails_get_a_warning_event_on_the_replic
     assert NOTE.match(event["note"]), event["note"]
     described = cp.kubectl("describe", "replicaset", "web", "-n", opted_in).stdout
     events_section = described[described.index("Events:") :]
-    assert REASON in events_section and "container app: " in events_section, events_section
+    assert REASON in events_section and 'container "app": ' in events_section, events_section
 
 
-def test_a_bare_pod_gets_its_event_on_the_pod_by_name(
+def test_a_bare_pod_gets_its_event_on_the_pod_it_became_with_its_uid(
     control_plane: ControlPlane, podinit: Podinit, opted_in: str
 ) -> None:
     cp = control_plane
@@ -71,10 +71,11 @@ def test_a_bare_pod_gets_its_event_on_the_pod_by_name(
         "kind": "Pod",
         "name": "bare",
         "namespace": opted_in,
+        "uid": stored["metadata"]["uid"],  # read after admission: kubectl describe pod shows it
     }
     assert NOTE.match(event["note"]), event["note"]
     listed = cp.kubectl("events", "-n", opted_in, "--for", "pod/bare").stdout
-    assert REASON in listed and "container app: " in listed, listed
+    assert REASON in listed and 'container "app": ' in listed, listed
     assert status(stored) is not None  # the admission itself was answered as before
 
 

@@ -17,7 +17,9 @@ caller naming a thousand namespaces costs the apiserver one list per second.
 
 Without that configuration or webhook (a server run by hand next to a configuration of another
 name, as some tests do) nothing can be told apart: every namespace is allowed, and the log says
-so once. Before the first successful read none is (the API refused or did not answer).
+so once. The same holds until a first read succeeds (the API refused or did not answer): a
+server that cannot read its own configuration limits nothing, as before this check existed; the
+log says why.
 """
 
 from __future__ import annotations
@@ -93,14 +95,15 @@ class NamespaceGate:
         self.recheck = recheck
         self.request_timeout = request_timeout
         self.selected: frozenset[str] = frozenset()
-        # None: never read; False: no podinit webhook is installed, nothing is told apart.
+        # None: never read; False: no podinit webhook is installed. Either way, nothing is
+        # told apart and every namespace is allowed.
         self.installed: bool | None = None
         self._read_at = -float("inf")
         self._reading: asyncio.Task[None] | None = None
 
     def allows(self, namespace: str) -> bool:
         """From what is known: a set lookup, no I/O."""
-        return namespace in self.selected or self.installed is False
+        return namespace in self.selected or self.installed is not True
 
     async def check(self, namespace: str) -> bool:
         """`allows`, after a fresh read when it says no and none was made in the last
@@ -135,7 +138,7 @@ class NamespaceGate:
             names: set[str] = set()
             for selector in dict.fromkeys(selectors):
                 names.update(await self._namespaces(selector))
-        except Exception as error:  # the previous answer stands; before any, nothing is allowed
+        except Exception as error:  # the previous answer stands
             log.warning("reading the selected namespaces failed: %s", _status(error))
             return
         self.installed, self.selected = True, frozenset(names)
@@ -149,6 +152,14 @@ class NamespaceGate:
             if getattr(error, "status", None) == 404:
                 return []
             raise
+        # Calls without preload content return error answers instead of raising them.
+        status = getattr(response, "status", 200)
+        if status == 404:
+            return []
+        if status >= 400:
+            raise RuntimeError(
+                f"reading MutatingWebhookConfiguration {self.configuration}: {status}"
+            )
         configuration = orjson.loads(await response.read())
         return [
             label_selector(hook.get("namespaceSelector"))
@@ -160,6 +171,8 @@ class NamespaceGate:
         response = await self.core.list_namespace_without_preload_content(
             label_selector=selector, _request_timeout=self.request_timeout
         )
+        if getattr(response, "status", 200) >= 400:
+            raise RuntimeError(f"listing namespaces: {response.status}")
         items = orjson.loads(await response.read()).get("items") or []
         return [item["metadata"]["name"] for item in items]
 

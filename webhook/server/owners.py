@@ -80,6 +80,12 @@ class KubeObjects:
                 response = await read_rc(name, namespace, _request_timeout=self.timeout)
             else:  # no core kind but these two owns pods
                 raise Unverifiable(f"v1 {kind} is not read")
+            # Calls without preload content return error answers instead of raising them.
+            status = getattr(response, "status", 200)
+            if status == 404:
+                return None
+            if status >= 400:
+                raise Unverifiable(f"HTTP {status}")
             body = orjson.loads(await response.read())
         except Unverifiable:
             raise
