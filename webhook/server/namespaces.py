@@ -102,17 +102,17 @@ class NamespaceGate:
         self._reading: asyncio.Task[None] | None = None
 
     def allows(self, namespace: str) -> bool:
-        """From what is known: a set lookup, no I/O."""
-        return namespace in self.selected or self.installed is not True
+        """Known to be selected: a set lookup, no I/O. False means: ask `check`."""
+        return namespace in self.selected
 
     async def check(self, namespace: str) -> bool:
-        """`allows`, after a fresh read when it says no and none was made in the last
-        `recheck` seconds."""
-        if self.allows(namespace):
-            return True
-        if time.monotonic() - self._read_at >= self.recheck:
+        """After a fresh read when none was made in the last `recheck` seconds: selected, or
+        nothing can be told (no configuration with the webhook, or none could be read yet; it
+        is read again at most every `recheck` seconds, so installing the chart after the
+        server started takes effect within a second)."""
+        if not self.allows(namespace) and time.monotonic() - self._read_at >= self.recheck:
             await self.read()
-        return self.allows(namespace)
+        return self.allows(namespace) or self.installed is not True
 
     async def read(self) -> None:
         """Read the configurations and the namespaces they select: one read at a time, its
