@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.core.helpers import INIT, SETTINGS, container, images, mutate, mutated, pod
 
 
@@ -65,3 +67,52 @@ def test_an_image_with_neither_entrypoint_nor_cmd_is_not_wrapped() -> None:
     assert [(d.outcome, d.reason) for d in mutation.decisions] == [
         ("failed", "image has no ENTRYPOINT or CMD")
     ]
+
+
+GRACE = {"podinit.dev/grace": "5"}  # makes podinit add PODINIT_GRACE to the container's env
+POD_IP = {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+
+
+def test_the_pods_own_variable_references_still_expand_when_podinit_adds_its_env() -> None:
+    """Only references to the PODINIT_* variables podinit adds are escaped: `$(POD_IP)` is the
+    pod's, and the kubelet must still expand it."""
+    app = container(command=["serve", "--bind=$(POD_IP):80"], args=["$(POD_IP)"], env=[POD_IP])
+    result = mutated(pod(app, annotations=GRACE))["spec"]["containers"][0]
+    assert result["command"] == [INIT, "--", "serve", "--bind=$(POD_IP):80"]
+    assert result["args"] == ["$(POD_IP)"]
+    assert result["env"] == [POD_IP, {"name": "PODINIT_GRACE", "value": "5"}]
+
+
+@pytest.mark.parametrize(
+    ("written", "shielded"),
+    [
+        ("$(PODINIT_GRACE)", "$$(PODINIT_GRACE)"),
+        ("x$(PODINIT_GRACE)y$(PODINIT_GRACE)", "x$$(PODINIT_GRACE)y$$(PODINIT_GRACE)"),
+        ("$()$(PODINIT_GRACE)", "$()$$(PODINIT_GRACE)"),
+        ("$(POD_IP)$(PODINIT_GRACE)", "$(POD_IP)$$(PODINIT_GRACE)"),
+        ("$$(PODINIT_GRACE)", "$$(PODINIT_GRACE)"),
+        ("$$$(PODINIT_GRACE)", "$$$$(PODINIT_GRACE)"),
+        ("$x$(PODINIT_GRACE)", "$x$$(PODINIT_GRACE)"),
+        ("$(PODINIT_GRACE", "$(PODINIT_GRACE"),
+        ("$(PODINIT_GRACE))", "$$(PODINIT_GRACE))"),
+        ("$", "$"),
+        ("a$", "a$"),
+        ("$(PODINIT_GRACEX)", "$(PODINIT_GRACEX)"),
+    ],
+)
+def test_a_reference_to_a_variable_podinit_adds_reaches_the_app_as_written(
+    written: str, shielded: str
+) -> None:
+    """The kubelet reads `$$` as `$`, so the escaped text expands to what the pod wrote."""
+    app = container(command=["echo", written], env=[POD_IP])
+    result = mutated(pod(app, annotations=GRACE))["spec"]["containers"][0]
+    assert result["command"] == [INIT, "--", "echo", shielded]
+
+
+def test_a_pod_that_defines_a_podinit_variable_itself_keeps_its_references() -> None:
+    """The pod's own PODINIT_GRACE stays in force: podinit adds none, and shields nothing."""
+    env = [{"name": "PODINIT_GRACE", "value": "9"}]
+    app = container(command=["echo", "$(PODINIT_GRACE)"], env=env)
+    result = mutated(pod(app, annotations=GRACE))["spec"]["containers"][0]
+    assert result["command"] == [INIT, "--", "echo", "$(PODINIT_GRACE)"]
+    assert result["env"] == env

@@ -1,0 +1,164 @@
+"""What an earlier pass left in the pod: its status annotation is trusted only as far as the pod
+still bears it out. A status from an older version, one edited by hand, or one naming what
+the pod no longer has never makes a pod invalid, never raises anything but InvalidPod, and
+never moves podinit to a path the kubelet cannot run.
+
+Several of these were found by mutation testing (docs/mutation.md).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.core.helpers import INIT, SETTINGS, container, images, mutate, mutated, pod, status
+from tests.core.test_other_mutators import copy_containers, problems
+from webhook.core import InjectionMode, InjectSettings, prepare
+
+STATUS = "podinit.dev/status"
+IMAGE_VOLUME = InjectSettings(injection_mode=InjectionMode.IMAGE_VOLUME)
+OUR_VOLUME = {"name": "podinit", "emptyDir": {"sizeLimit": "8Mi"}}
+
+
+def _with_status(recorded: object, *containers: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    text = recorded if isinstance(recorded, str) else json.dumps(recorded)
+    return pod(*(containers or [container(command=["app"])]), annotations={STATUS: text}, **spec)
+
+
+# ------------------------------------------------------------------------- names reused
+
+
+def test_a_copy_container_renamed_for_a_clash_is_recognised_on_the_next_pass() -> None:
+    """The pod has its own `podinit-install`: podinit's is `podinit-install-1`, and a second
+    pass neither wraps it nor adds a third."""
+    theirs = container("podinit-install", command=["/their/install"])
+    first = mutated(pod(container(command=["app"]), initContainers=[theirs]))
+    assert copy_containers(first) == ["podinit-install-1"]
+    assert mutate(first, SETTINGS, {}).patch == []
+    del first["metadata"]["annotations"]  # the status lost: found from the spec alone
+    again = mutated(first)
+    assert copy_containers(again) == ["podinit-install-1"]
+    assert [c["name"] for c in again["spec"]["initContainers"]] == [
+        "podinit-install-1",
+        "podinit-install",
+    ]
+    assert status(again)["copyContainer"] == "podinit-install-1"
+
+
+def test_an_image_volume_status_on_a_copy_mode_pod_finds_its_renamed_copy_container() -> None:
+    """An image-volume pass records no copy container; the pod's emptyDir shows which it is."""
+    theirs = container("podinit-install", command=["/their/install"])
+    first = mutated(pod(container(command=["app"]), initContainers=[theirs]))
+    recorded = status(first)
+    del recorded["copyContainer"]
+    first["metadata"]["annotations"][STATUS] = json.dumps(recorded, separators=(",", ":"))
+    again = mutated(first)
+    assert copy_containers(again) == ["podinit-install-1"]
+    assert again["spec"]["initContainers"] == first["spec"]["initContainers"]
+    assert status(again)["copyContainer"] == "podinit-install-1"
+
+
+def test_a_status_naming_a_volume_the_pod_no_longer_has_gets_the_volume_back() -> None:
+    recorded = {"volume": "gone", "mountPath": "/gone", "copyContainer": "podinit-install"}
+    result = mutated(_with_status(recorded))
+    assert problems(result) == []
+    assert result["spec"]["volumes"] == [OUR_VOLUME]
+    assert result["spec"]["containers"][0]["command"] == [INIT, "--", "app"]
+    assert copy_containers(result) == ["podinit-install"]
+
+
+def test_a_status_naming_a_volume_that_is_not_an_empty_dir_is_not_taken_for_podinits() -> None:
+    recorded = {"volume": "conf", "mountPath": "/conf", "copyContainer": "podinit-install"}
+    original = _with_status(recorded, volumes=[{"name": "conf", "configMap": {"name": "c"}}])
+    result = mutated(original)
+    assert problems(result) == []
+    assert [v["name"] for v in result["spec"]["volumes"]] == ["conf", "podinit"]
+    assert result["spec"]["containers"][0]["command"] == [INIT, "--", "app"]
+
+
+def test_the_recorded_mount_path_is_kept_when_the_volume_is_still_there() -> None:
+    recorded = {"volume": "pi", "mountPath": "/opt/pi/", "copyContainer": "pi-copy"}
+    original = _with_status(recorded, volumes=[{"name": "pi", "emptyDir": {}}])
+    result = mutated(original)
+    assert result["spec"]["containers"][0]["command"] == ["/opt/pi/podinit", "--", "app"]
+    assert result["spec"]["volumes"] == [{"name": "pi", "emptyDir": {}}]
+    assert copy_containers(result) == ["pi-copy"]
+
+
+# ------------------------------------------------------------------------- statuses not trusted
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        {"volume": "podinit", "mountPath": "podinit"},
+        {"volume": "podinit", "mountPath": "/$(HOME)"},
+        {"volume": "podinit", "mountPath": ""},
+        {"volume": "podinit", "mountPath": "/podinit", "copyContainer": ""},
+        {"volume": "podinit", "mountPath": "/podinit", "copyContainer": 5},
+        {"volume": "podinit", "mountPath": ["/podinit"]},
+        {"volume": "podinit"},
+        {"volume": ["podinit"], "mountPath": "/elsewhere"},
+        {"mountPath": "/elsewhere"},
+    ],
+    ids=[
+        "relative-path",
+        "dollar-path",
+        "empty-path",
+        "empty-copy-name",
+        "copy-name-not-a-string",
+        "path-not-a-string",
+        "no-path",
+        "volume-not-a-string",
+        "no-volume",
+    ],
+)
+def test_an_unsound_status_is_ignored_and_the_pod_is_wrapped_as_if_it_had_none(
+    recorded: dict[str, Any],
+) -> None:
+    """The pod has podinit's volume (an emptyDir named podinit) but no copy container: the
+    status alone would make it podinit's; unsound, the volume is the pod's own."""
+    original = _with_status(recorded, volumes=[{"name": "podinit", "emptyDir": {}}])
+    result = mutated(original)
+    assert problems(result) == []
+    assert [v["name"] for v in result["spec"]["volumes"]] == ["podinit", "podinit-1"]
+    assert result["spec"]["containers"][0]["command"] == [INIT, "--", "app"]
+    assert status(result)["volume"] == "podinit-1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[1, 2]",
+        '"a string"',
+        "null",
+        '{"notes": "a: not a list"}',
+        '{"notes": [1, null, {"a": 1}]}',
+        '{"fromImage": ["app"]}',
+        '{"fromImage": {"app": "example/app:1"}}',
+        '{"fromImage": {"app": {"image": 5, "cmd": true}}}',
+        '{"fromImage": {"app": {"image": "example/old:1", "cmd": "yes"}}}',
+        '{"containers": 5, "volume": null}',
+    ],
+)
+def test_a_malformed_status_is_read_as_none_without_raising(text: str) -> None:
+    """`prepare` promises to raise only InvalidPod, and a status is no reason for even that."""
+    original = _with_status(text, container(), volumes=[{"name": "podinit", "emptyDir": {}}])
+    plan = prepare(original, SETTINGS)
+    result = mutated(original, images(app=(["/app"], [])))
+    assert result["spec"]["containers"][0]["command"] == [INIT, "--", "/app"]
+    assert status(result)["containers"] == {"app": "injected"}
+    assert plan.images == {"example/app:1"}
+
+
+def test_only_notes_that_are_strings_naming_a_wrapped_container_are_kept() -> None:
+    lookup = images(app=(["/app"], []))
+    first = mutated(pod(container(), container("web", command=["/web"])), lookup)
+    recorded = status(first)
+    recorded["notes"] = ["app: arm64 differs", 7, "web: kept too", "gone: dropped", None]
+    first["metadata"]["annotations"][STATUS] = json.dumps(recorded)
+    again = status(mutated(first))
+    assert again["notes"] == ["app: arm64 differs", "web: kept too"]
