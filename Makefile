@@ -14,13 +14,14 @@ SYSTEM_PACKAGES := musl-tools qemu-user-static valgrind runc busybox-static dock
                    apache2-utils tini dumb-init catatonit hyperfine strace \
                    buildah mmdebstrap containernetworking-plugins iptables iproute2 prometheus
 
-.PHONY: help venv system-packages lint test test-py e2e-tools e2e e2e-node cluster cluster-down images lock demo bench bench-webhook bench-registry bench-runtime bench-cluster bench-cli deploy-manifests clean
+.PHONY: help venv system-packages lint test test-py e2e-tools e2e e2e-node cluster cluster-down images lock demo bench bench-webhook bench-registry bench-runtime bench-cluster bench-cli deploy-manifests mutation clean
 
 help:
 	@echo "make demo       - serve the webhook locally over TLS, mutate realistic pods, run the shell-wrapped example"
 	@echo "make test       - set up the venv, build the init, lint, run every test (sanitizers and e2e included)"
 	@echo "make e2e-tools  - build kube-apiserver, kube-controller-manager, etcd, helm (cached outside the repo)"
 	@echo "make bench      - benchmarks, as ratios against baselines measured in the same run"
+	@echo "make mutation   - mutation testing of the decision core on a copy (~30 min), score per file"
 	@echo "make cluster    - a one-node cluster in the background (root); make cluster-down removes it"
 	@echo "make images REGISTRY=host:port - build both images from the Dockerfile and push them"
 
@@ -125,6 +126,24 @@ bench-registry: venv
 # runc's stop time, unmutated vs mutated; rewrites the "## Runtime" section of docs/performance.md
 bench-runtime: venv $(BUILD)/podinit
 	$(PY) bench/runtime/bench_runtime.py --init $(BUILD)/podinit --runs 9 --write-doc docs/performance.md
+
+# Mutation testing of the decision core ([tool.mutmut], docs/mutation.md): mutmut runs on a copy
+# of the checkout (tracked and untracked files, in MUTATION_DIR), so the working tree others run
+# tests from is never touched; then the score per file, equivalent mutants counted apart.
+# Not part of `make test`: about 30 min with 2 jobs. One module: MUTANTS='webhook.core.layout.*';
+# other code: MUTATE='["webhook/server/review.py"]' MUTATION_TESTS='["tests/server"]'.
+MUTATION_DIR  ?= $(BUILD)/mutation
+MUTATION_JOBS ?= 2
+MUTANTS       ?=
+mutation: venv
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	git ls-files -z --cached --others --exclude-standard | \
+		tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C $(MUTATION_DIR) -xf -
+	$(if $(MUTATE),sed -i 's|^only_mutate = .*|only_mutate = $(MUTATE)|' $(MUTATION_DIR)/pyproject.toml)
+	$(if $(MUTATION_TESTS),sed -i 's|^pytest_add_cli_args_test_selection = .*|pytest_add_cli_args_test_selection = $(MUTATION_TESTS)|' $(MUTATION_DIR)/pyproject.toml)
+	cd $(MUTATION_DIR) && $(abspath $(VENV))/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	cd $(MUTATION_DIR) && $(abspath $(PY)) -m tests.core.mutation_report --doc docs/mutation.md \
+		| tee mutation-report.txt
 
 # Regenerate deploy/ and the chart's values schema after changing the chart or webhook/config.py.
 deploy-manifests: venv
