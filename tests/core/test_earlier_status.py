@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 
 from tests.core.helpers import INIT, SETTINGS, container, images, mutate, mutated, pod, status
-from tests.core.test_other_mutators import copy_containers, problems
+from tests.core.test_other_mutators import (
+    copy_containers,
+    inits_run,
+    moves_command_into_args,
+    problems,
+)
 from webhook.core import InjectionMode, InjectSettings, prepare
 
 STATUS = "podinit.dev/status"
@@ -162,3 +167,31 @@ def test_only_notes_that_are_strings_naming_a_wrapped_container_are_kept() -> No
     first["metadata"]["annotations"][STATUS] = json.dumps(recorded)
     again = status(mutated(first))
     assert again["notes"] == ["app: arm64 differs", "web: kept too"]
+
+
+# ------------------------------------------------------------------------- found from the spec
+
+
+def test_an_image_volume_of_the_pods_own_is_not_taken_for_podinits() -> None:
+    """Without a status, an image volume is podinit's only when a container runs the init
+    from where it is mounted."""
+    tools = {"name": "tools", "image": {"reference": "example/tools:1"}}
+    mounted = container(
+        command=["app"], args=["--x"], volumeMounts=[{"name": "tools", "mountPath": "/tools"}]
+    )
+    result = mutated(pod(mounted, volumes=[tools]), settings=IMAGE_VOLUME)
+    assert problems(result) == []
+    assert [v["name"] for v in result["spec"]["volumes"]] == ["tools", "podinit"]
+    assert result["spec"]["containers"][0]["command"] == [INIT, "--", "app"]
+
+
+def test_an_image_volume_pod_whose_command_was_moved_into_args_is_known_without_status() -> None:
+    """vault-env's rewrite after podinit, then the status lost: the init runs from args."""
+    wrapped = mutated(pod(container(command=["app"])), settings=IMAGE_VOLUME)
+    moved = moves_command_into_args(wrapped)
+    del moved["metadata"]["annotations"]
+    result = mutated(moved, settings=IMAGE_VOLUME)
+    assert result["spec"]["volumes"] == wrapped["spec"]["volumes"]
+    assert result["spec"]["containers"][0]["args"] == [INIT, "--", "app"]
+    assert inits_run(result["spec"]["containers"][0]) == 1
+    assert status(result)["containers"] == {"app": "injected"}

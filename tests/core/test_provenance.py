@@ -4,11 +4,12 @@ digest and recorded, and re-read when the container's image changes (a template 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tests.core.helpers import container, images, mutated, outcomes, pod, status
+from tests.core.helpers import apply, container, images, mutated, outcomes, pod, status
 from webhook.core import (
     ImageConfig,
     ImageOverride,
@@ -160,3 +161,32 @@ def test_only_the_container_whose_image_changed_is_re_read() -> None:
     app, web = result["spec"]["containers"]
     assert app == wrapped["spec"]["containers"][0]
     assert web["command"] == [INIT, "--", "/bin/app2"]
+
+
+def test_a_container_whose_new_image_cannot_be_read_keeps_the_users_own_args() -> None:
+    """podinit wrote the command only (the user had args): unwrapping takes out just that."""
+    bumped = set_image(mutated(app_pod(args=["--port=80"]), APP_1), "example/app:2")
+    failed = {"example/app:2": LookupFailure("registry said 404")}
+    app = mutated(bumped, failed)["spec"]["containers"][0]
+    assert "command" not in app
+    assert app["args"] == ["--port=80"]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"image": 5, "cmd": True}, {"image": None, "cmd": False}, {"cmd": True}, "example/app:1"],
+)
+def test_a_tampered_from_image_entry_is_not_taken_for_where_the_argv_came_from(
+    entry: object,
+) -> None:
+    """Without a sound record, the wrapped container is kept as it is, not re-read."""
+    wrapped = mutated(app_pod(), APP_1)
+    recorded = status(wrapped)
+    recorded["fromImage"]["app"] = entry
+    wrapped["metadata"]["annotations"]["podinit.dev/status"] = json.dumps(recorded)
+    wrapped = set_image(wrapped, "example/app:2")
+    plan = prepare(wrapped, InjectSettings())
+    assert plan.images == frozenset()
+    mutation = plan.decide({})
+    assert outcomes(mutation) == {"app": "injected"}
+    assert apply(wrapped, mutation)["spec"] == wrapped["spec"]

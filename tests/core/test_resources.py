@@ -113,3 +113,14 @@ def test_fixed_resources_replace_the_mirror() -> None:
 def test_fixed_resources_with_a_bad_quantity_are_refused_up_front() -> None:
     with pytest.raises(ValueError, match=r"copy_container_resources\.limits\.memory"):
         InjectSettings(copy_container_resources=Resources(limits=(("memory", "16 MiB"),)))
+
+
+def test_a_pod_with_no_app_container_but_a_sidecar_gets_a_copy_without_resources() -> None:
+    """Not a valid pod, but `inject` may meet it in a manifest: no app container to mirror."""
+    sidecar = app("proxy", {"limits": {"memory": "64Mi"}}) | {"restartPolicy": "Always"}
+    original = pod(initContainers=[sidecar])
+    original["spec"]["containers"] = []
+    result = mutated(original)
+    copy, proxy = result["spec"]["initContainers"]
+    assert copy["name"] == "podinit-install" and "resources" not in copy
+    assert proxy["command"] == ["/podinit/podinit", "--", "app"]
