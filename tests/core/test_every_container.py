@@ -110,3 +110,46 @@ def test_the_notes_of_every_container_are_kept_on_the_first_pass_and_the_next() 
     again = mutated(first)
     assert status(again)["notes"] == notes
     assert status(again)["containers"]["d"] == "injected"
+
+
+def test_each_decision_carries_the_short_code_metrics_count_it_by() -> None:
+    lookup = {
+        **images(app=(["/app"], []), tini=(["tini", "--"], []), empty=([], [])),
+        "example/gone:1": LookupFailure("registry said 404"),
+    }
+    original = pod(
+        container("skipped", command=["/s"]),
+        container("wrapped", command=["/w"]),
+        container("init", "example/tini:1"),
+        container("empty", "example/empty:1"),
+        container("failed", "example/gone:1"),
+        container("read", "example/app:1"),
+        annotations={SKIP: "skipped"},
+    )
+    codes = {d.container: d.code for d in mutate(original, SETTINGS, lookup).decisions}
+    assert codes == {
+        "skipped": "opted-out",
+        "wrapped": "wrapped",
+        "init": "has-init",
+        "empty": "no-argv",
+        "failed": "lookup-failed",
+        "read": "wrapped",
+    }
+    again = mutated(original, lookup)
+    again["spec"]["containers"][5]["image"] = "example/app:2"
+    lookup["example/app:2"] = ImageConfig(entrypoint=("/app2",))
+    codes = {d.container: d.code for d in mutate(again, SETTINGS, lookup).decisions}
+    assert codes["wrapped"] == "already-wrapped"
+    assert codes["read"] == "re-read"
+
+
+def test_a_container_unwrapped_for_a_new_image_leaves_the_others_patch_alone() -> None:
+    """The first container is new to the pod, the second's new image cannot be read."""
+    first = mutated(pod(container("app")), images(app=(["/app"], [])))
+    first["spec"]["containers"][0]["image"] = "example/app:2"
+    first["spec"]["containers"].insert(0, container("web", command=["/web"]))
+    result = mutated(first, {"example/app:2": LookupFailure("registry said 404")})
+    web, app = result["spec"]["containers"]
+    assert web["command"] == [INIT, "--", "/web"]
+    assert "command" not in app
+    assert status(result)["containers"] == {"web": "injected", "app": "failed: registry said 404"}

@@ -238,23 +238,14 @@ def test_settings_that_would_make_every_mutated_pod_invalid_are_refused(
         InjectSettings(**{setting: value})
 
 
-def test_a_name_the_pod_uses_with_its_first_number_too_gets_the_next_number() -> None:
+def test_a_name_the_pod_uses_with_its_first_numbers_too_gets_the_next_number() -> None:
     mounts = [
         {"name": "podinit", "mountPath": "/podinit"},
-        {"name": "p1", "mountPath": "/podinit-1"},
+        {"name": "podinit-1", "mountPath": "/podinit-1"},
     ]
     theirs = container("podinit-install", command=["x"], volumeMounts=mounts)
-    result = mutated(
-        pod(
-            theirs,
-            container("podinit-install-1", command=["y"]),
-            volumes=[
-                {"name": "podinit", "configMap": {"name": "a"}},
-                {"name": "p1", "configMap": {"name": "b"}},
-                {"name": "podinit-1", "configMap": {"name": "c"}},
-            ],
-        )
-    )
+    volumes = [{"name": n, "configMap": {"name": n}} for n in ("podinit", "podinit-1", "podinit-2")]
+    result = mutated(pod(theirs, container("podinit-install-1", command=["y"]), volumes=volumes))
     assert result["spec"]["initContainers"][0]["name"] == "podinit-install-2"
-    assert result["spec"]["volumes"][-1]["name"] == "podinit-2"
+    assert result["spec"]["volumes"][-1]["name"] == "podinit-3"
     assert result["spec"]["containers"][0]["command"][0] == "/podinit-2/podinit"
