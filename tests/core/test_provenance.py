@@ -190,3 +190,15 @@ def test_a_tampered_from_image_entry_is_not_taken_for_where_the_argv_came_from(
     mutation = plan.decide({})
     assert outcomes(mutation) == {"app": "injected"}
     assert apply(wrapped, mutation)["spec"] == wrapped["spec"]
+
+
+def test_a_re_read_is_recorded_so_the_next_image_change_is_re_read_too() -> None:
+    bumped = set_image(mutated(app_pod(), APP_1), "example/app:2")
+    result = mutated(bumped, APP_2)
+    assert status(result)["fromImage"] == {
+        "app": {"image": f"example/app:2@{DIGEST_2}", "cmd": True}
+    }
+    app_3 = {"example/app:3": ImageConfig(("/bin/app3",), ("--v3",))}
+    app = mutated(set_image(result, "example/app:3"), app_3)["spec"]["containers"][0]
+    assert app["command"] == [INIT, "--", "/bin/app3"]
+    assert app["args"] == ["--v3"]
