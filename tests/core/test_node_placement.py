@@ -131,3 +131,20 @@ def test_what_does_not_restrict_the_architecture_keeps_the_default(
     affinity: dict[str, Any],
 ) -> None:
     assert _architecture(affinity=affinity) == "amd64"
+
+
+@pytest.mark.parametrize(
+    "spec, annotations",
+    [
+        ({}, {"podinit.dev/inject": "false"}),
+        ({"hostPID": True}, {}),
+        ({}, {"podinit.dev/grace": "soon"}),
+    ],
+    ids=["opted-out", "host-pid", "bad-option"],
+)
+def test_a_pod_decided_without_image_configs_still_names_its_architecture(
+    spec: dict[str, Any], annotations: dict[str, str]
+) -> None:
+    plan = prepare(pod(container(), annotations=annotations, **spec), SETTINGS)
+    assert plan.images == frozenset()
+    assert plan.architecture == "amd64"

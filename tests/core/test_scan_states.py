@@ -94,3 +94,14 @@ def test_a_container_running_another_images_argv_is_named() -> None:
     new = {"example/app:2": images(app=(["/app2"], []))["example/app:1"]}
     [seen] = observe(plan, plan.decide(new), selected=True)
     assert seen == ("app", "failed", "runs podinit with another image's argv")
+
+
+def test_a_shared_pid_pod_wrapped_by_setting_with_a_bad_option_is_failed() -> None:
+    wraps_shared = InjectSettings(skip_shared_process_namespace=False)
+    bad = pod(
+        container(command=["app"]),
+        shareProcessNamespace=True,
+        annotations={"podinit.dev/grace": "soon"},
+    )
+    reason = "bad annotation podinit.dev/grace: 'soon' is not a number of seconds (e.g. 5 or 2.5)"
+    assert states(mutated(bad, settings=wraps_shared), wraps_shared) == {"*": ("failed", reason)}
