@@ -195,3 +195,43 @@ def test_an_image_volume_pod_whose_command_was_moved_into_args_is_known_without_
     assert result["spec"]["containers"][0]["args"] == [INIT, "--", "app"]
     assert inits_run(result["spec"]["containers"][0]) == 1
     assert status(result)["containers"] == {"app": "injected"}
+
+
+def test_a_wrapped_pod_with_other_mounts_that_lost_its_status_keeps_its_mount_path() -> None:
+    data = {"name": "data", "mountPath": "/data"}
+    app = container(command=["app"], volumeMounts=[data])
+    wrapped = mutated(pod(app, volumes=[{"name": "data", "emptyDir": {}}]))
+    del wrapped["metadata"]["annotations"]
+    result = mutated(wrapped)
+    assert result["spec"] == wrapped["spec"]
+    assert status(result)["containers"] == {"app": "injected"}
+    assert status(result)["mountPath"] == "/podinit"
+
+
+def test_an_init_container_installing_podinit_outside_its_volume_is_not_podinits() -> None:
+    """A user's own `podinit install` into a path its emptyDir does not hold: the volume is
+    not podinit's, and podinit adds its own."""
+    setup = container(
+        "setup",
+        command=["/podinit", "install", "/opt/podinit"],
+        volumeMounts=[{"name": "scratch", "mountPath": "/scratch"}],
+    )
+    app = container(command=["app"], volumeMounts=[{"name": "scratch", "mountPath": "/scratch"}])
+    original = pod(app, initContainers=[setup], volumes=[{"name": "scratch", "emptyDir": {}}])
+    result = mutated(original)
+    assert problems(result) == []
+    assert [v["name"] for v in result["spec"]["volumes"]] == ["scratch", "podinit"]
+    assert copy_containers(result) == ["podinit-install", "setup"]
+    assert result["spec"]["containers"][0]["command"] == [INIT, "--", "app"]
+
+
+def test_a_copy_container_mount_written_with_a_trailing_slash_is_still_podinits() -> None:
+    """As re-created from YAML someone tidied by hand, with the status lost."""
+    wrapped = mutated(pod(container(command=["app"])))
+    del wrapped["metadata"]["annotations"]
+    copy = wrapped["spec"]["initContainers"][0]
+    copy["volumeMounts"] = [dict(copy["volumeMounts"][0], mountPath="/target/")]
+    result = mutated(wrapped)
+    assert result["spec"] == wrapped["spec"]
+    assert status(result)["containers"] == {"app": "injected"}
+    assert status(result)["copyContainer"] == "podinit-install"
