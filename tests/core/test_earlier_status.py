@@ -235,3 +235,31 @@ def test_a_copy_container_mount_written_with_a_trailing_slash_is_still_podinits(
     assert result["spec"] == wrapped["spec"]
     assert status(result)["containers"] == {"app": "injected"}
     assert status(result)["copyContainer"] == "podinit-install"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [{"name": "conf", "configMap": {"name": "c"}}, {"name": "cache", "emptyDir": {}}],
+    ids=["config-map", "empty-dir-of-its-own"],
+)
+def test_podinits_volume_is_found_behind_the_pods_own_volumes_when_the_status_is_lost(
+    first: dict[str, Any],
+) -> None:
+    wrapped = mutated(pod(container(command=["app"])))
+    wrapped["spec"]["volumes"].insert(0, first)
+    del wrapped["metadata"]["annotations"]
+    result = mutated(wrapped)
+    assert result["spec"] == wrapped["spec"]
+    assert status(result)["containers"] == {"app": "injected"}
+
+
+def test_a_podinit_the_pod_runs_from_a_config_map_is_an_init_of_its_own() -> None:
+    """Not an emptyDir nor an image volume: not podinit's volume, so not podinit's init."""
+    app = container(
+        command=["/tools/podinit", "--", "app"],
+        volumeMounts=[{"name": "tools", "mountPath": "/tools"}],
+    )
+    original = pod(app, volumes=[{"name": "tools", "configMap": {"name": "tools"}}])
+    result = mutated(original)
+    assert result["spec"] == original["spec"]
+    assert status(result)["containers"] == {"app": "skipped: already runs an init (podinit)"}
