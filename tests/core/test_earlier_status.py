@@ -20,7 +20,7 @@ from tests.core.test_other_mutators import (
     moves_command_into_args,
     problems,
 )
-from webhook.core import InjectionMode, InjectSettings, prepare
+from webhook.core import ImageConfig, InjectionMode, InjectSettings, prepare
 
 STATUS = "podinit.dev/status"
 IMAGE_VOLUME = InjectSettings(injection_mode=InjectionMode.IMAGE_VOLUME)
@@ -205,6 +205,7 @@ def test_a_wrapped_pod_with_other_mounts_that_lost_its_status_keeps_its_mount_pa
     result = mutated(wrapped)
     assert result["spec"] == wrapped["spec"]
     assert status(result)["containers"] == {"app": "injected"}
+    assert status(result)["volume"] == "podinit"
     assert status(result)["mountPath"] == "/podinit"
 
 
@@ -263,3 +264,37 @@ def test_a_podinit_the_pod_runs_from_a_config_map_is_an_init_of_its_own() -> Non
     result = mutated(original)
     assert result["spec"] == original["spec"]
     assert status(result)["containers"] == {"app": "skipped: already runs an init (podinit)"}
+
+
+def test_a_copy_mode_pod_whose_wrapped_containers_were_all_replaced_reuses_volume_and_copy() -> (
+    None
+):
+    """Status lost and no container mounts the volume but the copy container: the new one is
+    wrapped from the same volume, mounted at the first free path."""
+    wrapped = mutated(pod(container(command=["app"])))
+    del wrapped["metadata"]["annotations"]
+    wrapped["spec"]["containers"] = [
+        container("web", command=["web"], volumeMounts=[{"name": "v", "mountPath": "/podinit"}])
+    ]
+    wrapped["spec"]["volumes"].append({"name": "v", "emptyDir": {}})
+    result = mutated(wrapped)
+    web = result["spec"]["containers"][0]
+    assert web["command"] == ["/podinit-1/podinit", "--", "web"]
+    assert web["volumeMounts"][-1] == {
+        "name": "podinit",
+        "mountPath": "/podinit-1",
+        "readOnly": True,
+    }
+    assert result["spec"]["initContainers"] == wrapped["spec"]["initContainers"]
+    assert problems(result) == []
+
+
+def test_the_notes_of_a_status_podinit_cannot_trust_are_not_carried_forward() -> None:
+    lookup = {"example/app:1": ImageConfig(entrypoint=("/app",), note="arm64 differs")}
+    wrapped = mutated(pod(container()), lookup)
+    recorded = status(wrapped)
+    recorded["mountPath"] = "podinit"  # relative: unsound, the pod itself is read instead
+    wrapped["metadata"]["annotations"][STATUS] = json.dumps(recorded)
+    again = status(mutated(wrapped))
+    assert again["containers"] == {"app": "injected"}
+    assert "notes" not in again
