@@ -298,3 +298,19 @@ def test_the_notes_of_a_status_podinit_cannot_trust_are_not_carried_forward() ->
     again = status(mutated(wrapped))
     assert again["containers"] == {"app": "injected"}
     assert "notes" not in again
+
+
+def test_an_image_volume_pod_with_an_untrusted_status_is_recorded_anew_from_its_spec() -> None:
+    lookup = {"example/app:1": ImageConfig(entrypoint=("/app",), note="arm64 differs")}
+    wrapped = mutated(pod(container()), lookup, IMAGE_VOLUME)
+    recorded = status(wrapped)
+    recorded["mountPath"] = "$(HOME)"  # unsound: the pod itself is read instead
+    wrapped["metadata"]["annotations"][STATUS] = json.dumps(recorded)
+    result = mutated(wrapped, settings=IMAGE_VOLUME)
+    assert result["spec"] == wrapped["spec"]
+    assert status(result) == {
+        "containers": {"app": "injected"},
+        "volume": "podinit",
+        "mountPath": "/podinit",
+        "fromImage": {"app": {"image": "example/app:1", "cmd": True}},
+    }
