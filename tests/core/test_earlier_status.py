@@ -314,3 +314,13 @@ def test_an_image_volume_pod_with_an_untrusted_status_is_recorded_anew_from_its_
         "mountPath": "/podinit",
         "fromImage": {"app": {"image": "example/app:1", "cmd": True}},
     }
+
+
+def test_an_image_volume_mount_written_with_a_trailing_slash_is_still_podinits() -> None:
+    wrapped = mutated(pod(container(command=["app"])), settings=IMAGE_VOLUME)
+    del wrapped["metadata"]["annotations"]
+    wrapped["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = "/podinit/"
+    result = mutated(wrapped, settings=IMAGE_VOLUME)
+    assert result["spec"] == wrapped["spec"]
+    assert status(result)["containers"] == {"app": "injected"}
+    assert status(result)["mountPath"] == "/podinit/"
