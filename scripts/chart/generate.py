@@ -50,6 +50,7 @@ CHART_OWNED = frozenset(
         "webhookConfiguration",
         "tlsCertFile",
         "tlsKeyFile",
+        "clientCaFile",  # from server.clientCA, which the chart mounts
         "kubeconfig",
         "configFile",
     }

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from e2e.controlplane import ControlPlane
-from e2e.processes import Process, free_port
+from e2e.processes import Process, StartupError, free_port
 from e2e.testwebhook import TestWebhook
 from e2e.tools import ToolsMissing, find_tools
 from scripts.chart import generate
@@ -219,7 +219,7 @@ def test_the_server_runs_with_the_charts_config_and_rbac_and_wraps_a_pod(
         cluster.kubectl("create", "namespace", app)
         cluster.kubectl("label", "namespace", app, "podinit.dev/inject=enabled")
         assert_a_pod_is_wrapped(cluster, server, app)
-        assert_an_unwrapped_pod_gets_a_warning_event(cluster, app)
+        assert_an_unwrapped_pod_gets_a_warning_event(cluster, app, server)
     finally:
         server.stop()
         cluster.helm("uninstall", release, "-n", namespace, check=False)
@@ -242,6 +242,7 @@ def serve_as_the_chart(
         PODINIT_TLS_CERT_FILE=str(tmp_path / "tls.crt"),
         PODINIT_TLS_KEY_FILE=str(tmp_path / "tls.key"),
         PODINIT_HOST="127.0.0.1",
+        PODINIT_METRICS_PORT=str(free_port()),  # not the chart's fixed 9443: runs may overlap
     )
     return cluster.spawn(release, [str(Path(sys.executable).parent / "podinit"), "serve"], env=env)
 
@@ -259,7 +260,9 @@ def assert_a_pod_is_wrapped(cluster: ControlPlane, server: Process, app: str) ->
     assert "/app" in container["command"] + container.get("args", [])
 
 
-def assert_an_unwrapped_pod_gets_a_warning_event(cluster: ControlPlane, app: str) -> None:
+def assert_an_unwrapped_pod_gets_a_warning_event(
+    cluster: ControlPlane, app: str, server: Process
+) -> None:
     """A pod it cannot wrap (nothing listens on port 9): a Warning Event, written with the
     chart's RBAC (events.k8s.io create only; no core events rights)."""
     unwrapped = pod(app, "unwrapped")
@@ -270,6 +273,9 @@ def assert_an_unwrapped_pod_gets_a_warning_event(cluster: ControlPlane, app: str
         items = cluster.kubectl_json("get", "events.events.k8s.io", "-n", app)["items"]
         return next((e for e in items if e["reason"] == "PodinitNotWrapped"), None)
 
-    written = cluster.wait_for("the server to write an Event", event, timeout=30)
+    try:
+        written = cluster.wait_for("the server to write an Event", event, timeout=60)
+    except StartupError as error:
+        raise AssertionError(f"{error}\n--- podinit serve:\n{server.tail()}") from None
     assert written["regarding"]["name"] == "unwrapped", written
-    assert written["note"].startswith("container app: "), written
+    assert written["note"].startswith('container "app": '), written

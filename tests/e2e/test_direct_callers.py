@@ -57,9 +57,26 @@ def served(
         )
         podinit.install()
         try:
+            wait_until_the_configuration_is_known(podinit)
             yield podinit
         finally:
             podinit.uninstall()
+
+
+def wait_until_the_configuration_is_known(podinit: Podinit) -> None:
+    """The server allows every namespace until it has read its webhook configuration (a read
+    before `helm install` found none; it reads again at most once a second): wait until a
+    review for a namespace nothing selects is refused (tests compare counts from here on)."""
+    probe = pod_review(
+        # not UNREACHABLE_IMAGE's host: its failure would be remembered for the tests' lookups
+        pod("no-such-namespace", "probe", container("app", image="127.0.0.2:9/probe/app:1")),
+        namespace="no-such-namespace",
+    )
+    podinit.cp.wait_for(
+        "the server to read its webhook configuration",
+        lambda: "patch" not in post(podinit, probe),
+        timeout=30,
+    )
 
 
 @pytest.fixture
@@ -108,7 +125,7 @@ def forged(namespace: str, name: str, **metadata: Any) -> dict[str, Any]:
 def test_a_direct_caller_naming_an_unselected_namespace_gets_no_lookup_no_secret_and_no_event(
     control_plane: ControlPlane, served: Podinit, unselected: str, selected: str
 ) -> None:
-    before = lookups(served)
+    before, unverified = lookups(served), events_total(served).get("unverified", 0)
     answer = post(served, forged(unselected, "x"))
     assert "patch" not in answer
     assert answer["warnings"] == [
@@ -116,15 +133,21 @@ def test_a_direct_caller_naming_an_unselected_namespace_gets_no_lookup_no_secret
     ]
     assert lookups(served) == before
     assert secret_reads(served, unselected) == []
+
     # The same review in a selected namespace does read and look up: the check is what differs.
-    post(served, forged(selected, "x"))
-    assert lookups(served) > before
+    # (a namespace made a moment ago is known at the server's next read, within a second)
+    def looked_up_for_selected() -> bool:
+        post(served, forged(selected, "x"))
+        return lookups(served) > before
+
+    control_plane.wait_for("a lookup for the selected namespace", looked_up_for_selected)
     control_plane.wait_for(
         "the selected namespace's secret read", lambda: secret_reads(served, selected)
     )
     control_plane.wait_for(
         "the selected namespace's Event to be judged",
-        lambda: events_total(served).get("unverified", 0) >= 1,  # pod x was never created
+        # pod x was never created
+        lambda: events_total(served).get("unverified", 0) > unverified,
     )
     assert events(control_plane, unselected) == []
 

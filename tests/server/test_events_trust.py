@@ -96,7 +96,7 @@ def written(
 ) -> tuple[list[dict[str, Any]], Metrics]:
     async def main() -> tuple[list[dict[str, Any]], Metrics]:
         api, metrics = Api(), Metrics()
-        owners = OwnerCheck(reads, pod_settle=pod_settle)
+        owners = OwnerCheck(reads, pod_settle=pod_settle, pod_give_up=pod_settle)
         recorder = EventRecorder(api, metrics, queue_size=100, instance="t", owners=owners)
         writer = asyncio.create_task(recorder.run())
         for pod in pods:

@@ -27,6 +27,11 @@ async def read_capped(response: httpx.Response, *, limit: int, what: str) -> byt
     length = response.headers.get("content-length")
     if length is not None and (not length.strip().isdigit() or int(length) > limit):
         raise TooLarge(f"{what} is too large", detail=f"Content-Length {length[:20]!r} > {limit}")
+    if response.is_stream_consumed:  # a transport that hands over bodies already read
+        body = response.content  # decoded by httpx; the cap still holds for what we keep
+        if len(body) > limit:
+            raise TooLarge(f"{what} is too large", detail=f"body over {limit} bytes")
+        return body
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     raw = response.aiter_raw()
     if encoding in ("", "identity"):

@@ -59,6 +59,7 @@ WINDOW_SECONDS = 360.0
 # At most one write per Event this often: the series of a failure repeated 1000 times a
 # minute costs two API calls a minute.
 INTERVAL_SECONDS = 30.0
+MAX_CREATING = 32  # new Events checked and written at the same time
 # Failures remembered at once (the least recently seen is forgotten first).
 MAX_ENTRIES = 10_000
 REQUEST_TIMEOUT_SECONDS = 5.0
@@ -131,6 +132,7 @@ class _Entry:
     key: Key = ("", "", "", "", "", "")  # as noticed (regarding and note may change after)
     checked: bool = False  # what `regarding` names was read and is as named (OwnerCheck)
     discarded: bool = False  # it is not: repeats are folded into nothing
+    creating: bool = False  # a task is checking and creating it (EventRecorder._creating)
 
 
 def regarding_of(namespace: str, pod: object) -> tuple[ObjectReference, str]:
@@ -256,6 +258,9 @@ class EventRecorder:
         self.request_timeout = request_timeout
         self._queue: asyncio.Queue[Key] = asyncio.Queue(maxsize=queue_size)
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        # New Events being checked and written: a bare pod's check waits for the apiserver to
+        # store it, so each runs in a task of its own and none holds up the others.
+        self._creating: set[asyncio.Task[None]] = set()
         self._failures = 0
         self._failures_logged = 0
         self._failure_logged_at = -math.inf
@@ -301,17 +306,38 @@ class EventRecorder:
         """Write queued Events at once and due series every `interval` seconds, until
         cancelled."""
         due = time.monotonic() + self.interval
-        while True:
-            if time.monotonic() >= due:
-                await self.flush()
-                due = time.monotonic() + self.interval
-            try:
-                key = await asyncio.wait_for(self._queue.get(), max(0.0, due - time.monotonic()))
-            except TimeoutError:
-                continue
-            entry = self._entries.get(key)
-            if entry is not None and entry.name is None and await self._check(entry):
+        try:
+            while True:
+                if time.monotonic() >= due:
+                    await self.flush()
+                    due = time.monotonic() + self.interval
+                try:
+                    key = await asyncio.wait_for(
+                        self._queue.get(), max(0.0, due - time.monotonic())
+                    )
+                except TimeoutError:
+                    continue
+                entry = self._entries.get(key)
+                if entry is not None and entry.name is None:
+                    await self._start_creating(entry)
+        finally:
+            for task in self._creating:
+                task.cancel()
+
+    async def _start_creating(self, entry: _Entry) -> None:
+        if len(self._creating) >= MAX_CREATING:  # bounded: wait for one to finish
+            await asyncio.wait(self._creating, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.create_task(self._create_checked(entry))
+        self._creating.add(task)
+        task.add_done_callback(self._creating.discard)
+
+    async def _create_checked(self, entry: _Entry) -> None:
+        entry.creating = True
+        try:
+            if await self._check(entry):
                 await self._write(entry)
+        finally:
+            entry.creating = False
 
     async def flush(self) -> None:
         """Write what is due (series not written for `interval` seconds, Events whose creation
@@ -319,7 +345,9 @@ class EventRecorder:
         now = time.monotonic()
         for entry in list(self._entries.values()):
             pending = entry.name is None or entry.count > entry.written
-            if pending and now - entry.attempted >= self.interval and await self._check(entry):
+            if entry.creating or not pending or now - entry.attempted < self.interval:
+                continue
+            if await self._check(entry):
                 await self._write(entry)
         for key, entry in list(self._entries.items()):
             if now - entry.seen >= self.window:

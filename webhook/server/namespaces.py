@@ -106,12 +106,25 @@ class NamespaceGate:
         return namespace in self.selected
 
     async def check(self, namespace: str) -> bool:
-        """After a fresh read when none was made in the last `recheck` seconds: selected, or
-        nothing can be told (no configuration with the webhook, or none could be read yet; it
-        is read again at most every `recheck` seconds, so installing the chart after the
-        server started takes effect within a second)."""
-        if not self.allows(namespace) and time.monotonic() - self._read_at >= self.recheck:
+        """Selected, or nothing can be told (no configuration with the webhook, or none could
+        be read yet). A namespace not known to be selected waits for the next read, at most
+        one every `recheck` seconds whoever asks: a namespace labelled a moment ago (`kubectl
+        create namespace`, `label`, `apply` in one go) is served, never refused for being
+        new. With no podinit webhook installed every namespace is allowed at once, and a read
+        in the background notices an install within a second."""
+        if self.allows(namespace):
+            return True
+        wait = self._read_at + self.recheck - time.monotonic()
+        if self.installed is False:
+            if wait <= 0 and (self._reading is None or self._reading.done()):
+                self._reading = asyncio.ensure_future(self._read())  # kept until the next
+            return True
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if time.monotonic() - self._read_at >= self.recheck:
             await self.read()
+        elif self._reading is not None and not self._reading.done():
+            await asyncio.shield(self._reading)  # the read another waiter started
         return self.allows(namespace) or self.installed is not True
 
     async def read(self) -> None:

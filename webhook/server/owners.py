@@ -26,6 +26,7 @@ from kubernetes.aio import client as kube
 
 TTL_SECONDS = 60.0
 POD_SETTLE_SECONDS = 2.0
+POD_GIVE_UP = 15.0  # seconds after its admission a pod not found counts as never created
 # A pod's creationTimestamp has whole seconds; admission and storage are milliseconds apart.
 CLOCK_SLACK = timedelta(seconds=2)
 REQUEST_TIMEOUT_SECONDS = 5.0
@@ -125,11 +126,13 @@ class OwnerCheck:
         *,
         ttl: float = TTL_SECONDS,
         pod_settle: float = POD_SETTLE_SECONDS,
+        pod_give_up: float = POD_GIVE_UP,
         max_entries: int = 10_000,
     ) -> None:
         self.reads = reads
         self.ttl = ttl
         self.pod_settle = pod_settle
+        self.pod_give_up = pod_give_up
         self.max_entries = max_entries
         self._cache: dict[tuple[str, str, str, str], tuple[float, Verdict]] = {}
 
@@ -145,6 +148,13 @@ class OwnerCheck:
             await asyncio.sleep(max(0.0, admitted_at + self.pod_settle - time.monotonic()))
         key = (reference["apiVersion"], kind, reference["namespace"], reference["name"])
         verdict = await self._verdict(key, fresh=kind == "Pod")
+        # A busy apiserver may store the pod seconds after admitting it: ask again for a while
+        # before calling it never created.
+        while (
+            kind == "Pod" and verdict is None and time.monotonic() < admitted_at + self.pod_give_up
+        ):
+            await asyncio.sleep(1.0)
+            verdict = await self._verdict(key, fresh=True)
         if isinstance(verdict, Unverifiable):
             raise verdict
         if verdict is None:
