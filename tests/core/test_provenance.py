@@ -202,3 +202,11 @@ def test_a_re_read_is_recorded_so_the_next_image_change_is_re_read_too() -> None
     app = mutated(set_image(result, "example/app:3"), app_3)["spec"]["containers"][0]
     assert app["command"] == [INIT, "--", "/bin/app3"]
     assert app["args"] == ["--v3"]
+
+
+def test_an_override_that_names_a_digest_is_still_not_pinned() -> None:
+    """The override's argv was written by an admin for a pattern of images, not read from the
+    tag the container names: pinning it to a digest would pin to a guess."""
+    override = ImageOverride("example/*", ImageConfig(("/bin/app",), digest=DIGEST_1))
+    result = mutated(app_pod(), {}, InjectSettings(image_overrides=(override,)))
+    assert result["spec"]["containers"][0]["image"] == "example/app:1"
