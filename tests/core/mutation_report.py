@@ -51,18 +51,20 @@ def report(found: dict[str, dict[str, str]], equivalent: set[str]) -> list[str]:
         counts: Counter[str] = Counter()
         for name, result in by_name.items():
             killed = result in {"killed", "timeout", "type check"}
-            if name in equivalent:
+            if name in equivalent and result == "survived":
                 counts["equivalent"] += 1
-                if result != "survived":
-                    stale.append(f"{name}: {result}")
-            elif killed:
+                continue
+            if name in equivalent and killed:
+                stale.append(f"{name}: {result}")
+            if killed:
                 counts["killed"] += 1
             elif result == "survived":
                 counts["survived"] += 1
                 survivors.append(name)
             else:
                 counts["other"] += 1
-                survivors.append(f"{name} ({result})")
+                if result != "not checked":  # an interrupted or narrowed run leaves many
+                    survivors.append(f"{name} ({result})")
         counts["mutants"] = len(by_name)
         totals += counts
         lines.append(_row(source, counts))

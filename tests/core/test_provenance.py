@@ -210,3 +210,20 @@ def test_an_override_that_names_a_digest_is_still_not_pinned() -> None:
     override = ImageOverride("example/*", ImageConfig(("/bin/app",), digest=DIGEST_1))
     result = mutated(app_pod(), {}, InjectSettings(image_overrides=(override,)))
     assert result["spec"]["containers"][0]["image"] == "example/app:1"
+
+
+@pytest.mark.parametrize(
+    ("image", "settings"),
+    [
+        ("example/app:1", InjectSettings(pin_image_digests=False)),
+        (f"example/app@{DIGEST_1}", InjectSettings()),
+    ],
+    ids=["not-pinning", "named-by-digest"],
+)
+def test_an_image_podinit_does_not_pin_is_not_in_the_patch(
+    image: str, settings: InjectSettings
+) -> None:
+    """The patch holds only what changes: no `replace` of the image by itself."""
+    found = {image: ImageConfig(("/bin/app",), digest=DIGEST_1)}
+    patch = mutate(app_pod(image=image), settings, found).patch
+    assert not [op for op in patch if op["path"].endswith("/image")]
