@@ -14,7 +14,7 @@ import pytest
 
 from tests.core.helpers import SETTINGS, container, pod, status
 from tests.core.helpers import mutated as mutated_pod
-from webhook.core import InjectSettings, prepare
+from webhook.core import InjectSettings, InvalidPod, prepare
 
 OS = "kubernetes.io/os"
 ARCH = "kubernetes.io/arch"
@@ -148,3 +148,29 @@ def test_a_pod_decided_without_image_configs_still_names_its_architecture(
     plan = prepare(pod(container(), annotations=annotations, **spec), SETTINGS)
     assert plan.images == frozenset()
     assert plan.architecture == "amd64"
+
+
+REQUIRED = "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution"
+
+
+@pytest.mark.parametrize(
+    ("spec", "where"),
+    [
+        ({"os": "linux"}, "/spec/os"),
+        ({"affinity": ["node"]}, "/spec/affinity"),
+        ({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": 1}}},
+         REQUIRED),
+        ({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": {"a": 1}}}}}, f"{REQUIRED}/nodeSelectorTerms"),
+        ({"affinity": _affinity()
+          | {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+              "nodeSelectorTerms": [{"matchExpressions": "zone"}]}}}},
+         f"{REQUIRED}/nodeSelectorTerms/0/matchExpressions"),
+    ],
+)  # fmt: skip
+def test_a_malformed_placement_is_refused_naming_the_field(
+    spec: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(InvalidPod) as error:
+        prepare(pod(container(command=["app"]), **spec), SETTINGS)
+    assert error.value.where == where
