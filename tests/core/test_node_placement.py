@@ -157,6 +157,7 @@ REQUIRED = "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExe
     ("spec", "where"),
     [
         ({"os": "linux"}, "/spec/os"),
+        ({"nodeSelector": ["linux"]}, "/spec/nodeSelector"),
         ({"affinity": ["node"]}, "/spec/affinity"),
         ({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": 1}}},
          REQUIRED),
