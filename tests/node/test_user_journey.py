@@ -153,7 +153,7 @@ def test_a_pod_left_unwrapped_is_a_warning_event_on_its_replicaset(
     assert found["type"] == "Warning"
     assert found["regarding"]["kind"] == "ReplicaSet"
     assert found["regarding"]["name"].startswith("lost-")
-    assert found["note"].startswith("container missing: "), found["note"]
+    assert found["note"].startswith('container "missing": '), found["note"]
     assert "not found" in found["note"], found["note"]
     described = cluster.cp.kubectl("describe", "replicaset", "-n", labelled, "-l", "app=lost")
     assert "PodinitNotWrapped" in described.stdout
