@@ -94,5 +94,11 @@ def one(objs: Objects, kind: str, name: str | None = None) -> dict[str, Any]:
     return found[0]
 
 
+def pod_spec(objs: Objects) -> dict[str, Any]:
+    """The webhook Deployment's pod spec."""
+    spec: dict[str, Any] = one(objs, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
 def kinds(objs: Objects) -> set[str]:
     return {o["kind"] for o in objs}
