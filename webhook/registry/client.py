@@ -34,8 +34,9 @@ from .errors import (
     shorten,
 )
 from .fairness import Shares
-from .network import DeniedAddress, GuardedBackend, NetworkPolicy
+from .network import DeniedAddress, GuardedBackend, NetworkPolicy, parse_networks
 from .redact import redact_text, redact_url
+from .settings import ResolverSettings
 from .wire import (
     ACCEPT_MANIFESTS,
     Index,
@@ -73,6 +74,18 @@ def make_vouching_context(ca_bundle: str) -> ssl.SSLContext:
     else:
         context.load_verify_locations(cafile=ca_bundle)
     return context
+
+
+def policy_for(
+    settings: ResolverSettings, *, insecure: frozenset[str], mirrors: Mapping[str, str]
+) -> NetworkPolicy:
+    """Where lookups may connect; ValueError naming the setting when a network is invalid."""
+    return NetworkPolicy(
+        denied=parse_networks(settings.denied_networks, "registryDeniedNetworks"),
+        allowed=parse_networks(settings.allowed_networks, "registryAllowedNetworks"),
+        named=insecure | frozenset(mirrors.values()),
+        vouch=make_vouching_context(settings.ca_bundle) if settings.ca_bundle else None,
+    )
 
 
 def make_transport(

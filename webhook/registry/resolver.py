@@ -22,22 +22,21 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import httpx
 
 from webhook.core.images import ImageConfig
 
+from . import comparison
 from .auth import Challenge, RegistryAuth, TokenCache
 from .backoff import Backoff
 from .cache import LRU, SingleFlight
-from .client import Bounds, Endpoint, RegistryClient, make_transport, make_vouching_context
+from .client import Bounds, Endpoint, RegistryClient, make_transport, policy_for
 from .credentials import Credential, Keyring
 from .errors import BadResponse, DeadlineExceeded, NotFoundError, RegistryError, shorten
 from .fairness import Shares
-from .network import NetworkPolicy, parse_networks
 from .platforms import (
-    Argv,
     Platform,
     disagreement_note,
     platform_of,
@@ -91,7 +90,7 @@ class ImageResolver:
         self._fingerprint_key = os.urandom(32)
         insecure = frozenset(normalize_host(h) for h in s.insecure)
         mirrors = {normalize_host(k): normalize_host(v) for k, v in s.mirrors.items()}
-        network = _network_policy(s, insecure, mirrors)
+        network = policy_for(s, insecure=insecure, mirrors=mirrors)
         self._http = httpx.AsyncClient(
             transport=transport or make_transport(ca_bundle=s.ca_bundle, network=network),
             timeout=httpx.Timeout(s.request_timeout, pool=s.fetch_timeout),
@@ -467,32 +466,17 @@ class ImageResolver:
         self._put(lookup, digest, config)
         return config
 
-    # -- platform comparison -------------------------------------------------------------------
-    # Knowing whether platforms disagree needs every platform's config: one manifest and one
-    # blob request each. We fetch them concurrently with the chosen platform's (so it adds
-    # no latency in the common case), cap how many, and wait at most `compare_grace` for
-    # stragglers; an incomplete comparison is kept only for tag_ttl and then retried. The
-    # result is cached per index digest, so this cost is paid once per image version.
+    # -- platform comparison (comparison.py), its result cached per index digest ---------------
 
     def _start_comparison(
         self, lookup: _Lookup, index_digest: str, index: Index, chosen: Descriptor
-    ) -> dict[Platform, asyncio.Task[CachedConfig]]:
+    ) -> comparison.Siblings:
         limit = self.settings.compare_platforms
         if limit <= 0 or isinstance(self._get(lookup, _COMPARE + index_digest), Comparison):
             return {}
-        mine = platform_of(chosen)
-        tasks: dict[Platform, asyncio.Task[CachedConfig]] = {}
-        loop = asyncio.get_running_loop()
-        for entry in runnable_entries(index.manifests):
-            other = platform_of(entry)
-            if other == mine or other in tasks or entry.digest == chosen.digest:
-                continue
-            if len(tasks) >= limit:
-                break
-            task = loop.create_task(self._image_config(lookup, entry.digest))
-            task.add_done_callback(_retrieve)
-            tasks[other] = task
-        return tasks
+        return comparison.start(
+            index, chosen, limit=limit, fetch=lambda digest: self._image_config(lookup, digest)
+        )
 
     async def _finish_comparison(
         self,
@@ -500,7 +484,7 @@ class ImageResolver:
         index_digest: str,
         chosen: Descriptor,
         config: CachedConfig,
-        tasks: dict[Platform, asyncio.Task[CachedConfig]],
+        tasks: comparison.Siblings,
     ) -> str | None:
         if self.settings.compare_platforms <= 0:
             return None
@@ -508,40 +492,12 @@ class ImageResolver:
         known = self._get(lookup, _COMPARE + index_digest)
         if isinstance(known, Comparison):
             return disagreement_note(mine, dict(known.configs))
-        if tasks:
-            await asyncio.wait(tasks.values(), timeout=self.settings.compare_grace)
-        configs: dict[Platform, Argv] = {
-            platform: task.result().argv
-            for platform, task in tasks.items()
-            if task.done() and not task.cancelled() and task.exception() is None
-        }
-        complete = len(configs) == len(tasks)
-        configs[mine] = config.argv
-        self._put(
-            lookup,
-            _COMPARE + index_digest,
-            Comparison(configs, complete),
-            ttl=None if complete else self.settings.tag_ttl,
+        configs, complete = await comparison.finish(
+            chosen, config, tasks, grace=self.settings.compare_grace
         )
+        ttl = None if complete else self.settings.tag_ttl
+        self._put(lookup, _COMPARE + index_digest, Comparison(configs, complete), ttl=ttl)
         return disagreement_note(mine, configs)
-
-
-def _network_policy(
-    settings: ResolverSettings, insecure: frozenset[str], mirrors: dict[str, str]
-) -> NetworkPolicy:
-    """Where lookups may connect; ValueError naming the setting when a network is invalid."""
-    return NetworkPolicy(
-        denied=parse_networks(settings.denied_networks, "registryDeniedNetworks"),
-        allowed=parse_networks(settings.allowed_networks, "registryAllowedNetworks"),
-        named=insecure | frozenset(mirrors.values()),
-        vouch=make_vouching_context(settings.ca_bundle) if settings.ca_bundle else None,
-    )
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    # Comparison fetches are best effort: their failures are expected and not worth a log.
-    if not task.cancelled():
-        task.exception()
 
 
 __all__ = ["ImageResolver"]
