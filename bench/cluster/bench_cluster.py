@@ -266,14 +266,17 @@ def markdown(
     pods: int,
     gates: dict[str, bool],
 ) -> str:
-    disruption_rows = "\n".join(
-        f"| {name} | {created} | {unwrapped} |" for name, (created, unwrapped) in disrupted.items()
+    """The doc section of a run: its setup, then start, stop, disruption and latency."""
+    return (
+        _intro(gates, pods)
+        + _start_part(start, seen)
+        + _stop_part(stop, seen)
+        + _disruption_part(disrupted)
+        + _latency_part(latency)
     )
-    stop_rows = "\n".join(
-        f"| {variant} | {_s(wall_times(samples))} | "
-        f"{min(wall_times(samples)):.2f}-{max(wall_times(samples)):.2f} s |"
-        for variant, samples in stop.items()
-    )
+
+
+def _intro(gates: dict[str, bool], pods: int) -> str:
     gated = _gates_text(gates)
     flags = " ".join(f"--kubelet-feature-gate {gate}" for gate in gated.split(", "))
     return f"""## {section_title(gates)}
@@ -286,7 +289,13 @@ medians. Pods are the shell-form
 busybox app (`ENTRYPOINT echo …; /bin/app`, the app traps SIGTERM), without `command`, so
 the webhook reads the image's ENTRYPOINT from the registry.
 
-Create -> Ready, unmutated and wrapped pods interleaved (each mode with its own unmutated
+"""
+
+
+def _start_part(
+    start: dict[str, dict[str, list[Sample]]], seen: dict[tuple[str, str], PodTimes]
+) -> str:
+    return f"""Create -> Ready, unmutated and wrapped pods interleaved (each mode with its own unmutated
 baseline, measured from the create request to Ready, polled every 20 ms; a random
 {BEFORE_CREATE[0]:g}-{BEFORE_CREATE[1]:g} s pause before each create, so that the kubelet's
 once-a-second relist falls anywhere in a start):
@@ -302,7 +311,16 @@ only once it has seen the init container exit):
 
 {start_table(_start_phase_rows(start), seen)}
 
-`kubectl delete pod` wall time, default grace period (30 s), pods deleted {RUNNING[0]:g}-{RUNNING[1]:g} s after Ready:
+"""
+
+
+def _stop_part(stop: dict[str, list[Sample]], seen: dict[tuple[str, str], PodTimes]) -> str:
+    stop_rows = "\n".join(
+        f"| {variant} | {_s(wall_times(samples))} | "
+        f"{min(wall_times(samples)):.2f}-{max(wall_times(samples)):.2f} s |"
+        for variant, samples in stop.items()
+    )
+    return f"""`kubectl delete pod` wall time, default grace period (30 s), pods deleted {RUNNING[0]:g}-{RUNNING[1]:g} s after Ready:
 
 | pod | median | range |
 | --- | --- | --- |
@@ -313,7 +331,14 @@ app's part, the rest the kubelet's):
 
 {stop_table(stop, seen)}
 
-Pods created at 10/s in an opted-in namespace while the webhook is disrupted
+"""
+
+
+def _disruption_part(disrupted: dict[str, tuple[int, int]]) -> str:
+    disruption_rows = "\n".join(
+        f"| {name} | {created} | {unwrapped} |" for name, (created, unwrapped) in disrupted.items()
+    )
+    return f"""Pods created at 10/s in an opted-in namespace while the webhook is disrupted
 (`failurePolicy: Ignore`: a failed admission creates the pod unwrapped):
 
 | disruption | pods created | created unwrapped |
@@ -325,7 +350,11 @@ the kubelet and containerd set here, whatever the init. "no token volume" pods s
 `automountServiceAccountToken: false`: the unmutated one then has no volume at all, the
 wrapped one only the volume the injection adds.
 
-Admission latency as the apiserver measures it (`{WEBHOOK}`, every CREATE of the run):
+"""
+
+
+def _latency_part(latency: dict[str, float]) -> str:
+    return f"""Admission latency as the apiserver measures it (`{WEBHOOK}`, every CREATE of the run):
 {latency["count"]:.0f} admissions, mean {latency["mean"] * 1000:.1f} ms,
 p50 <= {latency["p50_le"] * 1000:g} ms, p99 <= {latency["p99_le"] * 1000:g} ms (histogram
 bucket bounds).
