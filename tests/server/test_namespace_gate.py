@@ -13,12 +13,13 @@ import orjson
 
 from e2e.reviews import pod_review
 from webhook.core import InjectSettings
+from webhook.core.selection import label_selector
 from webhook.registry import ImageResolver, ResolverSettings
 from webhook.registry_lookups import PullSecretReader
 from webhook.server.admission import Admitter
 from webhook.server.events import EventRecorder
 from webhook.server.metrics import Metrics
-from webhook.server.namespaces import NamespaceGate, label_selector
+from webhook.server.namespaces import NamespaceGate
 
 OPT_IN = {
     "matchExpressions": [

@@ -23,7 +23,6 @@ import yaml
 from kubernetes.aio import client as kube
 from kubernetes.aio import config as kube_config
 
-from webhook.cli.selection import WEBHOOK, Selection
 from webhook.config import Config
 from webhook.core import (
     UNWRAPPED,
@@ -34,6 +33,7 @@ from webhook.core import (
     observe,
     prepare,
 )
+from webhook.core.selection import WEBHOOK, Selection
 from webhook.kube import api_client, close
 from webhook.registry import ImageResolver
 from webhook.registry_lookups import PullSecretReader, make_resolver, resolve_all

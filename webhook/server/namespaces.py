@@ -27,14 +27,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
 
+from webhook.core.selection import WEBHOOK, label_selector
+
 log = logging.getLogger("podinit.namespaces")
 
-WEBHOOK = "pods.podinit.dev"
 REFRESH_SECONDS = 30.0
 RECHECK_SECONDS = 1.0
 REQUEST_TIMEOUT_SECONDS = 5.0
@@ -54,27 +54,6 @@ class NamespaceApi(Protocol):
     async def list_namespace_without_preload_content(
         self, *, label_selector: str, _request_timeout: float
     ) -> Any: ...
-
-
-def label_selector(selector: object) -> str:
-    """A metav1.LabelSelector in the string form the API's labelSelector parameter takes (as
-    metav1.LabelSelectorAsSelector writes it); "" selects everything, as an absent selector in
-    a webhook configuration. The apiserver validated it when the configuration was stored."""
-    if not isinstance(selector, Mapping):
-        return ""
-    terms = [f"{key}={value}" for key, value in (selector.get("matchLabels") or {}).items()]
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key", ""), expression.get("operator")
-        values = ",".join(expression.get("values") or [])
-        terms.append(
-            {
-                "In": f"{key} in ({values})",
-                "NotIn": f"{key} notin ({values})",
-                "Exists": key,
-                "DoesNotExist": f"!{key}",
-            }[operator]
-        )
-    return ",".join(terms)
 
 
 class NamespaceGate:

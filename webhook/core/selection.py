@@ -1,10 +1,12 @@
-"""Which pods the installed webhook configuration sends to podinit.
+"""Which pods the installed webhook configuration sends to podinit: the one home of selector
+semantics, for `podinit scan`, the server's namespace gate and its pod watch.
 
 There is one definition of "this pod selects injection": the namespaceSelector and
 objectSelector of the webhook named `pods.podinit.dev` as the cluster has it (the chart renders
 them from `mode`, `webhook.excludedNamespaces` and the extra expressions; deploy/ holds the same
-objects). `podinit scan` reads that configuration and evaluates its selectors here, as the API
-server does, instead of restating the chart's rules. Its matchConditions (CEL) are not
+objects). Its readers evaluate those selectors here, as the API server does (`matches`), or
+hand them to the API server as a labelSelector string (`label_selector`), instead of restating
+the chart's rules. Its matchConditions (CEL) are not
 evaluated: the chart's two (the opt-out annotation, `spec.os.name: windows`) only exclude pods
 the core leaves alone as a whole anyway.
 """
@@ -41,6 +43,27 @@ def _holds(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     if operator == "DoesNotExist":
         return key not in labels
     return False  # the API server accepts no other operator
+
+
+def label_selector(selector: object) -> str:
+    """A metav1.LabelSelector in the string form the API's labelSelector parameter takes (as
+    metav1.LabelSelectorAsSelector writes it); "" selects everything, as an absent selector in
+    a webhook configuration. The apiserver validated it when the configuration was stored."""
+    if not isinstance(selector, Mapping):
+        return ""
+    terms = [f"{key}={value}" for key, value in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key", ""), expression.get("operator")
+        values = ",".join(expression.get("values") or [])
+        terms.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }[operator]
+        )
+    return ",".join(terms)
 
 
 @dataclass(frozen=True, slots=True)

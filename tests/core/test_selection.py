@@ -1,11 +1,11 @@
-"""Label selectors of the installed webhook configuration (cli/selection.py), evaluated as the
+"""Label selectors of the installed webhook configuration (core/selection.py), evaluated as the
 API server does. tests/e2e/test_scan.py checks them on the chart's own configuration."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from webhook.cli.selection import Selection, matches
+from webhook.core.selection import Selection, matches
 
 OPT_IN = {
     "matchExpressions": [{"key": "podinit.dev/inject", "operator": "In", "values": ["enabled"]}]
