@@ -11,7 +11,14 @@ from webhook.core.images import (
     find_override,
 )
 from webhook.core.mutate import Decided, Pending, Plan, mutate, prepare
-from webhook.core.observed import UNWRAPPED, WHOLE_POD, Observation, State, observe
+from webhook.core.observed import (
+    UNWRAPPED,
+    WHOLE_POD,
+    Observation,
+    State,
+    may_be_unwrapped,
+    observe,
+)
 from webhook.core.settings import InjectionMode, InjectSettings, LookupFailurePolicy
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "Plan",
     "State",
     "find_override",
+    "may_be_unwrapped",
     "mutate",
     "observe",
     "prepare",

@@ -19,9 +19,14 @@ ARCH_LABEL = "kubernetes.io/arch"
 
 def silent_skip(pod: PodView) -> str | None:
     """Pods that get no patch at all, not even a status annotation."""
-    if ann.MIRROR in pod.annotations:
+    return silent_skip_annotations(pod.annotations)
+
+
+def silent_skip_annotations(annotations: Mapping[str, str]) -> str | None:
+    """`silent_skip` of a pod with these annotations: it reads nothing else."""
+    if ann.MIRROR in annotations:
         return "mirror pod (static pods cannot be changed through the API)"
-    if ann.is_false(pod.annotations.get(ann.INJECT, "")):
+    if ann.is_false(annotations.get(ann.INJECT, "")):
         return f"opted out by {ann.INJECT}"
     return None
 

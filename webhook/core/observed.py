@@ -13,12 +13,13 @@ the old pods linger for their grace period, and nothing is left to fix in them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from webhook.core import annotations as ann
 from webhook.core.decisions import Decision, Mutation, Outcome
-from webhook.core.eligibility import pod_skip, silent_skip
+from webhook.core.eligibility import pod_skip, silent_skip, silent_skip_annotations
 from webhook.core.layout import previous_status
 from webhook.core.mutate import Decided, Plan
 
@@ -58,6 +59,24 @@ def observe(plan: Plan, mutation: Mutation, *, selected: bool) -> tuple[Observat
         else o
         for o in seen
     )
+
+
+def may_be_unwrapped(metadata: Mapping[str, Any]) -> bool:
+    """Whether `observe` could call a pod with this metadata failed or slipped: False only for
+    pods it never would, so a watch of pods' metadata reads the spec of the others alone. A
+    pod as the webhook left it (its status written, its spec not changed since: generation 1)
+    is unwrapped only where that status records a failure; opted-out and mirror pods are
+    skipped, deleted ones terminating."""
+    if metadata.get("deletionTimestamp") is not None:
+        return False
+    annotations = metadata.get("annotations") or {}
+    if not isinstance(annotations, Mapping) or silent_skip_annotations(annotations):
+        return False
+    status = annotations.get(ann.STATUS)
+    if not isinstance(status, str):
+        return True
+    changed = metadata.get("generation", 1) != 1
+    return changed or Outcome.FAILED in status
 
 
 def _observe(plan: Plan, mutation: Mutation, *, selected: bool) -> tuple[Observation, ...]:
