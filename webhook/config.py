@@ -86,7 +86,7 @@ class Config(BaseSettings):
     volume_name: str = _core_default("volume_name")
     volume_size_limit: str = _core_default("volume_size_limit")
     copy_container_name: str = _core_default("copy_container_name")
-    run_as_user: int = Field(_core_default("run_as_user"), gt=0)
+    run_as_user: int | None = Field(_core_default("run_as_user"), gt=0)
     # None: the copy container mirrors the smallest app container's (core/resources.py).
     copy_container_resources: ResourcesEntry | None = None
     # Which containers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.core.helpers import INIT, SETTINGS, container, images, mutate, mutated, pod, status
@@ -23,16 +25,62 @@ def test_the_copy_container_goes_first_and_passes_pod_security_restricted() -> N
     copy = result["spec"]["initContainers"][0]
     assert copy["name"] == "podinit-install"
     assert copy["command"] == ["/podinit", "install", "/target/podinit"]
+    # no uid of its own: it runs as the pod's, or the init image's USER (65532)
     assert copy["securityContext"] == {
         "runAsNonRoot": True,
-        "runAsUser": 65532,
-        "runAsGroup": 65532,
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert "resources" not in copy  # the app claims none (resources: test_resources.py)
+
+
+RESTRICTED_BUT_UID = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+@pytest.mark.parametrize(
+    "pod_security",
+    [
+        # OpenShift's restricted-v2 writes the namespace range's first uid and an fsGroup
+        {"runAsUser": 1000680000, "fsGroup": 1000680000},
+        {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 3000},
+        {"runAsGroup": 0},
+    ],
+    ids=["openshift-range", "app-uid", "root-group-only"],
+)
+def test_the_copy_container_asks_for_no_uid_so_it_runs_as_the_one_the_pod_was_given(
+    pod_security: dict[str, Any],
+) -> None:
+    result = mutated(pod(container(command=["app"]), securityContext=pod_security))
+    assert result["spec"]["initContainers"][0]["securityContext"] == RESTRICTED_BUT_UID
+    assert result["spec"]["securityContext"] == pod_security  # the pod's own is left as it was
+
+
+def test_a_pod_that_runs_as_root_gets_a_copy_container_running_as_the_init_images_uid() -> None:
+    # runAsNonRoot with the pod's uid 0 inherited: the kubelet would refuse to start it
+    result = mutated(pod(container(command=["app"]), securityContext={"runAsUser": 0}))
+    assert result["spec"]["initContainers"][0]["securityContext"] == {
+        **RESTRICTED_BUT_UID,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+    }
+
+
+def test_a_configured_run_as_user_is_the_copy_containers_uid_and_gid_whatever_the_pods() -> None:
+    settings = InjectSettings(run_as_user=4242)
+    for pod_security in ({}, {"runAsUser": 0}, {"runAsUser": 1000680000}):
+        result = mutated(
+            pod(container(command=["app"]), securityContext=pod_security), settings=settings
+        )
+        context = result["spec"]["initContainers"][0]["securityContext"]
+        assert (context["runAsUser"], context["runAsGroup"]) == (4242, 4242), pod_security
 
 
 def test_wrapped_containers_mount_the_emptydir_read_only() -> None:

@@ -49,7 +49,8 @@ class InjectSettings:
     copy_container_name: str = "podinit-install"
     # None: mirror the smallest app container's (webhook/core/resources.py).
     copy_container_resources: Resources | None = None
-    run_as_user: int = 65532
+    # None: the copy container names no uid and runs as the pod's (copy_container.py)
+    run_as_user: int | None = None
     known_inits: tuple[str, ...] = DEFAULT_KNOWN_INITS
     inject_init_containers: bool = False
     skip_shared_process_namespace: bool = True
@@ -63,7 +64,7 @@ class InjectSettings:
         """Settings that would make every mutated pod invalid are refused up front."""
         if not self.mount_path.startswith("/") or "$" in self.mount_path:
             raise ValueError(f"mount_path must be absolute and free of '$': {self.mount_path!r}")
-        if self.run_as_user <= 0:
+        if self.run_as_user is not None and self.run_as_user <= 0:
             raise ValueError("run_as_user must be a non-zero uid (Pod Security 'restricted')")
         for name, value in (
             ("volume_name", self.volume_name),
