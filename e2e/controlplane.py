@@ -3,6 +3,9 @@
 etcd, kube-apiserver and kube-controller-manager are the real programs (built by
 ``make e2e-tools``, see e2e/tools.sh; their flags are in e2e.components); there is no
 kubelet, so pods stay Pending, unless e2e.node adds one (then kube-scheduler runs too).
+A release of the version matrix (``find_tools("v1.34.4")``) runs etcd and its
+kube-apiserver only: ``create_namespace`` then makes the ``default`` ServiceAccount the
+serviceaccount controller would.
 
 Usage (the pytest session fixture in tests/e2e/conftest.py does this)::
 
@@ -51,7 +54,7 @@ from e2e.components import (
 )
 from e2e.pki import CertAuthority, IssuedCert
 from e2e.processes import Process, StartupError, free_port, port_taken, spawn, wait_until
-from e2e.tools import Tools, find_node_tools
+from e2e.tools import Tools, find_node_tools, kubectl_within_skew
 from e2e.webhookconfig import http_ok
 
 
@@ -194,7 +197,14 @@ class ControlPlane:
         self._admin = keys.admin
         etcd = self._start_etcd()
         apiserver = self._start_apiserver(keys, timeout=timeout, watched=[etcd])
-        kcm = self._start_controller_manager(keys, watched=[etcd, apiserver])
+        self._check_kubectl_skew()
+        if self.tools.kube_controller_manager is None:
+            # a matrix release: no controllers; what the tests need of them is made here
+            self.create_namespace("default")
+            return
+        kcm = self._start_controller_manager(
+            self.tools.kube_controller_manager, keys, watched=[etcd, apiserver]
+        )
         if self.address != LOOPBACK:
             self._start_scheduler()
         # The serviceaccount controller creates `default` in every namespace; pods
@@ -205,6 +215,32 @@ class ControlPlane:
             60,
             [etcd, apiserver, kcm],
         )
+
+    def server_version(self) -> str:
+        """The apiserver's gitVersion (``/version``), e.g. ``v1.34.4``."""
+        return str(self.api("GET", "/version")["gitVersion"])
+
+    def _check_kubectl_skew(self) -> None:
+        """Every test's kubectl is the built one of tools.kube_version: refuse to start if
+        it is outside kubectl's supported skew of this apiserver (one minor either way)."""
+        client = json.loads(self.kubectl("version", "--client", "-o", "json").stdout)
+        kubectl, server = client["clientVersion"]["gitVersion"], self.server_version()
+        if not kubectl_within_skew(kubectl, server):
+            raise StartupError(f"kubectl {kubectl} is outside the supported skew of {server}")
+
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
+        """A namespace with its ``default`` ServiceAccount: pods are refused until it exists.
+        With a controller manager its serviceaccount controller creates it (waited for);
+        without one (a matrix release) it is created here, as that controller would."""
+        meta: dict[str, Any] = {"name": name, "labels": labels or {}}
+        if name != "default":
+            self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
+        path = f"/api/v1/namespaces/{name}/serviceaccounts/default"
+        if self.tools.kube_controller_manager is not None:
+            self.wait_for(f"ServiceAccount {name}/default", lambda: self._api_get_ok(path))
+        elif not self._api_get_ok(path):
+            sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+            self.api("POST", f"/api/v1/namespaces/{name}/serviceaccounts", sa)
 
     def _start_etcd(self) -> Process:
         etcd_port, peer_port = free_port(), free_port()
@@ -250,12 +286,14 @@ class ControlPlane:
         )
         return apiserver
 
-    def _start_controller_manager(self, keys: ClusterKeys, *, watched: list[Process]) -> Process:
+    def _start_controller_manager(
+        self, binary: Path, keys: ClusterKeys, *, watched: list[Process]
+    ) -> Process:
         kubeconfig = self.workdir / "kcm.kubeconfig"
         self.write_kubeconfig(kubeconfig, keys.controller_manager, "kube-controller-manager")
         port = free_port()
         argv = controller_manager_argv(
-            self.tools.kube_controller_manager,
+            binary,
             kubeconfig=kubeconfig,
             port=port,
             cert_dir=self.workdir / "kcm-certs",
@@ -351,16 +389,24 @@ class ControlPlane:
         check: bool = True,
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the kubectl on PATH against this cluster; raises with stderr on failure."""
+        """Run the built kubectl of ``tools.kube_version`` (checked at start to be within
+        the apiserver's skew) against this cluster; raises with stderr on failure."""
         return self._run([str(self.tools.kubectl), *args], input, check, timeout)
 
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
     def helm(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 120,
+        major: int = 3,
     ) -> subprocess.CompletedProcess[str]:
-        return self._run([str(self.tools.helm), *args], input, check, timeout)
+        """Helm 3 (``HELM_VERSION``), or with ``major=4`` Helm 4 (``HELM4_VERSION``)."""
+        helm = {3: self.tools.helm, 4: self.tools.helm4}[major]
+        return self._run([str(helm), *args], input, check, timeout)
 
     def apply(self, *objects: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         """``kubectl apply`` the given objects (dicts) server-side."""

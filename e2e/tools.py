@@ -1,9 +1,14 @@
 """Where the end-to-end tools are: the binaries ``make e2e-tools`` builds (e2e/tools.sh)
-into the tools cache, at the versions of e2e/versions.env, and kubectl on PATH.
+into the tools cache, at the versions of e2e/versions.env. Nothing is taken from PATH but
+runc: kubectl is built per Kubernetes release, and ``find_tools`` pairs each apiserver with
+the kubectl of its own release (``kubectl_within_skew`` checks the pairing).
 
 ``find_tools()`` returns the control plane's paths or raises ``ToolsMissing`` naming what
 is missing and how to get it; an environment variable per tool (``ETCD``,
-``KUBE_APISERVER``, ``KUBE_CONTROLLER_MANAGER``, ``HELM``, ``KUBECTL``) overrides its path.
+``KUBE_APISERVER``, ``KUBE_CONTROLLER_MANAGER``, ``HELM``, ``HELM4``, ``KUBECTL``)
+overrides its path. ``find_tools(version)`` for a release of the version matrix
+(``KUBE_MATRIX``, ``matrix_versions()``) is its kube-apiserver and kubectl
+(``KUBE_APISERVER_1_34``, ``KUBECTL_1_34``, ...) and no controller manager.
 ``find_node_tools()`` does the same for what a one-node cluster adds (``KUBELET``,
 ``KUBE_SCHEDULER``, ``KUBE_PROXY``, ``CONTAINERD``, ``CONTAINERD_SHIM``, ``CTR``,
 ``CRICTL``, and ``RUNC`` from PATH); ``find_oras()`` the one ``make images`` needs
@@ -13,6 +18,7 @@ is missing and how to get it; an environment variable per tool (``ETCD``,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +34,18 @@ class ToolsMissing(Exception):
 class Tools:
     etcd: Path
     kube_apiserver: Path
-    kube_controller_manager: Path
+    # None for a release of the version matrix: only KUBE_VERSION's is built (the matrix
+    # scenarios need no controller; e2e.controlplane then creates what they would)
+    kube_controller_manager: Path | None
     helm: Path
-    kubectl: Path
+    helm4: Path
+    kubectl: Path  # of kube_version's release: within kubectl's skew of its apiserver
     versions: dict[str, str]
+    kube_version: str = ""  # the release of kube_apiserver and kubectl, e.g. "v1.37.2"
+
+    @property
+    def kube_minor(self) -> int:
+        return minor_of(self.kube_version)
 
 
 @dataclass(frozen=True)
@@ -82,9 +96,39 @@ def _locate(wanted: dict[str, tuple[Path, str]]) -> dict[str, Path]:
     return paths
 
 
-def find_tools() -> Tools:
-    """Locate the binaries built by ``make e2e-tools`` (env vars override each path)."""
+def minor_of(version: str) -> int:
+    """``v1.34.4`` (or ``1.34``, or kubectl's ``gitVersion``) -> 34."""
+    match = re.match(r"v?1\.(\d+)", version)
+    if not match:
+        raise ValueError(f"not a Kubernetes 1.x version: {version!r}")
+    return int(match[1])
+
+
+def matrix_versions(versions: dict[str, str] | None = None) -> list[str]:
+    """Every release the version matrix runs against, oldest first: ``KUBE_MATRIX`` and
+    ``KUBE_VERSION``."""
+    versions = versions or read_versions()
+    older = [v for v in versions.get("KUBE_MATRIX", "").split(",") if v.strip()]
+    return sorted({*map(str.strip, older), versions["KUBE_VERSION"]}, key=minor_of)
+
+
+def kubectl_within_skew(kubectl_version: str, server_version: str) -> bool:
+    """kubectl is supported within one minor of the apiserver, older or newer."""
+    return abs(minor_of(kubectl_version) - minor_of(server_version)) <= 1
+
+
+def find_tools(kube_version: str | None = None) -> Tools:
+    """Locate the binaries built by ``make e2e-tools`` (env vars override each path):
+    KUBE_VERSION's control plane, or with ``kube_version`` a release of ``KUBE_MATRIX``
+    (its kube-apiserver and kubectl, no controller manager)."""
     versions = read_versions()
+    built = "`make e2e-tools`"
+    release = kube_version or versions["KUBE_VERSION"]
+    if release not in matrix_versions(versions):
+        raise ValueError(f"{release} is neither KUBE_VERSION nor in KUBE_MATRIX")
+    main = release == versions["KUBE_VERSION"]
+    # the names of `e2e/tools.sh --paths`: KUBE_APISERVER_1_34 for a matrix release
+    suffix = "" if main else f"_1_{minor_of(release)}"
 
     def cached(tool: str, version_key: str) -> Path:
         return _cached(versions, tool, version_key)
@@ -92,27 +136,41 @@ def find_tools() -> Tools:
     if versions.get("ETCD_VERSION", "debian") == "debian":
         etcd = (Path("/usr/bin/etcd"), "Debian `etcd-server` (apt-get install etcd-server)")
     else:
-        etcd = (cached("etcd", "ETCD_VERSION"), "`make e2e-tools`")
-    kubectl_found = shutil.which("kubectl")
+        etcd = (cached("etcd", "ETCD_VERSION"), built)
     wanted = {
         "ETCD": etcd,
-        "KUBE_APISERVER": (cached("kube-apiserver", "KUBE_VERSION"), "`make e2e-tools`"),
-        "KUBE_CONTROLLER_MANAGER": (
-            cached("kube-controller-manager", "KUBE_VERSION"),
-            "`make e2e-tools`",
-        ),
-        "HELM": (cached("helm", "HELM_VERSION"), "`make e2e-tools`"),
-        "KUBECTL": (Path(kubectl_found or "kubectl"), "kubectl on PATH"),
+        "KUBE_APISERVER" + suffix: (_release(release, "kube-apiserver"), built),
+        "KUBECTL" + suffix: (_release(release, "kubectl"), built),
+        "HELM": (cached("helm", "HELM_VERSION"), built),
+        "HELM4": (cached("helm", "HELM4_VERSION"), built),
     }
+    if main:
+        wanted["KUBE_CONTROLLER_MANAGER"] = (
+            cached("kube-controller-manager", "KUBE_VERSION"),
+            built,
+        )
     paths = _locate(wanted)
     return Tools(
         etcd=paths["ETCD"],
-        kube_apiserver=paths["KUBE_APISERVER"],
-        kube_controller_manager=paths["KUBE_CONTROLLER_MANAGER"],
+        kube_apiserver=paths["KUBE_APISERVER" + suffix],
+        kube_controller_manager=paths.get("KUBE_CONTROLLER_MANAGER"),
         helm=paths["HELM"],
-        kubectl=paths["KUBECTL"],
+        helm4=paths["HELM4"],
+        kubectl=paths["KUBECTL" + suffix],
         versions=versions,
+        kube_version=release,
     )
+
+
+def _release(version: str, tool: str) -> Path:
+    return tools_cache() / f"{tool}-{version}" / tool
+
+
+def find_kubectl() -> Path:
+    """The kubectl of KUBE_VERSION, for what talks to no apiserver (``kubectl kustomize``)."""
+    versions = read_versions()
+    built = (_release(versions["KUBE_VERSION"], "kubectl"), "`make e2e-tools`")
+    return _locate({"KUBECTL": built})["KUBECTL"]
 
 
 def find_node_tools() -> NodeTools:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the end-to-end tools from source through the Go module proxy: the control plane
-# (kube-apiserver, kube-controller-manager, helm and, when e2e/versions.env asks for it,
-# etcd) and what a one-node cluster adds (kubelet, kube-scheduler, kube-proxy,
-# containerd with containerd-shim-runc-v2 and ctr, crictl).
+# (kube-apiserver, kube-controller-manager, kubectl, helm 3 and 4 and, when
+# e2e/versions.env asks for it, etcd), the version matrix (a kube-apiserver and a kubectl
+# per KUBE_MATRIX version) and what a one-node cluster adds (kubelet, kube-scheduler,
+# kube-proxy, containerd with containerd-shim-runc-v2 and ctr, crictl).
 #
 # Binaries are cached outside the repo, keyed by version:
 #   ${PODINIT_TOOLS_CACHE:-$HOME/.cache/podinit-tools}/<tool>-<version>/<tool>
@@ -15,8 +16,9 @@
 #   e2e/tools.sh --paths         print TOOL=path lines (nothing is built)
 #   e2e/tools.sh --check         exit 1 unless every tool is cached (nothing is built)
 #   e2e/tools.sh --oras          build only oras (what `make images` needs)
-#   e2e/tools.sh --regen-kube-mod  rewrite e2e/tools-mod/kubernetes/go.mod{,.sum} for
-#                                the KUBE_VERSION in e2e/versions.env (needs network)
+#   e2e/tools.sh --regen-kube-mod [VERSION]  rewrite the throwaway module of VERSION
+#                                (default KUBE_VERSION; e2e/tools-mod/kubernetes/, or
+#                                kubernetes-VERSION/ for a KUBE_MATRIX one; needs network)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,8 +34,20 @@ nice=(nice -n "${PODINIT_TOOLS_NICE:-10}")
 
 log() { printf 'e2e-tools: %s\n' "$*" >&2; }
 
-kube_minor=${KUBE_VERSION#v1.}
-kube_minor=${kube_minor%%.*}
+minor_of() { # v1.34.4 -> 34
+    local m=${1#v1.}
+    printf '%s' "${m%%.*}"
+}
+# The matrix's older releases, comma-separated in versions.env (plain KEY=value for tools.py).
+IFS=, read -r -a kube_matrix <<<"${KUBE_MATRIX:-}"
+
+kube_mod_dir() { # version -> its throwaway module (KUBE_VERSION keeps the historic path)
+    if [[ $1 == "$KUBE_VERSION" ]]; then
+        printf '%s/tools-mod/kubernetes' "$here"
+    else
+        printf '%s/tools-mod/kubernetes-%s' "$here" "$1"
+    fi
+}
 
 tool_path() { # tool version -> cached binary path
     printf '%s/%s-%s/%s' "$cache" "$1" "$2" "$1"
@@ -50,7 +64,9 @@ etcd_path() {
 print_paths() {
     echo "KUBE_APISERVER=$(tool_path kube-apiserver "$KUBE_VERSION")"
     echo "KUBE_CONTROLLER_MANAGER=$(tool_path kube-controller-manager "$KUBE_VERSION")"
+    echo "KUBECTL=$(tool_path kubectl "$KUBE_VERSION")"
     echo "HELM=$(tool_path helm "$HELM_VERSION")"
+    echo "HELM4=$(tool_path helm "$HELM4_VERSION")"
     echo "ETCD=$(etcd_path)"
     echo "KUBELET=$(tool_path kubelet "$KUBE_VERSION")"
     echo "KUBE_SCHEDULER=$(tool_path kube-scheduler "$KUBE_VERSION")"
@@ -62,6 +78,11 @@ print_paths() {
     echo "CTR=${containerd%/*}/ctr"
     echo "CRICTL=$(tool_path crictl "$CRICTL_VERSION")"
     echo "ORAS=$(tool_path oras "$ORAS_VERSION")"
+    local v
+    for v in "${kube_matrix[@]}"; do
+        echo "KUBE_APISERVER_1_$(minor_of "$v")=$(tool_path kube-apiserver "$v")"
+        echo "KUBECTL_1_$(minor_of "$v")=$(tool_path kubectl "$v")"
+    done
 }
 
 # build TOOL VERSION CMD... : run CMD (which must write "$out/$TOOL") unless cached.
@@ -94,18 +115,19 @@ build() {
     log "$tool $version: built in $((end - start))s -> $dir/$tool"
 }
 
-kube_ldflags() {
-    local v=$KUBE_VERSION flags="-s -w" pkg
+kube_ldflags() { # version
+    local v=$1 flags="-s -w" pkg
     for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-        flags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor"
+        flags+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(minor_of "$v")"
         flags+=" -X $pkg.gitTreeState=clean"
     done
     printf '%s' "$flags"
 }
 
-build_kube() { # uses $out and $tool_cmd
-    (cd "$here/tools-mod/kubernetes" &&
-        "${nice[@]}" "$GO" build -mod=readonly -trimpath -ldflags "$(kube_ldflags)" \
+build_kube() { # uses $out, $tool_cmd and $kube_version (default KUBE_VERSION)
+    local v=${kube_version:-$KUBE_VERSION}
+    (cd "$(kube_mod_dir "$v")" &&
+        "${nice[@]}" "$GO" build -mod=readonly -trimpath -ldflags "$(kube_ldflags "$v")" \
             -o "$out/$tool_cmd" "k8s.io/kubernetes/cmd/$tool_cmd")
 }
 
@@ -115,6 +137,14 @@ build_helm() {
     GOBIN=$out "${nice[@]}" "$GO" install -trimpath \
         -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
         "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+build_helm4() {
+    # Helm 4 is its own module (helm.sh/helm/v4), built the same way; the cache
+    # directory helm-v4.x.y keeps it apart from Helm 3.
+    GOBIN=$out "${nice[@]}" "$GO" install -trimpath \
+        -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" \
+        "helm.sh/helm/v4/cmd/helm@$HELM4_VERSION"
 }
 
 build_containerd() {
@@ -156,17 +186,20 @@ check_etcd_mod() {
     fi
 }
 
-check_kube_mod() {
-    local mod="$here/tools-mod/kubernetes/go.mod"
-    if ! grep -qE "^(require)?\s+k8s\.io/kubernetes $KUBE_VERSION( |\$)" "$mod"; then
-        log "$mod does not require k8s.io/kubernetes $KUBE_VERSION: run e2e/tools.sh --regen-kube-mod"
+check_kube_mod() { # version
+    local mod
+    mod="$(kube_mod_dir "$1")/go.mod"
+    if ! grep -qsE "^(require)?\s+k8s\.io/kubernetes $1( |\$)" "$mod"; then
+        log "$mod does not require k8s.io/kubernetes $1: run e2e/tools.sh --regen-kube-mod $1"
         exit 1
     fi
 }
 
-regen_kube_mod() {
-    local dir="$here/tools-mod/kubernetes" kmod staging m
-    kmod=$("$GO" mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')
+regen_kube_mod() { # version
+    local v=$1 dir kmod staging m
+    dir=$(kube_mod_dir "$v")
+    mkdir -p "$dir"
+    kmod=$("$GO" mod download -json "k8s.io/kubernetes@$v" | sed -n 's/^\s*"GoMod": "\(.*\)",\?$/\1/p')
     staging=$(sed -n '/^replace (/,/^)/p' "$kmod" | awk '$3 ~ /^\.\/staging\// {print $1}')
     {
         echo "// Throwaway module that builds the Kubernetes components (the tool block) from"
@@ -180,10 +213,11 @@ regen_kube_mod() {
         echo "	k8s.io/kubernetes/cmd/kube-controller-manager"
         echo "	k8s.io/kubernetes/cmd/kube-proxy"
         echo "	k8s.io/kubernetes/cmd/kube-scheduler"
+        echo "	k8s.io/kubernetes/cmd/kubectl"
         echo "	k8s.io/kubernetes/cmd/kubelet"
         echo ")"
         echo
-        echo "require k8s.io/kubernetes $KUBE_VERSION"
+        echo "require k8s.io/kubernetes $v"
         echo
         echo "// k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with"
         echo "// ./staging/... paths, which do not apply to a dependency: pin each to the tag."
@@ -192,14 +226,14 @@ regen_kube_mod() {
             # Only modules k8s.io/kubernetes requires; some (sample-controller, ...) are
             # not published at every tag.
             if grep -qP "^\t\Q$m\E v0\.0\.0" "$kmod"; then
-                echo "	$m => $m v0.$kube_minor.${KUBE_VERSION##*.}"
+                echo "	$m => $m v0.$(minor_of "$v").${v##*.}"
             fi
         done
         echo ")"
     } >"$dir/go.mod"
     rm -f "$dir/go.sum"
     (cd "$dir" && "$GO" mod tidy)
-    log "regenerated $dir/go.mod for $KUBE_VERSION"
+    log "regenerated $dir/go.mod for $v"
 }
 
 case ${1:-} in
@@ -219,7 +253,7 @@ case ${1:-} in
     exit $missing
     ;;
 --regen-kube-mod)
-    regen_kube_mod
+    regen_kube_mod "${2:-$KUBE_VERSION}"
     exit 0
     ;;
 "" | --oras) ;;
@@ -238,10 +272,13 @@ build oras "$ORAS_VERSION" build_oras
 if [[ ${1:-} == --oras ]]; then
     exit 0
 fi
-check_kube_mod
+check_kube_mod "$KUBE_VERSION"
+for v in "${kube_matrix[@]}"; do check_kube_mod "$v"; done
 tool_cmd=kube-apiserver build kube-apiserver "$KUBE_VERSION" build_kube
 tool_cmd=kube-controller-manager build kube-controller-manager "$KUBE_VERSION" build_kube
+tool_cmd=kubectl build kubectl "$KUBE_VERSION" build_kube
 build helm "$HELM_VERSION" build_helm
+build helm "$HELM4_VERSION" build_helm4
 if [[ $ETCD_VERSION == debian ]]; then
     if [[ -x /usr/bin/etcd ]]; then
         log "etcd: Debian etcd-server ($(/usr/bin/etcd --version | head -1))"
@@ -259,4 +296,11 @@ tool_cmd=kube-scheduler build kube-scheduler "$KUBE_VERSION" build_kube
 tool_cmd=kube-proxy build kube-proxy "$KUBE_VERSION" build_kube
 build containerd "$CONTAINERD_VERSION" build_containerd
 build crictl "$CRICTL_VERSION" build_crictl
+# The version matrix: each older release's kube-apiserver and a kubectl of the same
+# minor (within kubectl's skew of that server by construction). Last, so a machine that
+# has the rest can run everything else while these build.
+for v in "${kube_matrix[@]}"; do
+    kube_version=$v tool_cmd=kube-apiserver build kube-apiserver "$v" build_kube
+    kube_version=$v tool_cmd=kubectl build kubectl "$v" build_kube
+done
 print_paths

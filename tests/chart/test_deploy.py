@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from typing import Any
 
 import pytest
 import yaml
 
+from e2e.tools import ToolsMissing, find_kubectl
 from scripts.chart import generate
-from tests.unavailable import unavailable
+from tests.unavailable import found
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +20,8 @@ def generated(helm: str) -> generate.Files:
 
 @pytest.fixture(scope="module")
 def kubectl() -> str:
-    found = shutil.which("kubectl")
-    if not found:
-        unavailable("kubectl (with kustomize) is not on PATH")
-    assert found
-    return found
+    """The built kubectl of KUBE_VERSION (`make e2e-tools`), with its kustomize."""
+    return str(found(find_kubectl, ToolsMissing))
 
 
 def test_deploy_is_up_to_date_with_the_chart(generated: generate.Files) -> None:
