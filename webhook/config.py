@@ -151,6 +151,20 @@ class Config(BaseSettings):
     registry_connections_per_host: int = Field(8, ge=1)
     registry_lookups_per_admission: int = Field(8, ge=1)
     registry_lookups_per_namespace: int = Field(32, ge=1)
+    # Pods that are unwrapped now (webhook/server/watching.py): the replica holding the Lease
+    # `leaseName` (in `namespace`; `podName` names the holder) watches pods' metadata
+    # cluster-wide and exports podinit_pods_unwrapped; `reconcile` replaces slipped pods of
+    # workloads through the Eviction API (webhook/server/reconcile.py).
+    pod_watch: bool = False
+    lease_name: str = "podinit-leader"
+    pod_name: str | None = None  # default: the host name (in a pod: the pod's name)
+    reconcile: bool = False
+    reconcile_dry_run: bool = False
+    reconcile_probe_namespace: str | None = None  # selected by the webhook; dry-run creates
+    reconcile_evictions_per_minute: float = Field(6.0, gt=0)
+    reconcile_namespace_evictions_per_minute: float = Field(2.0, gt=0)
+    reconcile_ready_timeout_seconds: float = Field(600.0, gt=0)
+    reconcile_interval_seconds: float = Field(5.0, gt=0)
 
     config_file: Path | None = None
 

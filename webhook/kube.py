@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 from kubernetes.aio import client as kube
 from kubernetes.aio import config as kube_config
@@ -38,3 +40,40 @@ def _user_kubeconfig_exists() -> bool:
 
 async def close(api: kube.ApiClient) -> None:
     await api.close()
+
+
+class Calls:
+    """Plain JSON requests by method and path through the client's connection and auth: for
+    the few calls whose generated methods would only add model round trips (evictions, dry
+    runs, Events). Returns (status, parsed body or None); error statuses are returned, not
+    raised."""
+
+    def __init__(self, api: kube.ApiClient, *, timeout: float = 10.0) -> None:
+        self.api = api
+        self.timeout = timeout
+
+    async def call(
+        self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        serialized = await self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=list(query.items()) if query else None,
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = await self.api.call_api(*serialized, _request_timeout=self.timeout)
+        except kube.ApiException as error:
+            return int(error.status or 0), _parsed(error.body)
+        return int(response.status), _parsed(await response.read())
+
+
+def _parsed(body: Any) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None

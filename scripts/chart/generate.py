@@ -53,6 +53,16 @@ CHART_OWNED = frozenset(
         "clientCaFile",  # from server.clientCA, which the chart mounts
         "kubeconfig",
         "configFile",
+        # from podWatch and reconcile, which also grant their RBAC; podName from the pod
+        "podWatch",
+        "leaseName",
+        "podName",
+        "reconcile",
+        "reconcileDryRun",
+        "reconcileEvictionsPerMinute",
+        "reconcileNamespaceEvictionsPerMinute",
+        "reconcileReadyTimeoutSeconds",
+        "reconcileProbeNamespace",
     }
 )
 

@@ -65,6 +65,9 @@ class Podinit:
     release: str
     release_namespace: str
     ca_bundle: str
+    # Where the webhook configuration sends reviews; None: the server (a dead address makes
+    # every admission fail, so that pods slip through under failurePolicy Ignore).
+    url: str | None = None
 
     @property
     def configuration(self) -> str:
@@ -75,7 +78,7 @@ class Podinit:
         values = {
             "mode": mode,
             "server.enabled": "false",
-            "webhook.url": f"{self.server.url}/mutate",
+            "webhook.url": self.url or f"{self.server.url}/mutate",
             "webhook.caBundle": self.ca_bundle,
         }
         return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
@@ -124,10 +127,15 @@ class Podinit:
 
 @contextmanager
 def running_podinit(
-    cp: ControlPlane, tmp: Path, *, env: Mapping[str, str] | None = None
+    cp: ControlPlane,
+    tmp: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    release: str | None = None,
+    url: str | None = None,
 ) -> Iterator[Podinit]:
     """`podinit serve` (copy injection mode: the runtime half runs emptyDir volumes only; debug
-    logs: one line per admission) and the chart in optIn mode pointing at it."""
+    logs: one line per admission) and the chart in optIn mode pointing at it (or at `url`)."""
     certs = make_certs(tmp)
     environment = {
         "PODINIT_KUBECONFIG": str(cp.kubeconfig),
@@ -140,9 +148,10 @@ def running_podinit(
             cp=cp,
             server=server,
             # sorts before the scenarios' second webhooks ("zz-..."): ours is called first
-            release=unique("podinit-scn"),
-            release_namespace=unique("podinit-scn-release"),
+            release=release or unique("podinit-scn"),
+            release_namespace=(env or {}).get("PODINIT_NAMESPACE") or unique("podinit-scn-release"),
             ca_bundle=base64.b64encode(certs.ca_file.read_bytes()).decode(),
+            url=url,
         )
         podinit.install()
         try:

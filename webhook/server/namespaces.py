@@ -27,11 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
 
-from webhook.core.selection import WEBHOOK, label_selector
+from webhook.core.selection import WEBHOOK, label_selector, matches
 
 log = logging.getLogger("podinit.namespaces")
 
@@ -77,6 +78,9 @@ class NamespaceGate:
         # None: never read; False: no podinit webhook is installed. Either way, nothing is
         # told apart and every namespace is allowed.
         self.installed: bool | None = None
+        # Per podinit webhook: the namespaces it selects and its objectSelector.
+        self.hooks: tuple[tuple[frozenset[str], Any], ...] = ()
+        self.changes = 0  # counts reads whose answer differed from the one before
         self._read_at = -float("inf")
         self._reading: asyncio.Task[None] | None = None
 
@@ -125,18 +129,38 @@ class NamespaceGate:
                         self.configuration,
                         WEBHOOK,
                     )
-                self.installed, self.selected = False, frozenset()
+                self._answer(False, ())
                 return
-            names: set[str] = set()
-            for selector in dict.fromkeys(selectors):
-                names.update(await self._namespaces(selector))
+            listed: dict[str, frozenset[str]] = {}
+            for namespace_selector, _ in selectors:
+                if namespace_selector not in listed:
+                    listed[namespace_selector] = frozenset(
+                        await self._namespaces(namespace_selector)
+                    )
         except Exception as error:  # the previous answer stands
             log.warning("reading the selected namespaces failed: %s", _status(error))
             return
-        self.installed, self.selected = True, frozenset(names)
+        self._answer(True, tuple((listed[n], objects) for n, objects in selectors))
 
-    async def _selectors(self) -> list[str]:
-        """The namespaceSelectors of the configuration's podinit webhooks; none if it is gone."""
+    def _answer(self, installed: bool, hooks: tuple[tuple[frozenset[str], Any], ...]) -> None:
+        selected = frozenset().union(*(names for names, _ in hooks))
+        if (installed, hooks) != (self.installed, self.hooks):
+            self.changes += 1
+        self.installed, self.hooks, self.selected = installed, hooks, selected
+
+    def sends(self, namespace: str, pod_labels: Mapping[str, str]) -> bool | None:
+        """Whether the apiserver sends such a pod to podinit, as of the last read (a
+        namespaceSelector as the apiserver listed it, an objectSelector evaluated here); None
+        when nothing could be read or no podinit webhook is installed."""
+        if self.installed is not True:
+            return None
+        return any(
+            namespace in names and matches(objects, pod_labels) for names, objects in self.hooks
+        )
+
+    async def _selectors(self) -> list[tuple[str, Any]]:
+        """The (namespaceSelector, objectSelector) pairs of the configuration's podinit
+        webhooks, the first as a label selector string; none if it is gone."""
         call = self.admission.read_mutating_webhook_configuration_without_preload_content
         try:
             response = await call(self.configuration, _request_timeout=self.request_timeout)
@@ -154,7 +178,7 @@ class NamespaceGate:
             )
         configuration = orjson.loads(await response.read())
         return [
-            label_selector(hook.get("namespaceSelector"))
+            (label_selector(hook.get("namespaceSelector")), hook.get("objectSelector"))
             for hook in configuration.get("webhooks") or []
             if hook.get("name") == WEBHOOK
         ]

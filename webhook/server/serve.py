@@ -29,6 +29,8 @@ from webhook.server.metrics import Metrics
 from webhook.server.namespaces import NamespaceGate
 from webhook.server.owners import KubeObjects, OwnerCheck
 from webhook.server.tls import CertReloader
+from webhook.server.watching import WatchingCollector
+from webhook.server.watching_setup import watching
 
 log = logging.getLogger("podinit.serve")
 # Writable in the webhook pod (an emptyDir on /tmp; the root filesystem is read-only).
@@ -214,6 +216,19 @@ async def serve(config: Config) -> None:
 
         def ready() -> bool:
             return reloader is not None and reloader.ready
+
+        if config.pod_watch:
+            if parts.api is None or parts.namespaces is None:
+                raise ConfigError("podWatch needs Kubernetes API access (in cluster or kubeconfig)")
+            leader = watching(
+                config,
+                api=parts.api,
+                settings=parts.admitter.settings,
+                gate=parts.namespaces,
+                ready=ready,
+            )
+            parts.metrics.registry.register(WatchingCollector(leader))
+            background.append(asyncio.create_task(leader.run()))
 
         app = create_app(admitter=parts.admitter, metrics=parts.metrics, ready=ready)
         client_ca = config.client_ca_file

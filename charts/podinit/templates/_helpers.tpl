@@ -90,6 +90,22 @@ app.kubernetes.io/component: webhook
 {{- if .Values.server.clientCA }}
 {{- $_ = set $c "clientCaFile" "/etc/podinit/client-ca/ca.crt" }}
 {{- end }}
+{{- if .Values.podWatch.enabled }}
+{{- $_ = set $c "podWatch" true }}
+{{- $_ = set $c "leaseName" (printf "%s-leader" (include "podinit.fullname" .)) }}
+{{- end }}
+{{- if .Values.reconcile.enabled }}
+{{- if not .Values.podWatch.enabled }}
+{{- fail "reconcile.enabled needs podWatch.enabled: the reconciler acts on what the pod watch finds" }}
+{{- end }}
+{{- $r := .Values.reconcile }}
+{{- $_ = set $c "reconcile" true }}
+{{- $_ = set $c "reconcileDryRun" $r.dryRun }}
+{{- $_ = set $c "reconcileEvictionsPerMinute" $r.evictionsPerMinute }}
+{{- $_ = set $c "reconcileNamespaceEvictionsPerMinute" $r.namespaceEvictionsPerMinute }}
+{{- $_ = set $c "reconcileReadyTimeoutSeconds" $r.readyTimeoutSeconds }}
+{{- $_ = set $c "reconcileProbeNamespace" (include "podinit.probeNamespace" .) }}
+{{- end }}
 {{- toYaml $c }}
 {{- end }}
 
@@ -119,4 +135,9 @@ app.kubernetes.io/component: webhook
 {{/* The server writes Events unless config.events is false (its default is true). */}}
 {{- define "podinit.events" -}}
 {{- if or (not (hasKey .Values.config "events")) .Values.config.events }}true{{ end }}
+{{- end }}
+
+{{/* reconcile: the namespace of the serving probe's dry-run pods. */}}
+{{- define "podinit.probeNamespace" -}}
+{{- .Values.reconcile.probeNamespace | default (printf "%s-probe" .Release.Namespace) }}
 {{- end }}

@@ -1,0 +1,243 @@
+"""Pods that slipped through while the apiserver could not reach the webhook are counted and,
+with `reconcile`, replaced through the Eviction API, on a real apiserver and controller manager.
+
+The webhook configuration first points at a dead address (every admission fails, and with
+failurePolicy Ignore every pod is created unwrapped: the webhook down, a network policy, an
+expired certificate all look like this to the apiserver), then at the server. No kubelet runs
+here: the test marks pods Running and Ready as a kubelet would (tests/node runs the same with
+a real one), which is what Deployments, StatefulSets and PodDisruptionBudgets go by.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from e2e.controlplane import ControlPlane
+from tests.e2e.scenario_helpers import (
+    Podinit,
+    container,
+    create,
+    delete_namespace,
+    deployment,
+    is_wrapped,
+    new_namespace,
+    pod,
+    running_podinit,
+    unique,
+)
+from tests.server.harness import Webhook, make_certs, run_webhook
+
+DEAD_URL = "https://127.0.0.1:9/mutate"  # nothing listens on the discard port
+OPT_IN = {"podinit.dev/inject": "enabled"}
+APP = [container("app", command=["sleep", "3600"])]
+
+
+@pytest.fixture(scope="module")
+def probe_namespace(control_plane: ControlPlane) -> Iterator[str]:
+    name = new_namespace(control_plane, "rec-probe", **OPT_IN)
+    yield name
+    delete_namespace(control_plane, name)
+
+
+def server_env(probe: str, release: str, release_namespace: str, name: str) -> dict[str, str]:
+    return {
+        "PODINIT_POD_WATCH": "true",
+        "PODINIT_RECONCILE": "true",
+        "PODINIT_RECONCILE_PROBE_NAMESPACE": probe,
+        "PODINIT_RECONCILE_INTERVAL_SECONDS": "0.5",
+        "PODINIT_RECONCILE_EVICTIONS_PER_MINUTE": "600",
+        "PODINIT_RECONCILE_NAMESPACE_EVICTIONS_PER_MINUTE": "600",
+        "PODINIT_NAMESPACE": release_namespace,
+        "PODINIT_WEBHOOK_CONFIGURATION": release,
+        "PODINIT_POD_NAME": name,
+    }
+
+
+@pytest.fixture(scope="module")
+def reconciling(
+    control_plane: ControlPlane, probe_namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Podinit]:
+    """A reconciling server, the chart's webhook configuration pointing at a dead address."""
+    release, release_namespace = unique("podinit-rec"), unique("podinit-rec-release")
+    env = server_env(probe_namespace, release, release_namespace, "replica-a")
+    with running_podinit(
+        control_plane, tmp_path_factory.mktemp("rec"), env=env, release=release, url=DEAD_URL
+    ) as podinit:
+        yield podinit
+
+
+def metrics(server: Webhook) -> dict[str, float]:
+    """The server's samples by `name{labels}` as written."""
+    with server.client() as client:
+        text = client.get("/metrics").text
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def unwrapped_gauge(podinit: Podinit, namespace: str, state: str = "slipped") -> float:
+    key = f'podinit_pods_unwrapped{{namespace="{namespace}",state="{state}"}}'
+    return metrics(podinit.server).get(key, 0.0)
+
+
+def pods(cp: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    return cp.kubectl_json("get", "pods", "-n", namespace)["items"]  # type: ignore[no-any-return]
+
+
+def act_as_kubelet(cp: ControlPlane, namespace: str) -> None:
+    """Every pod not yet Running becomes Running and Ready (no kubelet runs here)."""
+    for item in pods(cp, namespace):
+        if item.get("status", {}).get("phase") == "Running" or item["metadata"].get(
+            "deletionTimestamp"
+        ):
+            continue
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        status = {
+            "phase": "Running",
+            "conditions": [
+                {"type": kind, "status": "True", "lastTransitionTime": now}
+                for kind in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+        }
+        cp.kubectl(
+            "patch", "pod", item["metadata"]["name"], "-n", namespace,
+            "--subresource=status", "--type=merge", "-p", json.dumps({"status": status}),
+            check=False,
+        )  # fmt: skip
+
+
+def owned_by(item: dict[str, Any], name_prefix: str) -> bool:
+    return any(
+        ref.get("name", "").startswith(name_prefix)
+        for ref in item["metadata"].get("ownerReferences") or []
+    )
+
+
+def events(cp: ControlPlane, namespace: str, reason: str) -> list[dict[str, Any]]:
+    listed = cp.kubectl_json("get", "events.events.k8s.io", "-n", namespace)["items"]
+    return [e for e in listed if e.get("reason") == reason]
+
+
+def workloads(namespace: str) -> list[dict[str, Any]]:
+    web = deployment(namespace, "web", *APP, replicas=2)
+    guarded = deployment(namespace, "guarded", *APP, replicas=2)
+    stateful = deployment(namespace, "db", *APP, replicas=1, kind="StatefulSet")
+    stateful["spec"]["serviceName"] = "db"
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "batch", "namespace": namespace},
+        "spec": {"template": {"spec": {"containers": APP, "restartPolicy": "Never"}}},
+    }
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "guarded", "namespace": namespace},
+        "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "guarded"}}},
+    }
+    return [web, guarded, stateful, job, budget, pod(namespace, "bare", *APP)]
+
+
+def test_slipped_pods_are_counted_then_replaced_wrapped_one_at_a_time_and_budgets_hold(
+    control_plane: ControlPlane, reconciling: Podinit
+) -> None:
+    cp = control_plane
+    namespace = new_namespace(cp, "rec", **OPT_IN)
+    try:
+        for obj in workloads(namespace):
+            create(cp, obj)
+
+        def all_slipped() -> bool:
+            act_as_kubelet(cp, namespace)
+            return len(pods(cp, namespace)) == 7 and unwrapped_gauge(reconciling, namespace) == 7
+
+        cp.wait_for("7 slipped pods in the gauge", all_slipped, timeout=90)
+        assert all(not is_wrapped(c) for p in pods(cp, namespace) for c in p["spec"]["containers"])
+        not_serving = metrics(reconciling.server)[
+            'podinit_reconcile_actions_total{action="not-serving"}'
+        ]
+        assert not_serving > 0, "the dry-run probe must have failed while the webhook was dead"
+        assert metrics(reconciling.server)['podinit_reconcile_actions_total{action="evicted"}'] == 0
+
+        reconciling.url = None  # the apiserver reaches the server from now on
+        reconciling.upgrade("optIn")
+        fewest_ready_web = 2
+
+        def replaced() -> bool:
+            nonlocal fewest_ready_web
+            act_as_kubelet(cp, namespace)
+            current = [p for p in pods(cp, namespace) if not p["metadata"].get("deletionTimestamp")]
+            web = [p for p in current if owned_by(p, "web-")]
+            fewest_ready_web = min(fewest_ready_web, sum(_ready(p) for p in web))
+            replaced_ones = [p for p in current if owned_by(p, "web-") or owned_by(p, "db")]
+            return len(replaced_ones) == 3 and all(_wrapped(p) for p in replaced_ones)
+
+        cp.wait_for("web and db replaced by wrapped pods", replaced, timeout=120)
+        assert fewest_ready_web >= 1, "two pods of one workload were replaced at once"
+        cp.wait_for(
+            "the refused eviction and the pods never deleted reported",
+            lambda: (
+                bool(events(cp, namespace, "PodinitEvictionRefused"))
+                and len(events(cp, namespace, "PodinitNotReplaced")) == 2
+            ),
+            timeout=60,
+        )
+        current = {p["metadata"]["name"]: p for p in pods(cp, namespace)}
+        assert "bare" in current and not _wrapped(current["bare"])
+        guarded = [p for p in current.values() if owned_by(p, "guarded-")]
+        assert len(guarded) == 2 and not any(_wrapped(p) for p in guarded), "the budget held"
+        batch = [p for p in current.values() if owned_by(p, "batch")]
+        assert len(batch) == 1 and not _wrapped(batch[0]), "a Job's pod is never deleted"
+        replaced_events = events(cp, namespace, "PodinitReplacing")
+        assert {e["regarding"]["kind"] for e in replaced_events} == {"ReplicaSet", "StatefulSet"}
+        assert unwrapped_gauge(reconciling, namespace) == 4  # guarded x2, bare, the Job's
+    finally:
+        delete_namespace(cp, namespace)
+
+
+def _wrapped(item: dict[str, Any]) -> bool:
+    return all(is_wrapped(c) for c in item["spec"]["containers"])
+
+
+def _ready(item: dict[str, Any]) -> bool:
+    conditions = item.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def leader(server: Webhook) -> bool:
+    return metrics(server).get("podinit_leader") == 1.0
+
+
+def test_a_second_replica_leads_within_the_lease_duration_when_the_leader_is_killed(
+    control_plane: ControlPlane,
+    reconciling: Podinit,
+    probe_namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Runs last: it kills the module's server."""
+    cp = control_plane
+    tmp = tmp_path_factory.mktemp("rec-b")
+    env = {
+        "PODINIT_KUBECONFIG": str(cp.kubeconfig),
+        **server_env(
+            probe_namespace, reconciling.release, reconciling.release_namespace, "replica-b"
+        ),
+    }
+    with run_webhook(make_certs(tmp), tmp, env=env) as second:
+        cp.wait_for("replica-a leads", lambda: leader(reconciling.server), timeout=30)
+        assert not leader(second)
+        reconciling.server.process.kill()
+        # The lease lasts 15 s, as this replica sees it unchanged; it looks every 2 s.
+        cp.wait_for("replica-b leads", lambda: leader(second), timeout=15 + 2 * 2 + 10)
+        lease = cp.kubectl_json(
+            "get", "lease", "podinit-leader", "-n", reconciling.release_namespace
+        )
+        assert lease["spec"]["holderIdentity"] == "replica-b"
+        assert lease["spec"]["leaseTransitions"] >= 1

@@ -1,0 +1,171 @@
+"""One replica leads: a coordination.k8s.io/v1 Lease, held the way Kubernetes' controllers hold
+theirs.
+
+A candidate takes the Lease when it does not exist, when it holds it already, when it is
+released (no holder), or when its record has not changed for a whole `duration` as this
+replica saw it (its own clock, as client-go does: the holder's renewTime is another machine's
+clock). Every write carries the resourceVersion read, so of two candidates writing at once the
+apiserver keeps one (409 for the other). The leader renews every `retry` seconds and stops
+leading as soon as it has not renewed for `deadline` seconds (< `duration`, so it stops before
+anyone else may start). Stopping (SIGTERM) releases the Lease, so a rolling update hands over at
+once instead of after `duration`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+log = logging.getLogger("podinit.lease")
+
+DURATION_SECONDS = 15.0
+DEADLINE_SECONDS = 10.0
+RETRY_SECONDS = 2.0
+
+
+class Api(Protocol):
+    """JSON requests by method and path (webhook.kube.Calls)."""
+
+    async def call(
+        self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None
+    ) -> tuple[int, Any]: ...
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Leadership:
+    def __init__(
+        self,
+        *,
+        api: Api,
+        namespace: str,
+        name: str,
+        identity: str,
+        duration: float = DURATION_SECONDS,
+        deadline: float = DEADLINE_SECONDS,
+        retry: float = RETRY_SECONDS,
+        on_change: Callable[[bool], None] = lambda leading: None,
+    ) -> None:
+        if not retry < deadline < duration:
+            raise ValueError("a Lease needs retry < deadline < duration")
+        self.api, self.namespace, self.name, self.identity = api, namespace, name, identity
+        self.duration, self.deadline, self.retry = duration, deadline, retry
+        self.on_change = on_change
+        self.leading = False
+        self._seen: tuple[str | None, Any] | None = None  # (holder, renewTime) last read
+        self._seen_at = 0.0  # when that record last changed, on this replica's clock
+
+    async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
+        """Until cancelled: wait to lead, run `lead` while leading (cancelled when leadership is
+        lost), release the Lease when cancelled."""
+        try:
+            while True:
+                while not await self._try():
+                    await asyncio.sleep(self.retry)
+                await self._lead(lead)
+        finally:
+            if self.leading:
+                self._set(False)
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._release())
+
+    async def _lead(self, lead: Callable[[], Awaitable[None]]) -> None:
+        self._set(True)
+        log.info("leading", extra={"lease": f"{self.namespace}/{self.name}"})
+        work = asyncio.ensure_future(lead())
+        try:
+            renewed = time.monotonic()
+            while time.monotonic() - renewed < self.deadline:
+                if work.done():  # the work ended on its own: an error, logged where it ran
+                    break
+                await asyncio.sleep(self.retry)
+                if await self._try():
+                    renewed = time.monotonic()
+        finally:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+        if self.leading:
+            log.warning("lost the lease", extra={"lease": f"{self.namespace}/{self.name}"})
+            self._set(False)
+
+    def _set(self, leading: bool) -> None:
+        self.leading = leading
+        self.on_change(leading)
+
+    @property
+    def _path(self) -> str:
+        return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
+
+    async def _try(self) -> bool:
+        """Take or renew the Lease; False when another holds it or the write lost."""
+        try:
+            status, lease = await self.api.call("GET", f"{self._path}/{self.name}")
+        except Exception as error:
+            log.warning("reading the lease failed: %s", type(error).__name__)
+            return False
+        if status == 404:
+            return await self._write(None)
+        if status >= 300 or not isinstance(lease, dict):
+            log.warning("reading the lease failed: HTTP %s", status)
+            return False
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        record = (holder, spec.get("renewTime"))
+        if record != self._seen:
+            self._seen, self._seen_at = record, time.monotonic()
+        held_by_other = holder not in (None, "", self.identity)
+        if held_by_other and time.monotonic() - self._seen_at < self.duration:
+            return False
+        return await self._write(lease)
+
+    async def _write(self, lease: dict[str, Any] | None) -> bool:
+        now = _micro(_now())
+        spec: dict[str, Any] = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": int(self.duration),
+            "renewTime": now,
+        }
+        if lease is None:
+            body = {"metadata": {"name": self.name}, "spec": {**spec, "acquireTime": now}}
+            method, path = "POST", self._path
+        else:
+            old = lease.get("spec") or {}
+            if old.get("holderIdentity") != self.identity:  # taken over, or released
+                spec["acquireTime"] = now
+                spec["leaseTransitions"] = int(old.get("leaseTransitions") or 0) + 1
+            version = (lease.get("metadata") or {}).get("resourceVersion")
+            body = {
+                "metadata": {"name": self.name, "resourceVersion": version},
+                "spec": {**old, **spec},
+            }
+            method, path = "PUT", f"{self._path}/{self.name}"
+        try:
+            status, _ = await self.api.call(method, path, body)
+        except Exception as error:
+            log.warning("writing the lease failed: %s", type(error).__name__)
+            return False
+        if status >= 300:
+            if status != 409:  # 409: another candidate wrote first
+                log.warning("writing the lease failed: HTTP %s", status)
+            return False
+        self._seen = None
+        return True
+
+    async def _release(self) -> None:
+        status, lease = await self.api.call("GET", f"{self._path}/{self.name}")
+        if status >= 300 or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+            return
+        lease["spec"]["holderIdentity"] = None
+        await self.api.call("PUT", f"{self._path}/{self.name}", lease)
+        log.info("released the lease", extra={"lease": f"{self.namespace}/{self.name}"})
+
+
+def _micro(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
