@@ -192,15 +192,20 @@ class Config(BaseSettings):
         return self.timeout_seconds + REQUEST_TIMEOUT_MARGIN
 
     def inject_settings(
-        self, *, kubernetes_version: tuple[int, int] | None = None
+        self,
+        *,
+        kubernetes_version: tuple[int, int] | None = None,
+        nodes_mount: bool | None = None,
     ) -> InjectSettings:
-        """The core's settings; `auto` mode picks imageVolume on clusters that have it on."""
+        """The core's settings; `auto` mode picks imageVolume on clusters whose apiserver has
+        it on and whose nodes can mount it (`nodes_mount`, webhook/server/nodes.py; None: no
+        node to ask, the apiserver decides)."""
         mode = self.injection_mode
         if mode == "auto":
             modern = (
                 kubernetes_version is not None and kubernetes_version >= IMAGE_VOLUME_DEFAULT_SINCE
             )
-            mode = "imageVolume" if modern else "copy"
+            mode = "imageVolume" if modern and nodes_mount is not False else "copy"
         overrides = tuple(
             ImageOverride(pattern, ImageConfig(entrypoint=tuple(e.entrypoint), cmd=tuple(e.cmd)))
             for pattern, e in self.image_overrides.items()

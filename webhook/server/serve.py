@@ -27,6 +27,7 @@ from webhook.server.connections import ConnectionLimits, bounded_tls_handshakes,
 from webhook.server.events import EventRecorder
 from webhook.server.metrics import Metrics
 from webhook.server.namespaces import NamespaceGate
+from webhook.server.nodes import NodeCapabilities
 from webhook.server.owners import KubeObjects, OwnerCheck
 from webhook.server.tls import CertReloader
 from webhook.server.watching import WatchingCollector
@@ -45,6 +46,7 @@ class Parts:
     api: kube.ApiClient | None
     events: EventRecorder | None = None  # its writer runs as a background task of serve
     namespaces: NamespaceGate | None = None  # refreshed by a background task of serve
+    nodes: NodeCapabilities | None = None  # auto mode: re-read by a background task of serve
 
 
 async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | None:
@@ -68,7 +70,12 @@ async def build(config: Config) -> AsyncIterator[Parts]:
     reader: PullSecretReader | None = None
     try:
         api = await api_client(config, user_kubeconfig=False)
-        settings = config.inject_settings(kubernetes_version=await _kubernetes_version(api))
+        version = await _kubernetes_version(api)
+        nodes = None
+        if api is not None and config.injection_mode == "auto":
+            nodes = NodeCapabilities(kube.CoreV1Api(api))  # can they mount image volumes?
+        mount = await nodes.read() if nodes is not None else None
+        settings = config.inject_settings(kubernetes_version=version, nodes_mount=mount)
         metrics = Metrics(resolver.stats)
         if api is not None and config.pull_secret_lookups:
             reader = PullSecretReader(kube.CoreV1Api(api))
@@ -98,7 +105,13 @@ async def build(config: Config) -> AsyncIterator[Parts]:
             events=events,
             namespaces=namespaces,
         )
-        yield Parts(admitter, resolver, metrics, api, events, namespaces)
+        if nodes is not None:  # a node that joins later changes the mode of new pods
+            nodes.on_change = lambda mount: setattr(
+                admitter,
+                "settings",
+                config.inject_settings(kubernetes_version=version, nodes_mount=mount),
+            )
+        yield Parts(admitter, resolver, metrics, api, events, namespaces, nodes)
     finally:
         if reader is not None:
             reader.close()
@@ -212,6 +225,8 @@ async def serve(config: Config) -> None:
             background.append(asyncio.create_task(parts.events.run()))
         if parts.namespaces is not None:
             background.append(asyncio.create_task(parts.namespaces.run()))
+        if parts.nodes is not None:
+            background.append(asyncio.create_task(parts.nodes.run()))
         reloader: CertReloader | None = None
 
         def ready() -> bool:
