@@ -95,6 +95,9 @@ def test_the_dashboard_shows_what_an_operator_watches(render: Render) -> None:
         "podinit_image_cache_hits_total",
         "podinit_certificate_expiry_timestamp_seconds",
         "sum by (result) (rate(podinit_events_total",
+        "sum by (exported_namespace, state) (podinit_pods_unwrapped{",
+        "max by (state) (podinit_pods_unwrapped_oldest_seconds{",
+        "sum by (action) (increase(podinit_reconcile_actions_total{",
     ):
         assert wanted in queries, wanted
     assert all('namespace="$namespace",job="$job"' in expr for expr in exprs(dashboard(render)))

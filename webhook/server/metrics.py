@@ -17,6 +17,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from webhook.registry import ResolverStats
+from webhook.server.watching_metrics import WatchingCollector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # podinit_events_total's results, each exported from the start (0 until it happens), so that
@@ -149,6 +150,9 @@ class Metrics:
         self.certificate_reloads: Counter[str] = Counter()
         self.registry = CollectorRegistry()
         self.registry.register(_AdmissionCollector(self))
+        # The leading replica's pod watch and reconciler (podWatch): set by serve.
+        self.watching = WatchingCollector()
+        self.registry.register(self.watching)
         if stats is not None:
             self.registry.register(_ResolverCollector(stats))
 

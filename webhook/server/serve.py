@@ -30,7 +30,6 @@ from webhook.server.namespaces import NamespaceGate
 from webhook.server.nodes import NodeCapabilities
 from webhook.server.owners import KubeObjects, OwnerCheck
 from webhook.server.tls import CertReloader
-from webhook.server.watching import WatchingCollector
 from webhook.server.watching_setup import watching
 
 log = logging.getLogger("podinit.serve")
@@ -242,7 +241,7 @@ async def serve(config: Config) -> None:
                 gate=parts.namespaces,
                 ready=ready,
             )
-            parts.metrics.registry.register(WatchingCollector(leader))
+            parts.metrics.watching.watching = leader
             background.append(asyncio.create_task(leader.run()))
 
         app = create_app(admitter=parts.admitter, metrics=parts.metrics, ready=ready)

@@ -14,10 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from webhook.server.lease import Leadership
 from webhook.server.namespaces import NamespaceGate
@@ -74,56 +70,3 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
         task.cancel()
     with contextlib.suppress(Exception):
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class WatchingCollector(Collector):
-    """podinit_leader, podinit_pods_unwrapped{namespace,state}, the oldest one's age, and the
-    reconciler's actions."""
-
-    def __init__(self, watching: Watching) -> None:
-        self.watching = watching
-
-    def collect(self) -> Iterator[Metric]:
-        leading = self.watching.leadership.leading
-        yield GaugeMetricFamily(
-            "podinit_leader", "1 on the replica holding the Lease", value=1 if leading else 0
-        )
-        unwrapped = GaugeMetricFamily(
-            "podinit_pods_unwrapped",
-            "Pods not running podinit's init that should (the states of `podinit scan`): "
-            "slipped (admitted without the webhook), failed (the webhook could not wrap a "
-            "container). Exported by the leading replica only",
-            labels=["namespace", "state"],
-        )
-        oldest = GaugeMetricFamily(
-            "podinit_pods_unwrapped_oldest_seconds",
-            "Age of the oldest unwrapped pod per state (leading replica only)",
-            labels=["state"],
-        )
-        if leading and self.watching.watch.synced.is_set():
-            for (namespace, state), count in sorted(self.watching.pods.counts().items()):
-                unwrapped.add_metric([namespace, state], count)
-            for state, age in sorted(self.watching.pods.oldest().items()):
-                oldest.add_metric([state], age)
-        yield unwrapped
-        yield oldest
-        actions = CounterMetricFamily(
-            "podinit_reconcile_actions",
-            "What the reconciler did with slipped pods: evicted, refused (by a "
-            "PodDisruptionBudget, tried again later), reported (bare or Job pods, never "
-            "deleted), would-evict (dryRun), stalled (a replacement not Ready and wrapped in "
-            "time), not-serving (a pass skipped: the webhook was not reached)",
-            labels=["action"],
-        )
-        if self.watching.reconciler is not None:
-            counts = self.watching.reconciler.counts
-            for action, value in (
-                ("evicted", counts.evicted),
-                ("refused", counts.refused),
-                ("reported", counts.reported),
-                ("would-evict", counts.would_evict),
-                ("stalled", counts.stalled),
-                ("not-serving", counts.not_serving),
-            ):
-                actions.add_metric([action], value)
-        yield actions
