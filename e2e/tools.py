@@ -213,3 +213,38 @@ def find_oras() -> Path:
     versions = read_versions()
     wanted = {"ORAS": (_cached(versions, "oras", "ORAS_VERSION"), "`bash e2e/tools.sh --oras`")}
     return _locate(wanted)["ORAS"]
+
+
+@dataclass(frozen=True)
+class OldNodeTools:
+    """The second, older node's own programs (its kube-proxy, crictl and runc are the first
+    node's: one machine, one network namespace)."""
+
+    kubelet: Path
+    containerd: Path
+    containerd_shim: Path  # containerd-shim-runc-v2, beside containerd
+    kube_version: str
+    containerd_version: str
+
+
+def find_old_node_tools() -> OldNodeTools:
+    """kubelet ``OLD_NODE_KUBE_VERSION`` and containerd ``OLD_NODE_CONTAINERD_VERSION``
+    (``OLD_NODE_KUBELET``, ``OLD_NODE_CONTAINERD``, ``OLD_NODE_CONTAINERD_SHIM``)."""
+    versions = read_versions()
+    built = "`make e2e-tools`"
+    kubelet = _cached(versions, "kubelet", "OLD_NODE_KUBE_VERSION")
+    containerd = _cached(versions, "containerd", "OLD_NODE_CONTAINERD_VERSION")
+    paths = _locate(
+        {
+            "OLD_NODE_KUBELET": (kubelet, built),
+            "OLD_NODE_CONTAINERD": (containerd, built),
+            "OLD_NODE_CONTAINERD_SHIM": (containerd.parent / "containerd-shim-runc-v2", built),
+        }
+    )
+    return OldNodeTools(
+        kubelet=paths["OLD_NODE_KUBELET"],
+        containerd=paths["OLD_NODE_CONTAINERD"],
+        containerd_shim=paths["OLD_NODE_CONTAINERD_SHIM"],
+        kube_version=versions["OLD_NODE_KUBE_VERSION"],
+        containerd_version=versions["OLD_NODE_CONTAINERD_VERSION"],
+    )

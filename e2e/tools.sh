@@ -78,6 +78,10 @@ print_paths() {
     echo "CTR=${containerd%/*}/ctr"
     echo "CRICTL=$(tool_path crictl "$CRICTL_VERSION")"
     echo "ORAS=$(tool_path oras "$ORAS_VERSION")"
+    echo "OLD_NODE_KUBELET=$(tool_path kubelet "$OLD_NODE_KUBE_VERSION")"
+    containerd=$(tool_path containerd "$OLD_NODE_CONTAINERD_VERSION")
+    echo "OLD_NODE_CONTAINERD=$containerd"
+    echo "OLD_NODE_CONTAINERD_SHIM=${containerd%/*}/containerd-shim-runc-v2"
     local v
     for v in "${kube_matrix[@]}"; do
         echo "KUBE_APISERVER_1_$(minor_of "$v")=$(tool_path kube-apiserver "$v")"
@@ -108,7 +112,7 @@ build() {
     timeout 10 "$tmp/$tool" "${version_cmd[@]}" >"$tmp/version.txt" 2>&1 || true
     if [[ $tool == containerd ]]; then
         timeout 10 "$tmp/containerd-shim-runc-v2" -v >>"$tmp/version.txt" 2>&1 || true
-        timeout 10 "$tmp/ctr" --version >>"$tmp/version.txt" 2>&1 || true
+        if [[ -x $tmp/ctr ]]; then timeout 10 "$tmp/ctr" --version >>"$tmp/version.txt" 2>&1 || true; fi
     fi
     rm -rf "$dir"
     mv "$tmp" "$dir"
@@ -157,6 +161,17 @@ build_containerd() {
     done
     GOBIN=$out "${nice[@]}" "$GO" install -trimpath -tags "no_btrfs no_devmapper no_zfs" \
         -ldflags "-s -w -X $pkg/version.Version=$CONTAINERD_VERSION" "${cmds[@]}"
+}
+
+build_containerd_1() {
+    # containerd 1.x is the module github.com/containerd/containerd (no /v2), also without
+    # replace directives; the same tags, and its version variable in the same place.
+    local pkg=github.com/containerd/containerd cmd cmds=()
+    for cmd in containerd containerd-shim-runc-v2; do
+        cmds+=("$pkg/cmd/$cmd@$OLD_NODE_CONTAINERD_VERSION")
+    done
+    GOBIN=$out "${nice[@]}" "$GO" install -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+        -ldflags "-s -w -X $pkg/version.Version=$OLD_NODE_CONTAINERD_VERSION" "${cmds[@]}"
 }
 
 build_crictl() {
@@ -303,4 +318,8 @@ for v in "${kube_matrix[@]}"; do
     kube_version=$v tool_cmd=kube-apiserver build kube-apiserver "$v" build_kube
     kube_version=$v tool_cmd=kubectl build kubectl "$v" build_kube
 done
+# The older node joined to KUBE_VERSION's control plane (tests/node/test_old_node*.py): a
+# kubelet of OLD_NODE_KUBE_VERSION (a KUBE_MATRIX release: its module is there) on containerd 1.7.
+kube_version=$OLD_NODE_KUBE_VERSION tool_cmd=kubelet build kubelet "$OLD_NODE_KUBE_VERSION" build_kube
+build containerd "$OLD_NODE_CONTAINERD_VERSION" build_containerd_1
 print_paths

@@ -34,6 +34,7 @@ SELECTION = [
         "verbs": ["get"],
     },
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},  # auto mode asks the nodes
 ]
 EVENT_OWNERS = [
     {"apiGroups": [""], "resources": ["pods", "replicationcontrollers"], "verbs": ["get"]},
@@ -121,7 +122,7 @@ def test_no_rule_grants_more_than_get_create_update_or_patch(render: Render) -> 
     for mode in MODES.values():
         for kind in ("Role", "ClusterRole"):
             for rule in rules(render(mode), kind):
-                if rule["resources"] == ["namespaces"]:  # names and labels, for the selection
+                if rule["resources"] in (["namespaces"], ["nodes"]):  # selection, auto mode
                     assert rule["verbs"] == ["list"]
                     continue
                 if rule["resources"] == ["pods"] and o_name(rule, render(mode)) == "pod-watch":
