@@ -164,14 +164,16 @@ build_containerd() {
 }
 
 build_containerd_1() {
-    # containerd 1.x is the module github.com/containerd/containerd (no /v2), also without
-    # replace directives; the same tags, and its version variable in the same place.
-    local pkg=github.com/containerd/containerd cmd cmds=()
+    # containerd 1.x is the module github.com/containerd/containerd (no /v2); its go.mod has
+    # an exclude directive, which `go install pkg@version` refuses, so it is built in the
+    # throwaway module tools-mod/containerd-<version>/ (the same exclude), same tags.
+    local pkg=github.com/containerd/containerd cmd
     for cmd in containerd containerd-shim-runc-v2; do
-        cmds+=("$pkg/cmd/$cmd@$OLD_NODE_CONTAINERD_VERSION")
+        (cd "$here/tools-mod/containerd-$OLD_NODE_CONTAINERD_VERSION" &&
+            "${nice[@]}" "$GO" build -mod=readonly -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+                -ldflags "-s -w -X $pkg/version.Version=$OLD_NODE_CONTAINERD_VERSION" \
+                -o "$out/$cmd" "$pkg/cmd/$cmd")
     done
-    GOBIN=$out "${nice[@]}" "$GO" install -trimpath -tags "no_btrfs no_devmapper no_zfs" \
-        -ldflags "-s -w -X $pkg/version.Version=$OLD_NODE_CONTAINERD_VERSION" "${cmds[@]}"
 }
 
 build_crictl() {
