@@ -81,7 +81,8 @@ class ClusterActions:
                     {
                         "name": "probe",
                         "image": self.settings.init_image,
-                        "command": [self.settings.init_path, "--version"],
+                        # never run (a dry run); any argv the webhook wraps
+                        "command": ["/serving-probe"],
                         "securityContext": {
                             "allowPrivilegeEscalation": False,
                             "capabilities": {"drop": ["ALL"]},

@@ -55,6 +55,7 @@ class ReconcileSettings:
     ready_timeout: float = 600.0
     stall: float = 3600.0
     probe_every: float = 30.0
+    probe_retry: float = 5.0
 
 
 class Bucket:
@@ -142,17 +143,23 @@ class Reconciler:
             await self._consider(pod)
 
     async def _serving(self) -> bool:
+        """Ready, and the probe came back wrapped: asked again every `probe_every` seconds
+        while it does, every `probe_retry` while it does not; the log says when that changes."""
         if not self.ready():
             return False
         at, answer = self._probed
-        if self.clock() - at >= self.settings.probe_every or not answer:
-            answer = await self.actions.webhook_reached(self.settings.probe_namespace)
-            self._probed = (self.clock(), answer)
-            if not answer:
-                log.warning(
-                    "not replacing slipped pods: a dry-run pod in %s was not wrapped",
+        wait = self.settings.probe_every if answer else self.settings.probe_retry
+        if self.clock() - at >= wait:
+            serving = await self.actions.webhook_reached(self.settings.probe_namespace)
+            if serving != answer or at == -float("inf"):
+                log.log(
+                    logging.INFO if serving else logging.WARNING,
+                    "serving probe: a dry-run pod in %s %s",
                     self.settings.probe_namespace,
+                    "comes back wrapped" if serving else "is not wrapped: replacing nothing",
                 )
+            self._probed = (self.clock(), serving)
+            answer = serving
         return answer
 
     async def _consider(self, pod: UnwrappedPod) -> None:
