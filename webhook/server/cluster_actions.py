@@ -123,7 +123,24 @@ class ClusterActions:
             return None
         return Replacement(ready=_ready(newest), wrapped=_wrapped(newest, self.settings))
 
-    async def _selector(self, owner: Owner, namespace: str) -> str | None:
+    async def available(self, owner: Owner, namespace: str) -> bool:
+        """Every pod the workload wants is Ready, as its controller counts them: only then may
+        one be taken. Asked of the cluster, not remembered, so a replica that starts leading
+        mid-replacement waits for the replacement as the one before it did."""
+        found = await self._owner(owner, namespace)
+        if found is None:
+            return False
+        spec, status = found.get("spec") or {}, found.get("status") or {}
+        if owner.kind == "DaemonSet":
+            wanted, ready = status.get("desiredNumberScheduled"), status.get("numberReady")
+        else:
+            wanted, ready = spec.get("replicas", 1), status.get("readyReplicas")
+        if found["metadata"].get("generation") != status.get("observedGeneration"):
+            return False  # its controller has not caught up with a change yet
+        return isinstance(wanted, int) and (ready or 0) >= wanted
+
+    async def _owner(self, owner: Owner, namespace: str) -> dict[str, Any] | None:
+        """The owner as stored, if it is still the one the pod names."""
         resource = {
             "ReplicaSet": "apis/apps/v1/namespaces/{}/replicasets",
             "StatefulSet": "apis/apps/v1/namespaces/{}/statefulsets",
@@ -133,7 +150,15 @@ class ClusterActions:
         if resource is None:
             return None
         status, found = await self.api.call("GET", f"/{resource.format(namespace)}/{owner.name}")
-        if status >= 300 or (found.get("metadata") or {}).get("uid") != owner.uid:
+        if status >= 300 or not isinstance(found, dict):
+            return None
+        if (found.get("metadata") or {}).get("uid") != owner.uid:
+            return None
+        return found
+
+    async def _selector(self, owner: Owner, namespace: str) -> str | None:
+        found = await self._owner(owner, namespace)
+        if found is None:
             return None
         selector = (found.get("spec") or {}).get("selector")
         if owner.kind == "ReplicationController":  # a plain map of labels

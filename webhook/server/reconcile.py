@@ -9,7 +9,9 @@ wrapped (the apiserver reaches a replica now; a replacement would be wrapped). T
   new one would fail the same way): left alone;
 - not owned by a ReplicaSet, StatefulSet, DaemonSet or ReplicationController (a bare pod, a
   Job's): never deleted; one Event on it (or its owner) says so, the metric counts it;
-- its workload is waiting for an earlier replacement, or stalled: next time;
+- its workload is waiting for an earlier replacement, is stalled, or has a pod that is not
+  Ready (as its controller counts them; asked of the cluster each time, so a replica that
+  takes over the Lease mid-replacement waits as well): next time;
 - otherwise, within the rate limits (cluster-wide and per namespace, tokens per minute), it
   is evicted through the Eviction API, so PodDisruptionBudgets hold; a refused eviction (429)
   is tried again after `retry` seconds and reported once. The workload then waits until its
@@ -177,6 +179,8 @@ class Reconciler:
         )
         if not (self.cluster.ready() and bucket.ready()):
             return
+        if not await self.actions.available(owner, pod.namespace):
+            return  # a pod of it is not Ready (a replacement on its way, or a real problem)
         regarding = owner_reference(pod, REPLACEABLE[owner.kind])
         if self.settings.dry_run:
             if pod.uid not in self.reported:
