@@ -100,13 +100,17 @@ def kill_one_replica(cluster: Cluster) -> Callable[[], None]:
         pods = cluster.cp.kubectl_json(
             "get", "pods", "-n", RELEASE_NAMESPACE, "-l", "app.kubernetes.io/component=webhook"
         )["items"]
-        container_id = pods[0]["status"]["containerStatuses"][0]["containerID"].split("//")[1]
-        crictl = [str(cluster.node_tools.crictl), "--runtime-endpoint", cluster.containerd.endpoint]
-        info = json.loads(
-            subprocess.run(
-                [*crictl, "inspect", container_id], capture_output=True, check=True
-            ).stdout
-        )
-        subprocess.run(["kill", "-KILL", str(info["info"]["pid"])], check=True)
+        kill_replica(cluster, pods[0]["metadata"]["name"])
 
     return kill
+
+
+def kill_replica(cluster: Cluster, pod: str) -> None:
+    """SIGKILL the server process (PID 1 of its container) of the webhook replica `pod`."""
+    found = cluster.cp.kubectl_json("get", "pod", pod, "-n", RELEASE_NAMESPACE)
+    container_id = found["status"]["containerStatuses"][0]["containerID"].split("//")[1]
+    crictl = [str(cluster.node_tools.crictl), "--runtime-endpoint", cluster.containerd.endpoint]
+    info = json.loads(
+        subprocess.run([*crictl, "inspect", container_id], capture_output=True, check=True).stdout
+    )
+    subprocess.run(["kill", "-KILL", str(info["info"]["pid"])], check=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from typing import Any
 
 from kubernetes.aio import client as kube
@@ -35,7 +36,9 @@ def watching(
             "reconcile needs reconcileProbeNamespace: a namespace the webhook selects, where a "
             "dry-run pod shows that the apiserver reaches the webhook"
         )
-    identity = config.pod_name or socket.gethostname()
+    # The pod's name and this process: a server restarted in the same pod is a new candidate
+    # that waits out the old holder's Lease like any other, as client-go's identities do.
+    identity = f"{config.pod_name or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
     calls = Calls(api, timeout=READ_TIMEOUT_SECONDS)
 
     async def read_pod(namespace: str, name: str) -> dict[str, Any] | None:

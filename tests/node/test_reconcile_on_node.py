@@ -1,0 +1,237 @@
+"""podinit replaces what slipped through, on the real node (issue 20): the webhook scaled to 0,
+workloads created (all slipped), the webhook back with `reconcile.enabled`: every pod of a
+Deployment or StatefulSet is replaced by a wrapped one, one at a time, PodDisruptionBudgets
+hold, bare pods are only reported; and the leader SIGKILLed mid-way changes none of that.
+
+Measured and printed: seconds from the webhook's return to the last replacement Ready.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from e2e.node import disruption, workloads
+from e2e.node.cluster import Cluster
+from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE
+
+STATUS = "podinit.dev/status"
+WEBHOOK_PODS = "app.kubernetes.io/component=webhook"
+GRACE = 3  # an unwrapped shell-form app ignores SIGTERM: its pods go after the grace period
+
+
+@pytest.fixture(scope="module")
+def reconciling(cluster: Cluster) -> Iterator[None]:
+    values = workloads.chart_values(cluster, reconcileIntervalSeconds=1)
+    values["reconcile"] = {
+        "enabled": True,
+        "evictionsPerMinute": 120,
+        "namespaceEvictionsPerMinute": 60,
+        "readyTimeoutSeconds": 180,
+    }
+    workloads.helm_install(cluster, values=values)
+    yield
+    cluster.cp.helm("uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", check=False)
+
+
+def scale_webhook(cluster: Cluster, replicas: int) -> None:
+    cp = cluster.cp
+    cp.kubectl("scale", "-n", RELEASE_NAMESPACE, f"deployment/{RELEASE}", f"--replicas={replicas}")
+
+    def scaled() -> bool:
+        pods = cp.kubectl_json("get", "pods", "-n", RELEASE_NAMESPACE, "-l", WEBHOOK_PODS)["items"]
+        ready = [p for p in pods if _ready(p) and not p["metadata"].get("deletionTimestamp")]
+        return len(pods) == replicas and len(ready) == replicas
+
+    cp.wait_for(f"{replicas} webhook replicas", scaled, timeout=180)
+
+
+def _ready(item: dict[str, Any]) -> bool:
+    conditions = item.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _wrapped(item: dict[str, Any]) -> bool:
+    return all(
+        (c.get("command") or [""])[0] == "/podinit/podinit" for c in item["spec"]["containers"]
+    )
+
+
+def workload(
+    cluster: Cluster, namespace: str, name: str, replicas: int, kind: str = "Deployment"
+) -> dict[str, Any]:
+    template = workloads.app_pod(name, namespace, cluster, grace=GRACE)
+    spec: dict[str, Any] = {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": template["spec"]},
+    }
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def budget(namespace: str, name: str, **rule: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {**rule, "selector": {"matchLabels": {"app": name}}},
+    }
+
+
+# name -> (kind, replicas, fewest Ready pods allowed while it is being replaced)
+REPLACED = {
+    "web": ("Deployment", 3, 2),  # its PDB allows one pod down
+    "api": ("Deployment", 2, 1),
+    "db": ("StatefulSet", 2, 1),
+}
+
+
+@dataclass
+class Watched:
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    fewest_ready: dict[str, int] = field(default_factory=dict)
+
+
+def slipped_workloads(cluster: Cluster) -> str:
+    """The webhook at 0 replicas, then a namespace of workloads, all running unwrapped."""
+    scale_webhook(cluster, 0)
+    namespace = workloads.fresh_namespace(cluster, prefix="slipped")
+    objects = [workload(cluster, namespace, n, r, kind) for n, (kind, r, _) in REPLACED.items()]
+    objects += [
+        workload(cluster, namespace, "guarded", 2),
+        budget(namespace, "web", maxUnavailable=1),
+        budget(namespace, "guarded", minAvailable=2),
+        workloads.app_pod("bare", namespace, cluster, grace=GRACE),
+    ]
+    for obj in objects:
+        cluster.cp.apply(obj)
+
+    def running() -> bool:
+        pods = _pods(cluster, namespace)
+        return len(pods) == 10 and all(_ready(p) for p in pods)
+
+    cluster.cp.wait_for("10 slipped pods Ready", running, timeout=240)
+    assert not any(
+        STATUS in (p["metadata"].get("annotations") or {}) for p in _pods(cluster, namespace)
+    )
+    return namespace
+
+
+def _pods(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cluster.cp.kubectl_json("get", "pods", "-n", namespace)["items"]
+    return items
+
+
+def _owned(item: dict[str, Any], name: str) -> bool:
+    return any(
+        r["name"] == name or r["name"].startswith(f"{name}-")
+        for r in item["metadata"].get("ownerReferences") or []
+    )
+
+
+def replaced(cluster: Cluster, namespace: str, watched: Watched) -> Callable[[], bool]:
+    """Whether every pod of REPLACED is wrapped and Ready; records the fewest Ready seen."""
+
+    def check() -> bool:
+        current = [
+            p for p in _pods(cluster, namespace) if not p["metadata"].get("deletionTimestamp")
+        ]
+        watched.pods = current
+        done = True
+        for name, (_, replicas, _) in REPLACED.items():
+            mine = [p for p in current if _owned(p, name)]
+            ready = sum(_ready(p) for p in mine)
+            watched.fewest_ready[name] = min(watched.fewest_ready.get(name, replicas), ready)
+            done &= len(mine) == replicas and all(_ready(p) and _wrapped(p) for p in mine)
+        return done
+
+    return check
+
+
+def events(cluster: Cluster, namespace: str, reason: str) -> list[dict[str, Any]]:
+    listed = cluster.cp.kubectl_json("get", "events.events.k8s.io", "-n", namespace)["items"]
+    return [e for e in listed if e.get("reason") == reason]
+
+
+def assert_left_alone(cluster: Cluster, namespace: str) -> None:
+    """The PDB that allows no disruption held; the bare pod was reported, never deleted."""
+    cluster.cp.wait_for(
+        "the refused eviction and the bare pod reported",
+        lambda: (
+            bool(events(cluster, namespace, "PodinitEvictionRefused"))
+            and bool(events(cluster, namespace, "PodinitNotReplaced"))
+        ),
+        timeout=60,
+    )
+    current = _pods(cluster, namespace)
+    guarded = [p for p in current if _owned(p, "guarded")]
+    assert len(guarded) == 2 and all(_ready(p) and not _wrapped(p) for p in guarded)
+    [bare] = [p for p in current if p["metadata"]["name"] == "bare"]
+    assert not _wrapped(bare) and not bare["metadata"].get("deletionTimestamp")
+
+
+def test_slipped_workloads_are_replaced_wrapped_while_budgets_and_bare_pods_hold(
+    cluster: Cluster, reconciling: None
+) -> None:
+    namespace = slipped_workloads(cluster)
+    try:
+        scale_webhook(cluster, 2)
+        started, watched = time.monotonic(), Watched()
+        cluster.cp.wait_for(
+            "every replaceable pod wrapped", replaced(cluster, namespace, watched), 300
+        )
+        took = time.monotonic() - started
+        print(f"\nreconcile: 7 slipped pods of 3 workloads replaced in {took:.0f}s")
+        for name, (_, _, fewest) in REPLACED.items():
+            assert watched.fewest_ready[name] >= fewest, (name, watched.fewest_ready)
+        assert_left_alone(cluster, namespace)
+        assert len(events(cluster, namespace, "PodinitReplacing")) == 7, "one eviction per pod"
+    finally:
+        cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def _leader(cluster: Cluster) -> str:
+    lease = cluster.cp.kubectl_json("get", "lease", f"{RELEASE}-leader", "-n", RELEASE_NAMESPACE)
+    return str(lease["spec"].get("holderIdentity") or "")
+
+
+def test_the_leader_killed_mid_reconcile_hands_over_and_no_pod_is_evicted_twice(
+    cluster: Cluster, reconciling: None
+) -> None:
+    namespace = slipped_workloads(cluster)
+    try:
+        scale_webhook(cluster, 2)
+        cluster.cp.wait_for(
+            "the first eviction",
+            lambda: bool(events(cluster, namespace, "PodinitReplacing")),
+            timeout=120,
+        )
+        first = _leader(cluster)
+        disruption.kill_replica(cluster, first)
+        cluster.cp.wait_for(
+            "another replica leads", lambda: _leader(cluster) not in ("", first), timeout=60
+        )
+        watched = Watched()
+        cluster.cp.wait_for(
+            "every replaceable pod wrapped", replaced(cluster, namespace, watched), 300
+        )
+        for name, (_, _, fewest) in REPLACED.items():
+            assert watched.fewest_ready[name] >= fewest, (name, watched.fewest_ready)
+        replacing = events(cluster, namespace, "PodinitReplacing")
+        assert len(replacing) == 7, json.dumps([e["note"] for e in replacing])
+        assert {e["reportingInstance"] for e in replacing} >= {first}
+        assert_left_alone(cluster, namespace)
+    finally:
+        cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
