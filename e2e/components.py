@@ -7,6 +7,7 @@ next to it, so a changed Kubernetes default is a one-place edit.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +130,7 @@ def apiserver_argv(
     port: int,
     audit_policy: Path,
     audit_log: Path,
+    feature_gates: Mapping[str, bool] | None = None,
 ) -> list[str]:
     if keys.kubelet_client is None:
         # endpoints for the `kubernetes` service may not be loopback addresses
@@ -172,8 +174,17 @@ def apiserver_argv(
         f"--audit-policy-file={audit_policy}",
         f"--audit-log-path={audit_log}",
         "--audit-log-format=json",
+        *feature_gates_flag(feature_gates or {}),
         "--v=1",
     ]
+
+
+def feature_gates_flag(gates: Mapping[str, bool]) -> list[str]:
+    """``--feature-gates=A=true,B=false`` (sorted), or nothing for no gates."""
+    if not gates:
+        return []
+    pairs = ",".join(f"{name}={str(on).lower()}" for name, on in sorted(gates.items()))
+    return [f"--feature-gates={pairs}"]
 
 
 def controller_manager_argv(

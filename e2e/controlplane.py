@@ -34,7 +34,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ class ControlPlane:
     procs: list[Process] = field(default_factory=list)  # everything spawned
     core: list[Process] = field(default_factory=list)  # etcd, apiserver, controller-manager
     address: str = LOOPBACK
+    feature_gates: dict[str, bool] = field(default_factory=dict)  # the apiserver's
     _admin: IssuedCert | None = None
 
     # ---- lifecycle
@@ -96,7 +97,12 @@ class ControlPlane:
 
     @classmethod
     def start(
-        cls, tools: Tools, *, startup_timeout: float = 180.0, address: str = LOOPBACK
+        cls,
+        tools: Tools,
+        *,
+        startup_timeout: float = 180.0,
+        address: str = LOOPBACK,
+        feature_gates: Mapping[str, bool] | None = None,
     ) -> ControlPlane:
         """Start etcd, kube-apiserver and kube-controller-manager; raises StartupError
         (with log tails; the logs are kept) if one exits or is not ready in time.
@@ -106,11 +112,19 @@ class ControlPlane:
 
         ``address``: where the apiserver listens and what it advertises; a node's pods
         reach it there (through the ``kubernetes`` Service). Not loopback, the scheduler
-        runs too and the apiserver can reach kubelets (client certificate, InternalIP)."""
+        runs too and the apiserver can reach kubelets (client certificate, InternalIP).
+
+        ``feature_gates``: the apiserver's ``--feature-gates`` (it drops the fields of a
+        gate that is off, e.g. ``lifecycle.stopSignal`` without ContainerStopSignals)."""
+        gates = dict(feature_gates or {})
         for attempt in range(3):
             try:
                 return cls._start_once(
-                    tools, startup_timeout, address=address, last_attempt=attempt == 2
+                    tools,
+                    startup_timeout,
+                    address=address,
+                    feature_gates=gates,
+                    last_attempt=attempt == 2,
                 )
             except StartupError as e:
                 if not port_taken(e) or attempt == 2:
@@ -119,7 +133,13 @@ class ControlPlane:
 
     @classmethod
     def _start_once(
-        cls, tools: Tools, startup_timeout: float, *, address: str, last_attempt: bool
+        cls,
+        tools: Tools,
+        startup_timeout: float,
+        *,
+        address: str,
+        feature_gates: dict[str, bool],
+        last_attempt: bool,
     ) -> ControlPlane:
         workdir = Path(tempfile.mkdtemp(prefix="podinit-e2e-"))
         logdir = Path(tempfile.mkdtemp(prefix="podinit-e2e-logs-"))
@@ -134,6 +154,7 @@ class ControlPlane:
             kubeconfig=workdir / "admin.kubeconfig",
             etcd_url="",
             address=address,
+            feature_gates=feature_gates,
         )
         # also stop if the test process ends without calling stop (the processes would
         # die with it anyway, through PR_SET_PDEATHSIG; this removes the temp dirs)
@@ -275,6 +296,7 @@ class ControlPlane:
             port=port,
             audit_policy=audit_policy,
             audit_log=self.logdir / "audit.log",
+            feature_gates=self.feature_gates,
         )
         apiserver = self._core_spawn("kube-apiserver", argv)
         self.write_kubeconfig(self.kubeconfig, keys.admin, "admin")

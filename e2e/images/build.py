@@ -156,7 +156,7 @@ def test_images(buildah: Buildah, *, registry: str, cert_dir: Path | None) -> li
         shutil.copy(BUSYBOX, context / "busybox")
         shutil.copy(TESTAPPS / "app.sh", context / "app.sh")
         _pause_binary(context / "pause")
-        for name in ("pause", "app"):
+        for name in ("pause", "app", "app-quit"):  # app-quit is FROM app
             local = f"localhost/podinit-test/{name}:1"
             containerfile = TESTAPPS / f"{name}.Containerfile"
             buildah.build(context, tag=local, platform="linux/amd64", containerfile=containerfile)

@@ -41,6 +41,10 @@ from e2e.tools import NodeTools, find_node_tools, find_oras, find_tools
 from e2e.webhookconfig import http_ok
 
 DEFAULT_STATE = Path(os.environ.get("PODINIT_NODE_STATE", "/var/lib/podinit-node"))
+# On for the apiserver and the kubelet alike: the apiserver drops a gated field while its
+# gate is off, the kubelet ignores it. ContainerStopSignals (alpha, off through 1.37):
+# lifecycle.stopSignal reaches the runtime, and container statuses report the stop signal.
+NODE_FEATURE_GATES = {"ContainerStopSignals": True}
 
 
 @dataclass
@@ -63,7 +67,8 @@ class Cluster:
         startup_timeout: float = 180,
         kubelet_feature_gates: Mapping[str, bool] | None = None,
     ) -> Cluster:
-        """Everything up and the node Ready; raises StartupError (logs kept) otherwise."""
+        """Everything up and the node Ready; raises StartupError (logs kept) otherwise.
+        ``kubelet_feature_gates`` are set on top of NODE_FEATURE_GATES."""
         tools, node_tools = find_tools(), find_node_tools()
         lock = _take_node_lock(state)
         try:
@@ -71,13 +76,19 @@ class Cluster:
             state.mkdir(parents=True)
             network = PodNetwork(state)
             network.create_bridge()
-            cp = ControlPlane.start(tools, address=NODE_IP, startup_timeout=startup_timeout)
+            cp = ControlPlane.start(
+                tools,
+                address=NODE_IP,
+                startup_timeout=startup_timeout,
+                feature_gates=NODE_FEATURE_GATES,
+            )
         except BaseException:
             os.close(lock)
             raise
         try:
             cluster = cls._start_node(cp, node_tools, network, state, lock)
-            cluster._start_kubelet(startup_timeout, dict(kubelet_feature_gates or {}))
+            gates = {**NODE_FEATURE_GATES, **(kubelet_feature_gates or {})}
+            cluster._start_kubelet(startup_timeout, gates)
             cluster._start_kube_proxy()
             return cluster
         except BaseException:

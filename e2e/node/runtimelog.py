@@ -7,7 +7,7 @@ kubelet spends deciding (noticing an init container has exited; tearing the pod 
 
     pods = RuntimeLog(cluster.runtime_log).pods()
     app = pods[("shop", "web-1")].containers["app"]
-    app.stop_requested, app.exited, app.killed
+    app.stop_requested, app.exited, app.killed, app.stop_signal, app.exit_status
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ _SANDBOX_REQUESTED = re.compile(
 _CREATE = re.compile(rf"^CreateContainer within sandbox {_Q} for (?:container )?name:{_Q}")
 _CREATED = re.compile(rf"returns container id {_Q}$")
 _STOP = re.compile(rf"^StopContainer for {_Q} with timeout")
+# Go's name of the signal: "terminated" (SIGTERM), "quit", "interrupt", ...
+_STOP_SIGNAL = re.compile(rf"^Stop container {_Q} with signal (.+)$")
 _KILL = re.compile(rf"^Kill container {_Q}")
 _EXIT = re.compile(
     rf"^received container exit event container_id:{_Q}"
-    r".*exited_at:\{seconds:(\d+)\s+nanos:(\d+)\}"
+    # protobuf's text form leaves out a zero: no exit_status is status 0
+    r".*?(?:exit_status:(\d+)\s+)?exited_at:\{seconds:(\d+)\s+nanos:(\d+)\}"
 )
 
 
@@ -45,6 +48,8 @@ class ContainerTimes:
     exited: float | None = None
     stop_requested: float | None = None
     killed: bool = False  # SIGKILLed once its grace period was over
+    stop_signal: str | None = None  # the signal the runtime stopped it with, in Go's words
+    exit_status: int | None = None  # of its PID 1 (128 + N: killed by signal N)
 
 
 @dataclass
@@ -101,10 +106,13 @@ def _created(
 def _record(by_id: dict[str, ContainerTimes], when: float, message: str) -> None:
     if found := _EXIT.match(message):
         if times := by_id.get(found.group(1)):
-            times.exited = int(found.group(2)) + int(found.group(3)) / 1e9
+            times.exit_status = int(found.group(2) or 0)
+            times.exited = int(found.group(3)) + int(found.group(4)) / 1e9
     elif found := _STOP.match(message):
         if (times := by_id.get(found.group(1))) and times.stop_requested is None:
             times.stop_requested = when
+    elif (found := _STOP_SIGNAL.match(message)) and (times := by_id.get(found.group(1))):
+        times.stop_signal = found.group(2)
     elif (found := _KILL.match(message)) and (times := by_id.get(found.group(1))):
         times.killed = True
 

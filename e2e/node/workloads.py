@@ -78,9 +78,11 @@ def app_pod(
     grace: int = 30,
     env: dict[str, str] | None = None,
     restart: str = "Always",
+    image: str = "app",
 ) -> dict[str, Any]:
-    """A pod of the shell-form app image, without `command` (the webhook reads the image)."""
-    container: dict[str, Any] = {"name": "app", "image": cluster.images["app"].reference}
+    """A pod of a shell-form test image (``app``, or ``app-quit`` whose STOPSIGNAL is
+    SIGQUIT), without `command` (the webhook reads the image)."""
+    container: dict[str, Any] = {"name": "app", "image": cluster.images[image].reference}
     if env:
         container["env"] = [{"name": k, "value": v} for k, v in env.items()]
     return {
