@@ -165,6 +165,7 @@ class Config(BaseSettings):
     reconcile_namespace_evictions_per_minute: float = Field(2.0, gt=0)
     reconcile_ready_timeout_seconds: float = Field(600.0, gt=0)
     reconcile_interval_seconds: float = Field(5.0, gt=0)
+    reconcile_single_pod_workloads: bool = False  # evict the one pod of a 1-replica workload
 
     config_file: Path | None = None
 

@@ -63,6 +63,7 @@ CHART_OWNED = frozenset(
         "reconcileNamespaceEvictionsPerMinute",
         "reconcileReadyTimeoutSeconds",
         "reconcileProbeNamespace",
+        "reconcileSinglePodWorkloads",
     }
 )
 

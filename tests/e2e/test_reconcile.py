@@ -128,7 +128,8 @@ def events(cp: ControlPlane, namespace: str, reason: str) -> list[dict[str, Any]
 def workloads(namespace: str) -> list[dict[str, Any]]:
     web = deployment(namespace, "web", *APP, replicas=2)
     guarded = deployment(namespace, "guarded", *APP, replicas=2)
-    stateful = deployment(namespace, "db", *APP, replicas=1, kind="StatefulSet")
+    solo = deployment(namespace, "solo", *APP, replicas=1)
+    stateful = deployment(namespace, "db", *APP, replicas=2, kind="StatefulSet")
     stateful["spec"]["serviceName"] = "db"
     job = {
         "apiVersion": "batch/v1",
@@ -142,7 +143,7 @@ def workloads(namespace: str) -> list[dict[str, Any]]:
         "metadata": {"name": "guarded", "namespace": namespace},
         "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "guarded"}}},
     }
-    return [web, guarded, stateful, job, budget, pod(namespace, "bare", *APP)]
+    return [web, guarded, solo, stateful, job, budget, pod(namespace, "bare", *APP)]
 
 
 def test_slipped_pods_are_counted_then_replaced_wrapped_one_at_a_time_and_budgets_hold(
@@ -156,9 +157,9 @@ def test_slipped_pods_are_counted_then_replaced_wrapped_one_at_a_time_and_budget
 
         def all_slipped() -> bool:
             act_as_kubelet(cp, namespace)
-            return len(pods(cp, namespace)) == 7 and unwrapped_gauge(reconciling, namespace) == 7
+            return len(pods(cp, namespace)) == 9 and unwrapped_gauge(reconciling, namespace) == 9
 
-        cp.wait_for("7 slipped pods in the gauge", all_slipped, timeout=90)
+        cp.wait_for("9 slipped pods in the gauge", all_slipped, timeout=90)
         assert all(not is_wrapped(c) for p in pods(cp, namespace) for c in p["spec"]["containers"])
         not_serving = metrics(reconciling.server)[
             'podinit_reconcile_actions_total{action="not-serving"}'
@@ -177,27 +178,29 @@ def test_slipped_pods_are_counted_then_replaced_wrapped_one_at_a_time_and_budget
             web = [p for p in current if owned_by(p, "web-")]
             fewest_ready_web = min(fewest_ready_web, sum(_ready(p) for p in web))
             replaced_ones = [p for p in current if owned_by(p, "web-") or owned_by(p, "db")]
-            return len(replaced_ones) == 3 and all(_wrapped(p) for p in replaced_ones)
+            return len(replaced_ones) == 4 and all(_wrapped(p) for p in replaced_ones)
 
         cp.wait_for("web and db replaced by wrapped pods", replaced, timeout=120)
         assert fewest_ready_web >= 1, "two pods of one workload were replaced at once"
-        cp.wait_for(
-            "the refused eviction and the pods never deleted reported",
-            lambda: (
-                bool(events(cp, namespace, "PodinitEvictionRefused"))
-                and len(events(cp, namespace, "PodinitNotReplaced")) == 2
-            ),
-            timeout=60,
-        )
+        reported: list[str] = []
+
+        def told() -> bool:
+            reported[:] = [e["note"] for e in events(cp, namespace, "PodinitNotReplaced")]
+            return bool(events(cp, namespace, "PodinitEvictionRefused")) and len(reported) >= 3
+
+        cp.wait_for("the refused eviction and the pods never deleted reported", told, timeout=60)
+        assert len(reported) == 3, reported  # bare, the Job's, solo's
         current = {p["metadata"]["name"]: p for p in pods(cp, namespace)}
         assert "bare" in current and not _wrapped(current["bare"])
         guarded = [p for p in current.values() if owned_by(p, "guarded-")]
         assert len(guarded) == 2 and not any(_wrapped(p) for p in guarded), "the budget held"
         batch = [p for p in current.values() if owned_by(p, "batch")]
         assert len(batch) == 1 and not _wrapped(batch[0]), "a Job's pod is never deleted"
+        [single] = [p for p in current.values() if owned_by(p, "solo-")]
+        assert not _wrapped(single), "the one pod of a workload is not evicted by default"
         replaced_events = events(cp, namespace, "PodinitReplacing")
         assert {e["regarding"]["kind"] for e in replaced_events} == {"ReplicaSet", "StatefulSet"}
-        assert unwrapped_gauge(reconciling, namespace) == 4  # guarded x2, bare, the Job's
+        assert unwrapped_gauge(reconciling, namespace) == 5  # guarded x2, solo, bare, the Job's
     finally:
         delete_namespace(cp, namespace)
 

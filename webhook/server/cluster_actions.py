@@ -40,6 +40,12 @@ class Eviction(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Availability:
+    wanted: int  # pods the workload's controller keeps
+    all_ready: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Replacement:
     ready: bool
     wrapped: bool
@@ -123,21 +129,24 @@ class ClusterActions:
             return None
         return Replacement(ready=_ready(newest), wrapped=_wrapped(newest, self.settings))
 
-    async def available(self, owner: Owner, namespace: str) -> bool:
-        """Every pod the workload wants is Ready, as its controller counts them: only then may
-        one be taken. Asked of the cluster, not remembered, so a replica that starts leading
-        mid-replacement waits for the replacement as the one before it did."""
+    async def available(self, owner: Owner, namespace: str) -> Availability:
+        """How many pods the workload wants, and whether every one is Ready as its controller
+        counts them: only then may one be taken. Asked of the cluster, not remembered, so a
+        replica that starts leading mid-replacement waits for the replacement as the one
+        before it did."""
         found = await self._owner(owner, namespace)
         if found is None:
-            return False
+            return Availability(wanted=0, all_ready=False)
         spec, status = found.get("spec") or {}, found.get("status") or {}
         if owner.kind == "DaemonSet":
             wanted, ready = status.get("desiredNumberScheduled"), status.get("numberReady")
         else:
             wanted, ready = spec.get("replicas", 1), status.get("readyReplicas")
-        if found["metadata"].get("generation") != status.get("observedGeneration"):
-            return False  # its controller has not caught up with a change yet
-        return isinstance(wanted, int) and (ready or 0) >= wanted
+        if not isinstance(wanted, int):
+            return Availability(wanted=0, all_ready=False)
+        # a controller that has not caught up with a change yet counts the old spec
+        caught_up = found["metadata"].get("generation") == status.get("observedGeneration")
+        return Availability(wanted=wanted, all_ready=caught_up and (ready or 0) >= wanted)
 
     async def _owner(self, owner: Owner, namespace: str) -> dict[str, Any] | None:
         """The owner as stored, if it is still the one the pod names."""

@@ -8,7 +8,9 @@ wrapped (the apiserver reaches a replica now; a replacement would be wrapped). T
 - in the release's namespace (the webhook's own pods), or a failed pod (its lookup failed: a
   new one would fail the same way): left alone;
 - not owned by a ReplicaSet, StatefulSet, DaemonSet or ReplicationController (a bare pod, a
-  Job's): never deleted; one Event on it (or its owner) says so, the metric counts it;
+  Job's), or the only pod of its workload (evicting it would stop the workload until its
+  replacement is Ready; `single_pod_workloads` allows it): never deleted; one Event on it (or
+  its owner) says so, the metric counts it;
 - its workload is waiting for an earlier replacement, is stalled, or has a pod that is not
   Ready (as its controller counts them; asked of the cluster each time, so a replica that
   takes over the Lease mid-replacement waits as well): next time;
@@ -58,6 +60,9 @@ class ReconcileSettings:
     stall: float = 3600.0
     probe_every: float = 30.0
     probe_retry: float = 5.0
+    # Evict the one pod of a workload of one replica (it stops until its replacement is
+    # Ready)? Off: such pods are reported, as bare ones are.
+    single_pod_workloads: bool = False
 
 
 class Bucket:
@@ -179,7 +184,11 @@ class Reconciler:
         )
         if not (self.cluster.ready() and bucket.ready()):
             return
-        if not await self.actions.available(owner, pod.namespace):
+        availability = await self.actions.available(owner, pod.namespace)
+        if availability.wanted == 1 and not self.settings.single_pod_workloads:
+            await self._report(pod, "the only pod of its workload; evicting it would stop it")
+            return
+        if not availability.all_ready:
             return  # a pod of it is not Ready (a replacement on its way, or a real problem)
         regarding = owner_reference(pod, REPLACEABLE[owner.kind])
         if self.settings.dry_run:
@@ -210,15 +219,19 @@ class Reconciler:
         else:
             self.retry_at[pod.uid] = now + self.settings.retry
 
-    async def _report(self, pod: UnwrappedPod) -> None:
+    async def _report(self, pod: UnwrappedPod, why: str | None = None) -> None:
         """A pod podinit will not delete: told once."""
         if pod.uid in self.reported:
             return
         self.reported.add(pod.uid)
         self.counts.reported += 1
-        api_version = "batch/v1" if pod.owner and pod.owner.kind == "Job" else "v1"
-        kind = pod.owner.kind if pod.owner else "no controller"
-        note = f"not replaced: owned by {kind}; delete and re-create it to wrap it"
+        owner = pod.owner
+        api_version = REPLACEABLE.get(owner.kind, "v1") if owner else "v1"
+        if owner and owner.kind == "Job":
+            api_version = "batch/v1"
+        if why is None:
+            why = f"owned by {owner.kind if owner else 'no controller'}"
+        note = f"not replaced: {why}; delete and re-create it to wrap it"
         await self._tell(
             owner_reference(pod, api_version), "PodinitNotReplaced", "Report", pod, note, True
         )

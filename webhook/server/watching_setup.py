@@ -67,6 +67,7 @@ def watching(
                 namespace_per_minute=config.reconcile_namespace_evictions_per_minute,
                 ready_timeout=config.reconcile_ready_timeout_seconds,
                 interval=config.reconcile_interval_seconds,
+                single_pod_workloads=config.reconcile_single_pod_workloads,
             ),
             ready=ready,
         )
