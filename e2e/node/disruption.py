@@ -114,3 +114,40 @@ def kill_replica(cluster: Cluster, pod: str) -> None:
         subprocess.run([*crictl, "inspect", container_id], capture_output=True, check=True).stdout
     )
     subprocess.run(["kill", "-KILL", str(info["info"]["pid"])], check=True)
+
+
+def stream_deployments(
+    cluster: Cluster,
+    namespace: str,
+    template: dict[str, Any],
+    *,
+    count: int,
+    rate: float,
+    replicas: int,
+    during: Callable[[], None],
+) -> list[str]:
+    """Create ``count`` Deployments of ``replicas`` pods of ``template`` (a pod spec), ``rate``
+    a second, while ``during`` runs in a thread (the disruption); returns their names. Their
+    ReplicaSets create the pods: with failurePolicy Fail a refused create is retried by the
+    controller, with Ignore it is admitted as sent."""
+    disruption = threading.Thread(target=during, name="disruption")
+    started = time.monotonic()
+    disruption.start()
+    names = []
+    for index in range(count):
+        name = f"d{index:03d}"
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}}, "spec": template},
+            },
+        }
+        cluster.cp.api("POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment)
+        names.append(name)
+        time.sleep(max(0.0, (index + 1) / rate - (time.monotonic() - started)))
+    disruption.join(timeout=300)
+    return names

@@ -235,3 +235,76 @@ def test_the_leader_killed_mid_reconcile_hands_over_and_no_pod_is_evicted_twice(
         assert_left_alone(cluster, namespace)
     finally:
         cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+STREAM = 10  # Deployments of 2 pods, one a second, while one webhook replica is SIGKILLed
+
+
+def _stream(cluster: Cluster, namespace: str) -> list[str]:
+    template = workloads.app_pod("x", namespace, cluster, grace=GRACE)["spec"]
+    return disruption.stream_deployments(
+        cluster,
+        namespace,
+        template,
+        count=STREAM,
+        rate=1,
+        replicas=2,
+        during=disruption.kill_one_replica(cluster),
+    )
+
+
+def _all_wrapped_and_ready(cluster: Cluster, namespace: str) -> Callable[[], bool]:
+    def check() -> bool:
+        current = [
+            p for p in _pods(cluster, namespace) if not p["metadata"].get("deletionTimestamp")
+        ]
+        return len(current) == 2 * STREAM and all(_ready(p) and _wrapped(p) for p in current)
+
+    return check
+
+
+def test_pods_that_slip_past_a_killed_replica_are_all_wrapped_soon_after(
+    cluster: Cluster, reconciling: None
+) -> None:
+    """D4 (b): failurePolicy Ignore, the reconciler on: whatever slipped while a replica was
+    SIGKILLed is replaced; the count and the time are printed."""
+    namespace = workloads.fresh_namespace(cluster, prefix="kill-ignore")
+    try:
+        _stream(cluster, namespace)
+        started = time.monotonic()
+        cluster.cp.wait_for("every pod wrapped", _all_wrapped_and_ready(cluster, namespace), 300)
+        admissions = cluster.cp.pod_admissions(namespace)
+        slipped = [a for a in admissions if a.status < 300 and not a.mutated_by(RELEASE)]
+        print(
+            f"\nSIGKILL, Ignore + reconcile: {len(admissions)} pod creations, {len(slipped)} "
+            f"slipped; all {2 * STREAM} pods wrapped {time.monotonic() - started:.0f}s after "
+            "the stream"
+        )
+        assert len(events(cluster, namespace, "PodinitReplacing")) == len(slipped)
+    finally:
+        cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_fail_closed_admission_admits_nothing_unwrapped_and_every_deployment_gets_its_pods(
+    cluster: Cluster, reconciling: None
+) -> None:
+    """D4 (c): failurePolicy Fail under the same SIGKILL: creations the apiserver could not
+    get answered are refused (the ReplicaSets retry them), none is admitted unwrapped."""
+    values = workloads.chart_values(cluster, reconcileIntervalSeconds=1)
+    values["webhook"] = {"failurePolicy": "Fail"}
+    workloads.helm_install(cluster, values=values)
+    namespace = workloads.fresh_namespace(cluster, prefix="kill-fail")
+    try:
+        _stream(cluster, namespace)
+        cluster.cp.wait_for("every pod wrapped", _all_wrapped_and_ready(cluster, namespace), 300)
+        admissions = [a for a in cluster.cp.pod_admissions(namespace) if not a.dry_run]
+        unwrapped = [a for a in admissions if a.status < 300 and not a.mutated_by(RELEASE)]
+        refused = [a for a in admissions if a.status >= 400]
+        print(
+            f"\nSIGKILL, Fail: {len(admissions)} pod creations, {len(refused)} refused and "
+            f"retried by their ReplicaSets, {len(unwrapped)} unwrapped"
+        )
+        assert unwrapped == []
+        assert len(admissions) - len(refused) == 2 * STREAM
+    finally:
+        cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
