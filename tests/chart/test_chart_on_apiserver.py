@@ -58,29 +58,102 @@ def test_the_api_server_accepts_every_object_of_every_mode(
     assert result.returncode == 0, result.stderr
 
 
-def test_helm_installs_upgrades_and_uninstalls_the_chart(cluster: ControlPlane) -> None:
+@pytest.mark.parametrize("major", [3, 4])
+def test_helm_installs_upgrades_and_uninstalls_the_chart(cluster: ControlPlane, major: int) -> None:
     release, namespace = name("podinit"), name("podinit")
     chart = str(generate.CHART)
+    # no --wait: neither Helm waits by default (Helm 4 calls --wait=false deprecated)
     installed = cluster.helm(
-        "install", release, chart, "-n", namespace, "--create-namespace", "--wait=false"
+        "install", release, chart, "-n", namespace, "--create-namespace", major=major
     )
     assert "podinit.dev/inject=enabled" in installed.stdout  # the NOTES
     configuration = cluster.kubectl_json("get", "mutatingwebhookconfiguration", release)
     [hook] = configuration["webhooks"]
     assert hook["clientConfig"]["service"]["namespace"] == namespace
     # The server writes the caBundle later; an upgrade must not take it away again.
-    patch = [{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": "Q0EK"}]
-    cluster.kubectl(
-        "patch", "mutatingwebhookconfiguration", release, "--type=json", "-p", json.dumps(patch)
+    write_ca_bundle(cluster, release, "Q0EK")
+    cluster.helm(
+        "upgrade", release, chart, "-n", namespace, "--set", "mode=clusterWide", major=major
     )
-    cluster.helm("upgrade", release, chart, "-n", namespace, "--set", "mode=clusterWide")
     configuration = cluster.kubectl_json("get", "mutatingwebhookconfiguration", release)
     [hook] = configuration["webhooks"]
     assert hook["clientConfig"].get("caBundle") == "Q0EK"
     assert hook["namespaceSelector"]["matchExpressions"][0]["operator"] == "NotIn"
-    cluster.helm("uninstall", release, "-n", namespace)
+    cluster.helm("uninstall", release, "-n", namespace, major=major)
     gone = cluster.kubectl("get", "mutatingwebhookconfiguration", release, check=False)
     assert gone.returncode != 0
+
+
+def write_ca_bundle(cluster: ControlPlane, release: str, bundle: str) -> None:
+    """What the server does in selfManaged mode: a patch of the caBundle alone (its own
+    field manager, not Helm's)."""
+    patch = [{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": bundle}]
+    cluster.kubectl(
+        "patch", "mutatingwebhookconfiguration", release, "--type=json", "-p", json.dumps(patch)
+    )
+
+
+def helm_operations(cluster: ControlPlane, kind: str, name: str, *namespace: str) -> set[str]:
+    """How Helm wrote the object: the operations of its managedFields entries (Update for a
+    client-side patch, Apply for server-side apply)."""
+    stored = cluster.kubectl_json("get", kind, name, *namespace, "--show-managed-fields")
+    fields = stored["metadata"]["managedFields"]
+    return {str(m["operation"]) for m in fields if m["manager"] == "helm"}
+
+
+def test_helm_4_applies_server_side_and_taking_over_a_ca_bundle_the_server_wrote_needs_force(
+    cluster: ControlPlane,
+) -> None:
+    """Helm 4 installs with server-side apply: a field another manager wrote (the server's
+    caBundle) is a conflict when the chart starts setting it (webhook.caBundle, or
+    certificates.mode=existingSecret), where Helm 3 overwrites it."""
+    chart = str(generate.CHART)
+    ca_bundle = ["--set", "webhook.caBundle=WFlaCg=="]
+    for major in (3, 4):
+        release, namespace = name("podinit"), name("podinit")
+        cluster.helm("install", release, chart, "-n", namespace, "--create-namespace", major=major)
+        kinds = ("deployment", release, "-n", namespace), ("mutatingwebhookconfiguration", release)
+        for kind in kinds:
+            operation = "Apply" if major == 4 else "Update"
+            assert helm_operations(cluster, *kind) == {operation}, (major, kind)
+        write_ca_bundle(cluster, release, "Q0EK")
+        upgrade = ["upgrade", release, chart, "-n", namespace, *ca_bundle]
+        if major == 4:
+            refused = cluster.helm(*upgrade, major=4, check=False)
+            assert refused.returncode != 0
+            assert "conflict" in refused.stderr and ".clientConfig.caBundle" in refused.stderr
+            upgrade.append("--force-conflicts")
+        cluster.helm(*upgrade, major=major)
+        configuration = cluster.kubectl_json("get", "mutatingwebhookconfiguration", release)
+        assert configuration["webhooks"][0]["clientConfig"]["caBundle"] == "WFlaCg==", major
+        cluster.helm("uninstall", release, "-n", namespace, major=major)
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_a_release_helm_3_installed_is_upgraded_and_uninstalled_by_helm_4(
+    cluster: ControlPlane,
+) -> None:
+    """Moving to Helm 4: it keeps a Helm 3 release's client-side apply (--server-side=auto)
+    until told otherwise; either way the server's caBundle stays."""
+    release, namespace = name("podinit"), name("podinit")
+    chart = str(generate.CHART)
+    cluster.helm("install", release, chart, "-n", namespace, "--create-namespace", major=3)
+    write_ca_bundle(cluster, release, "Q0EK")
+    for step in (["--set", "mode=clusterWide"], ["--server-side=true"]):
+        cluster.helm("upgrade", release, chart, "-n", namespace, "--reuse-values", *step, major=4)
+        metadata = cluster.helm("get", "metadata", release, "-n", namespace, major=4).stdout
+        method = "server-side" if step == ["--server-side=true"] else "client-side"
+        assert f"APPLY_METHOD: {method} apply" in metadata, metadata
+        configuration = cluster.kubectl_json("get", "mutatingwebhookconfiguration", release)
+        [hook] = configuration["webhooks"]
+        assert hook["clientConfig"].get("caBundle") == "Q0EK", step
+        assert hook["namespaceSelector"]["matchExpressions"][0]["operator"] == "NotIn", step
+    assert "Apply" in helm_operations(cluster, "mutatingwebhookconfiguration", release)
+    cluster.helm("uninstall", release, "-n", namespace, major=4)
+    for kind in ("mutatingwebhookconfiguration", "clusterrole"):
+        left = cluster.kubectl("get", kind, "-l", f"app.kubernetes.io/instance={release}")
+        assert "No resources found" in left.stderr, (kind, left.stdout)
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false")
 
 
 def pod(namespace: str, pod_name: str, **extra: Any) -> dict[str, Any]:
