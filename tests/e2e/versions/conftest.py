@@ -39,6 +39,7 @@ def versioned(release: str, request: pytest.FixtureRequest) -> Iterator[ControlP
     """This release's control plane; its logs are kept when a test of the session failed."""
     tools = found(lambda: find_tools(release), ToolsMissing)
     cp = ControlPlane.start(tools)
+    cp.create_namespace("kube-system")  # its `default` ServiceAccount: pods are created there
     try:
         yield cp
     finally:
