@@ -14,8 +14,13 @@
 # Python packages come only from requirements/*.lock, pinned and hash-checked. `make images`
 # builds both with buildah and pushes them; PYTHON_IMAGE may name any Debian-based image
 # with python3.11 and its venv module (the tests build a stand-in from Debian packages).
+# Neither image runs anything of the target platform while it is built: no emulation.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Where the webhook's /opt/podinit comes from: the webhook-build stage, or an image of it made
+# beforehand (e2e/images/build.py: buildah 1.28 would pull webhook-build's base for the target
+# platform and run its RUN steps under emulation).
+ARG WEBHOOK_FILES=webhook-build
 
 # ---------------------------------------------------------------- init: static C binary
 # Runs on the build machine and cross-compiles with zig (clang + musl for every target),
@@ -53,20 +58,33 @@ ENTRYPOINT ["/podinit"]
 CMD ["--help"]
 
 # ---------------------------------------------------------------- webhook: Python server
-# Built for the target platform: every dependency ships manylinux wheels for x86_64 and
-# aarch64, so nothing is compiled here either; the venv is copied into a clean base.
-FROM ${PYTHON_IMAGE} AS webhook-build
+# Runs on the build machine for any target, as multi-arch Python images are built without
+# emulation: the build machine's pip picks and unpacks the target's wheels (every locked
+# dependency ships manylinux wheels for x86_64 and aarch64; nothing is compiled), and the
+# final stage only copies the venv onto the target's base. The venv's python is a symlink to
+# the base's interpreter, which both platforms have at the same path.
+FROM --platform=$BUILDPLATFORM ${PYTHON_IMAGE} AS webhook-build
+ARG TARGETARCH
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/podinit
+# The venv's own setuptools goes: the lock's is installed next to pip below.
+RUN python -m venv /opt/podinit && /opt/podinit/bin/pip uninstall -y setuptools
 WORKDIR /src
 COPY requirements/webhook.lock requirements/
-RUN /opt/podinit/bin/pip install --require-hashes --only-binary=:all: -r requirements/webhook.lock
+COPY scripts/images/target-wheels.sh /usr/local/bin/
+# TARGETARCH's wheels, chosen and unpacked by this machine's pip (the script says how).
+RUN site=$(/opt/podinit/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') \
+    && sh /usr/local/bin/target-wheels.sh /opt/podinit/bin/pip "${TARGETARCH}" "${site}" \
+        requirements/webhook.lock \
+    && rm -rf "${site:?}/bin"
 COPY pyproject.toml ./
 COPY webhook/ webhook/
-# The project itself is the one unhashed input: built from this checkout, nothing fetched.
+# The project itself is the one unhashed input: built from this checkout, nothing fetched. It
+# is pure Python; the check that it starts runs where the platform is the build machine's.
 RUN /opt/podinit/bin/pip install --no-deps --no-build-isolation --no-index . \
     && /opt/podinit/bin/pip uninstall -y pip setuptools \
-    && /opt/podinit/bin/podinit --version
+    && if [ "${TARGETARCH}" = "$(dpkg --print-architecture)" ]; then /opt/podinit/bin/podinit --version; fi
+
+FROM ${WEBHOOK_FILES} AS webhook-files
 
 FROM ${PYTHON_IMAGE} AS webhook
 LABEL org.opencontainers.image.title="podinit-webhook" \
@@ -75,7 +93,7 @@ LABEL org.opencontainers.image.title="podinit-webhook" \
 ENV PATH=/opt/podinit/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-COPY --from=webhook-build /opt/podinit /opt/podinit
+COPY --from=webhook-files /opt/podinit /opt/podinit
 USER 65532:65532
 EXPOSE 8443
 ENTRYPOINT ["podinit"]

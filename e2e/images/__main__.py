@@ -5,9 +5,10 @@
 
 Each platform image's SPDX SBOM is written to ``--out`` and attached to the image in the
 registry (an OCI referrer, with oras: ``bash e2e/tools.sh --oras`` builds it).
-``--standin-base`` builds the webhook on a Debian-made stand-in for python:3.11-slim (for
-machines that cannot pull it); ``--cert-dir`` holds the registry's ``ca.crt`` (buildah's
-``--cert-dir`` layout).
+Both images are indexes of amd64 and arm64, built without emulation (see the Dockerfile).
+``--standin-base`` builds the webhook on a Debian-made stand-in for python:3.11-slim, one per
+platform (for machines that cannot pull it); ``--cert-dir`` holds the registry's ``ca.crt``
+(buildah's ``--cert-dir`` layout).
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         oras = find_oras()
         buildah = Buildah.default()
-        base = standin.ensure(buildah) if args.standin_base else args.base_image
+        bases: dict[str, str] | None
+        if args.standin_base:
+            bases = standin.bases(buildah, build.PLATFORMS)
+        else:
+            bases = dict.fromkeys(build.PLATFORMS, args.base_image) if args.base_image else None
         pushed = build.product_images(
-            buildah, registry=args.registry, base=base, cert_dir=args.cert_dir, out_dir=args.out
+            buildah, registry=args.registry, bases=bases, cert_dir=args.cert_dir, out_dir=args.out
         )
         for image in pushed:
             referrers.attach_sboms(oras, image, cert_dir=args.cert_dir)

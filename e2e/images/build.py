@@ -2,7 +2,7 @@
 
 Product images, from the repo's Dockerfile:
   ``<registry>/podinit/init:<version>``     index of amd64 + arm64, FROM scratch, only /podinit
-  ``<registry>/podinit/webhook:<version>``  index of the webhook platforms (amd64 by default)
+  ``<registry>/podinit/webhook:<version>``  index of amd64 + arm64, the venv on a Python base
 Test images (``test_images``), for a node with no public registry:
   ``<registry>/podinit-test/pause:1``       the sandbox image (static C, testapps/pause.c)
   ``<registry>/podinit-test/app:1``         busybox app with a shell-form ENTRYPOINT
@@ -20,7 +20,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,8 +31,12 @@ ROOT = Path(__file__).resolve().parents[2]
 TESTAPPS = Path(__file__).resolve().parent / "testapps"
 BUSYBOX = Path("/bin/busybox")
 HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+PLATFORMS = ("amd64", "arm64")
 # Dockerfile targets whose build stage runs on the build machine and cross-compiles.
 CROSS_COMPILED = frozenset({"init"})
+# Targets whose files a stage prepares on the build machine for any platform, copied by the
+# target from the image that build-arg names (the Dockerfile's FROM ${WEBHOOK_FILES}).
+PREPARED = {"webhook": ("webhook-build", "WEBHOOK_FILES")}
 
 
 @dataclass
@@ -71,33 +75,54 @@ def _sbom_for(buildah: Buildah, local: str, *, reference: str, arch: str, out_di
     return str(sbom.write(document, out_dir / f"{name}-{arch}.spdx.json"))
 
 
+def _platform_image(
+    buildah: Buildah, *, target: str, arch: str, bases: Mapping[str, str] | None
+) -> str:
+    """Build ``target`` for ``arch`` on this machine without running anything of ``arch``;
+    returns the local tag."""
+    local = f"localhost/podinit/{target}:build-{arch}"
+    # stages that run here get this machine's base; the final stage gets arch's
+    host_base = {"PYTHON_IMAGE": bases[HOST_ARCH]} if bases else {}
+    target_base = {"PYTHON_IMAGE": bases[arch]} if bases else {}
+    if target in CROSS_COMPILED and arch != HOST_ARCH:
+        # buildah 1.28 looks a stage's base up for the target platform even when it says
+        # FROM --platform=$BUILDPLATFORM: build on this platform for TARGETARCH instead, then
+        # label the result (its one file is already the target's binary).
+        args = {**host_base, "TARGETARCH": arch}
+        buildah.build(
+            ROOT, tag=local, platform=f"linux/{HOST_ARCH}", target=target, build_args=args
+        )
+        buildah.set_architecture(local, arch)
+        return local
+    args = dict(target_base)
+    if target in PREPARED:
+        # the same lookup: the stage is built for this platform with TARGETARCH and labelled
+        # arch's, and the target, which only copies from it, names it
+        stage, arg = PREPARED[target]
+        files = f"localhost/podinit/{stage}:build-{arch}"
+        stage_args = {**host_base, "TARGETARCH": arch}
+        platform_ = f"linux/{HOST_ARCH}"
+        buildah.build(ROOT, tag=files, platform=platform_, target=stage, build_args=stage_args)
+        if arch != HOST_ARCH:
+            buildah.set_architecture(files, arch)
+        args[arg] = files
+    buildah.build(ROOT, tag=local, platform=f"linux/{arch}", target=target, build_args=args)
+    return local
+
+
 def _dockerfile_image(
     buildah: Buildah,
     *,
     target: str,
     platforms: Sequence[str],
     destination: str,
-    base: str | None,
+    bases: Mapping[str, str] | None,
     cert_dir: Path | None,
     out_dir: Path,
 ) -> Pushed:
-    build_args = {"PYTHON_IMAGE": base} if base else {}
     locals_, sboms = [], []
     for arch in platforms:
-        local = f"localhost/podinit/{target}:build-{arch}"
-        if target in CROSS_COMPILED and arch != HOST_ARCH:
-            # buildah 1.28 looks the base up for the target platform even in a stage FROM
-            # --platform=$BUILDPLATFORM: build on this platform for TARGETARCH instead, then
-            # label the result (its one file is already the target's binary).
-            args = {**build_args, "TARGETARCH": arch}
-            buildah.build(
-                ROOT, tag=local, platform=f"linux/{HOST_ARCH}", target=target, build_args=args
-            )
-            buildah.set_architecture(local, arch)
-        else:
-            buildah.build(
-                ROOT, tag=local, platform=f"linux/{arch}", target=target, build_args=build_args
-            )
+        local = _platform_image(buildah, target=target, arch=arch, bases=bases)
         locals_.append(local)
         sboms.append(_sbom_for(buildah, local, reference=destination, arch=arch, out_dir=out_dir))
     digest = buildah.push_manifest_list(
@@ -110,14 +135,15 @@ def product_images(
     buildah: Buildah,
     *,
     registry: str,
-    base: str | None,
+    bases: Mapping[str, str] | None,
     cert_dir: Path | None,
     out_dir: Path,
-    init_platforms: Sequence[str] = ("amd64", "arm64"),
-    webhook_platforms: Sequence[str] = ("amd64",),
+    init_platforms: Sequence[str] = PLATFORMS,
+    webhook_platforms: Sequence[str] = PLATFORMS,
 ) -> list[Pushed]:
+    """``bases``: PYTHON_IMAGE per platform (None: the Dockerfile's default, every platform's)."""
     version = project_version()
-    common = {"base": base, "cert_dir": cert_dir, "out_dir": out_dir}
+    common = {"bases": bases, "cert_dir": cert_dir, "out_dir": out_dir}
     return [
         _dockerfile_image(
             buildah,

@@ -247,7 +247,7 @@ def push_images(registry: Registry, out_dir: Path) -> dict[str, build.Pushed]:
     pushed = build.product_images(
         buildah,
         registry=registry.host,
-        base=standin.ensure(buildah),
+        bases=standin.bases(buildah, build.PLATFORMS),
         cert_dir=cert_dir,
         out_dir=out_dir,
     )

@@ -8,6 +8,7 @@ a root filesystem holding nothing but /podinit, entered with chroot as uid 65532
 from __future__ import annotations
 
 import filecmp
+import json
 import os
 import re
 import shlex
@@ -72,17 +73,53 @@ def test_the_webhook_image_is_slim_non_root_and_compiler_free() -> None:
     # Nothing is installed or built in the final stage: only the venv is copied in.
     assert not any(i.upper().startswith(("RUN", "ADD")) for i in webhook)
     assert [i for i in webhook if i.upper().startswith("COPY")] == [
-        "COPY --from=webhook-build /opt/podinit /opt/podinit"
+        "COPY --from=webhook-files /opt/podinit /opt/podinit"
     ]
+    # the files come from the build stage unless an image of it is named (e2e/images/build.py)
+    assert all_stages["webhook-files"] == ["FROM ${WEBHOOK_FILES} AS webhook-files"]
+    assert re.search(r"^ARG WEBHOOK_FILES=webhook-build$", DOCKERFILE.read_text(), re.M)
     assert 'ENTRYPOINT ["podinit"]' in webhook and 'CMD ["serve"]' in webhook
-    # Only wheels, only the locked versions with their hashes: no compiler, no drift.
+    # Only wheels, only the locked versions with their hashes (target-wheels.sh, tested
+    # below): no compiler, no drift.
     build = all_stages["webhook-build"]
     assert any(
-        "pip install --require-hashes --only-binary=:all: -r requirements/webhook.lock" in i
+        "target-wheels.sh /opt/podinit/bin/pip" in i and "requirements/webhook.lock" in i
         for i in build
     )
     # the project itself from the checkout, nothing else fetched for it
     assert any("pip install --no-deps --no-build-isolation --no-index ." in i for i in build)
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", lock.read_text(), re.M)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
+
+
+@pytest.mark.parametrize(("arch", "machine"), [("amd64", "x86_64"), ("arm64", "aarch64")])
+def test_the_webhook_build_finds_a_wheel_of_every_locked_version_for_each_platform(
+    arch: str, machine: str, tmp_path: Path
+) -> None:
+    """target-wheels.sh as the build stage runs it, for bookworm's glibc (2.36), with pip's
+    --dry-run: what it would install, read from pip's report (asks the package index)."""
+    report = tmp_path / "report.json"
+    lock = ROOT / "requirements" / "webhook.lock"
+    script, pip = ROOT / "scripts/images/target-wheels.sh", Path(sys.executable).parent / "pip"
+    argv = ["sh", str(script), str(pip), arch, str(tmp_path / "site"), str(lock)]
+    argv += ["--dry-run", "--quiet", "--report", str(report)]
+    env = {**os.environ, "GLIBC_VERSION": "2.36", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    chosen = {
+        item["metadata"]["name"].lower().replace("_", "-"): item
+        for item in json.loads(report.read_text())["install"]
+    }
+    assert {name: item["metadata"]["version"] for name, item in chosen.items()} == _pins(lock)
+    wheels = {name: item["download_info"]["url"].rsplit("/", 1)[1] for name, item in chosen.items()}
+    compiled = {name: wheel for name, wheel in wheels.items() if not wheel.endswith("-any.whl")}
+    assert compiled, "uvloop, pydantic-core and others are compiled"
+    for name, wheel in compiled.items():
+        assert f"_{machine}" in wheel and "manylinux" in wheel, (name, wheel)
+    assert {"uvloop", "pydantic-core", "cryptography", "httptools"} <= set(compiled)
 
 
 def test_both_images_build_for_amd64_and_arm64() -> None:
@@ -90,6 +127,10 @@ def test_both_images_build_for_amd64_and_arm64() -> None:
     assert "--platform=$BUILDPLATFORM" in build
     assert "amd64) target=x86_64-linux-musl" in build
     assert "arm64) target=aarch64-linux-musl" in build
+    # the webhook's files too are made on the build machine, for TARGETARCH
+    webhook_build = stages()["webhook-build"]
+    assert webhook_build[0] == "FROM --platform=$BUILDPLATFORM ${PYTHON_IMAGE} AS webhook-build"
+    assert any('"${TARGETARCH}"' in i and "target-wheels.sh" in i for i in webhook_build)
 
 
 @pytest.mark.parametrize(("arch", "target"), [("amd64", "x86_64"), ("arm64", "aarch64")])

@@ -1,14 +1,20 @@
 """The images as built from the Dockerfile and pushed: what they hold, how they run under
-the node's runtime, and what their SBOMs and lock files say."""
+the node's runtime (and, for arm64, under qemu-user without binfmt), and what their SBOMs and
+lock files say."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import shutil
+import ssl
 import subprocess
 import tempfile
 from pathlib import Path
 
+import httpx
+import jsonpatch
 import pytest
 from packaging.requirements import Requirement
 
@@ -17,9 +23,16 @@ from e2e.images.build import ROOT
 from e2e.images.buildah import Buildah
 from e2e.node import workloads
 from e2e.node.cluster import Cluster
+from e2e.pki import CertAuthority
+from e2e.processes import free_port
+from e2e.reviews import pod_review
+from e2e.serve import running
 from e2e.tools import find_oras
+from tests.unavailable import require_tool
 
 LOCK = ROOT / "requirements" / "webhook.lock"
+PLATFORMS = ["amd64", "arm64"]
+ELF_MACHINE = {"amd64": 62, "arm64": 183}  # e_machine: EM_X86_64, EM_AARCH64
 
 
 def _pins(lock: Path) -> dict[str, str]:
@@ -44,15 +57,132 @@ def test_the_init_image_holds_exactly_one_file_for_each_platform(
         rootfs = buildah.export_rootfs(local, Path(tmp) / "rootfs")
         files = [p for p in rootfs.rglob("*") if not p.is_dir()]
         assert [str(p.relative_to(rootfs)) for p in files] == ["podinit"]
-        header = files[0].read_bytes()[:20]
-        assert int.from_bytes(header[18:20], "little") == {"amd64": 62, "arm64": 183}[arch]
+        assert elf_machine(files[0]) == ELF_MACHINE[arch]
 
 
-def test_the_webhook_image_is_non_root_with_podinit_as_its_entrypoint(cluster: Cluster) -> None:
-    config = Buildah.default().config("localhost/podinit/webhook:build-amd64")["config"]
+def elf_machine(path: Path) -> int:
+    return int.from_bytes(path.read_bytes()[18:20], "little")
+
+
+def test_the_webhook_image_is_an_index_of_amd64_and_arm64(cluster: Cluster) -> None:
+    assert cluster.images["webhook"].platforms == PLATFORMS
+    assert len(cluster.images["webhook"].sboms) == len(PLATFORMS)
+
+
+@pytest.mark.parametrize("arch", PLATFORMS)
+def test_the_webhook_image_is_non_root_with_podinit_as_its_entrypoint(
+    cluster: Cluster, arch: str
+) -> None:
+    image = Buildah.default().config(f"localhost/podinit/webhook:build-{arch}")
+    assert image["architecture"] == arch
+    config = image["config"]
     assert config["User"] == "65532:65532"
     assert config["Entrypoint"] == ["podinit"]
     assert config["Cmd"] == ["serve"]
+
+
+# What `podinit serve` imports, listed by the interpreter that runs it: every module of the
+# webhook package (the CLI's included: `serve` is one of its commands) and then each
+# compiled extension module loaded, with the machine it was built for.
+_IMPORT_ALL = """
+import importlib, json, pkgutil, platform, sys
+import webhook
+names = [m.name for m in pkgutil.walk_packages(webhook.__path__, "webhook.")]
+for name in names:
+    importlib.import_module(name)
+import uvicorn.loops.uvloop, uvicorn.protocols.http.httptools_impl
+native = sorted(
+    name for name, module in sys.modules.items()
+    if (getattr(module, "__file__", None) or "").endswith(".so")
+)
+print(json.dumps({"machine": platform.machine(), "modules": len(names), "native": native}))
+"""
+
+
+@pytest.fixture(scope="module")
+def arm64_root(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The arm64 webhook image's root filesystem, holding qemu-aarch64-static as /qemu: run
+    with chroot, it executes the image's own aarch64 interpreter on this machine, no binfmt
+    registration needed."""
+    qemu = require_tool("qemu-aarch64-static", "qemu-user-static")
+    rootfs = tmp_path_factory.mktemp("arm64") / "rootfs"
+    Buildah.default().export_rootfs("localhost/podinit/webhook:build-arm64", rootfs)
+    shutil.copy(qemu, rootfs / "qemu")
+    return rootfs
+
+
+# The image's ENV (Dockerfile) and nothing of this machine's
+_IMAGE_ENV = {
+    "PATH": "/opt/podinit/bin:/usr/local/bin:/usr/bin:/bin",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "HOME": "/",
+}
+
+
+def _in_arm64_image(rootfs: Path, *argv: str, env: dict[str, str] | None = None) -> list[str]:
+    """argv run in the image as its USER by its python under qemu, with only the image's
+    environment and ``env``."""
+    variables = [f"{k}={v}" for k, v in {**_IMAGE_ENV, **(env or {})}.items()]
+    python = ["/qemu", "/opt/podinit/bin/python"]
+    # found before `env -i` empties PATH
+    chroot = [require_tool("chroot", "coreutils"), "--userspec=65532:65532", str(rootfs)]
+    return ["env", "-i", *variables, *chroot, *python, *argv]
+
+
+def test_the_arm64_webhook_images_python_imports_every_module_of_podinit_serve(
+    arm64_root: Path,
+) -> None:
+    assert elf_machine((arm64_root / "usr/bin/python3.11").resolve()) == ELF_MACHINE["arm64"]
+    done = subprocess.run(
+        _in_arm64_image(arm64_root, "-c", _IMPORT_ALL),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout)
+    assert found["machine"] == "aarch64"
+    assert found["modules"] > 50
+    # the wheels that are compiled code, each the aarch64 build pip picked on amd64
+    for native in ("uvloop.loop", "httptools.parser.parser", "pydantic_core._pydantic_core",
+                   "yaml._yaml", "orjson.orjson", "_cffi_backend"):  # fmt: skip
+        assert native in found["native"], native
+    libraries = [p for p in (arm64_root / "opt/podinit").rglob("*.so") if p.is_file()]
+    assert libraries and {elf_machine(p) for p in libraries} == {ELF_MACHINE["arm64"]}
+
+
+def test_the_arm64_webhook_image_serves_healthz_and_wraps_a_pod_under_qemu(
+    arm64_root: Path, tmp_path: Path
+) -> None:
+    ca = CertAuthority(tmp_path / "pki", "webhook")
+    cert = ca.issue_server("webhook")
+    tls = arm64_root / "tls"
+    tls.mkdir(exist_ok=True)
+    for source, name in ((cert.cert, "tls.crt"), (cert.key, "tls.key")):
+        shutil.copy(source, tls / name)
+        (tls / name).chmod(0o644)
+    port = free_port()
+    # no cluster to ask: no Events, copy mode rather than `auto`
+    settings = {"PODINIT_EVENTS": "false", "PODINIT_INJECTION_MODE": "copy"}
+    argv = _in_arm64_image(
+        arm64_root, "/opt/podinit/bin/podinit", "serve", "--host", "127.0.0.1",
+        "--port", str(port), "--tls-cert-file", "/tls/tls.crt", "--tls-key-file", "/tls/tls.key",
+        env=settings,
+    )  # fmt: skip
+    context = ssl.create_default_context(cafile=str(ca.cert))
+    url = f"https://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with (
+        running(argv, env={}, log_file=log, url=url, ca=context, ready_within=180),
+        httpx.Client(base_url=url, verify=context, timeout=30) as client,
+    ):
+        health = client.get("/healthz")
+        app = {"name": "app", "image": "example/app:1", "command": ["app"]}
+        pod = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [app]}}
+        review = client.post("/mutate", json=pod_review(pod)).json()
+    assert health.status_code == 200, health.text
+    patch = json.loads(base64.b64decode(review["response"]["patch"]))
+    wrapped = jsonpatch.apply_patch(pod, patch)["spec"]["containers"][0]
+    assert wrapped["command"] == ["/podinit/podinit", "--", "app"]
 
 
 def test_the_webhook_image_starts_under_the_runtime_with_a_read_only_root(
@@ -94,10 +224,11 @@ def test_the_webhook_image_starts_under_the_runtime_with_a_read_only_root(
     assert "usage: podinit serve" in workloads.logs(cluster, namespace, "help")
 
 
-def test_the_webhook_venv_holds_exactly_the_locked_versions(cluster: Cluster) -> None:
-    sbom_files = cluster.images["webhook"].sboms
-    assert sbom_files, "an SBOM per platform image"
-    document = json.loads(Path(sbom_files[0]).read_text())
+@pytest.mark.parametrize("arch", PLATFORMS)
+def test_the_webhook_venv_holds_exactly_the_locked_versions(cluster: Cluster, arch: str) -> None:
+    pushed = cluster.images["webhook"]
+    sbom_file = dict(zip(pushed.platforms, pushed.sboms, strict=True))[arch]
+    document = json.loads(Path(sbom_file).read_text())
     assert document["spdxVersion"] == "SPDX-2.3"
     installed = {
         ref["referenceLocator"].removeprefix("pkg:pypi/").split("@")[0]: package["versionInfo"]
@@ -113,7 +244,8 @@ def test_the_webhook_venv_holds_exactly_the_locked_versions(cluster: Cluster) ->
     assert installed == {name: pins[name] for name in installed}
     assert set(pins) >= set(installed)
     debian = [p for p in document["packages"] if "pkg:deb/" in json.dumps(p)]
-    assert any(p["name"] == "python3.11-minimal" for p in debian)
+    python = [p for p in debian if p["name"] == "python3.11-minimal"]
+    assert python and f"arch={arch}" in json.dumps(python[0])
 
 
 def test_the_init_sbom_lists_its_one_file_with_the_binarys_digest(cluster: Cluster) -> None:
