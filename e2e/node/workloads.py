@@ -37,8 +37,9 @@ def chart_values(cluster: Cluster, **config: Any) -> dict[str, Any]:
     }
 
 
-def helm_install(cluster: Cluster, *args: str, values: dict[str, Any]) -> str:
-    """``helm upgrade --install`` of the repo's chart, waiting for it; returns helm's output."""
+def helm_install(cluster: Cluster, *args: str, values: dict[str, Any], major: int = 3) -> str:
+    """``helm upgrade --install`` of the repo's chart with Helm ``major`` (3 or 4), waiting
+    for it; returns helm's output."""
     cp = cluster.cp
     cp.kubectl("create", "namespace", RELEASE_NAMESPACE, check=False)
     ca = cluster.cp.ca.cert_pem.decode()
@@ -50,8 +51,16 @@ def helm_install(cluster: Cluster, *args: str, values: dict[str, Any]) -> str:
     }
     cp.apply(configmap)
     argv = ["upgrade", "--install", RELEASE, CHART, "-n", RELEASE_NAMESPACE, "-f", "-"]
+    # Helm 4's bare --wait is its "watcher" strategy (kstatus): the Deployment's rollout done
     result = cp.helm(
-        *argv, "--wait", "--timeout", "180s", *args, input=yaml.safe_dump(values), timeout=240
+        *argv,
+        "--wait",
+        "--timeout",
+        "180s",
+        *args,
+        input=yaml.safe_dump(values),
+        timeout=240,
+        major=major,
     )
     # --wait returns once the new replicas are ready; the old ones still answer during their
     # shutdown delay, with the old settings. Tests want the new settings only.
