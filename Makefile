@@ -14,7 +14,7 @@ SYSTEM_PACKAGES := musl-tools qemu-user-static valgrind runc busybox-static dock
                    apache2-utils tini dumb-init catatonit hyperfine strace \
                    buildah mmdebstrap containernetworking-plugins iptables iproute2 prometheus
 
-.PHONY: help venv system-packages lint test test-py e2e-tools e2e e2e-node cluster cluster-down images lock demo bench bench-webhook bench-registry bench-runtime bench-cluster bench-cli deploy-manifests mutation clean
+.PHONY: help venv system-packages lint test test-py e2e-tools e2e e2e-node cluster cluster-down images lock demo bench bench-webhook bench-registry bench-runtime bench-cluster bench-cli bench-podwatch deploy-manifests mutation clean
 
 help:
 	@echo "make demo       - serve the webhook locally over TLS, mutate realistic pods, run the shell-wrapped example"
@@ -100,7 +100,7 @@ demo: venv
 	@if command -v musl-gcc >/dev/null; then $(MAKE) --no-print-directory $(BUILD)/podinit; fi
 	$(PY) -m demo
 
-bench: bench-init bench-registry bench-webhook bench-runtime bench-cluster bench-cli
+bench: bench-init bench-registry bench-webhook bench-runtime bench-cluster bench-cli bench-podwatch
 
 # podinit /mutate against a FastAPI no-op on the same uvicorn/TLS stack; records the run in
 # docs/webhook-bench-runs.jsonl, rewrites "## Webhook" and README's webhook row from the last runs.
@@ -119,6 +119,12 @@ bench-cluster: venv e2e-tools
 # podinit inject on argo-cd's 1.9 MB install.yaml: libyaml vs pure-Python YAML; rewrites "## CLI"
 bench-cli: venv
 	$(PY) bench/cli/bench_inject.py --write-doc docs/performance.md
+
+# The pod watch on 100,000 pods of a real apiserver: memory kept vs a metadata cache of every
+# pod; rewrites "## Pod watch" (lighter: BENCH_PODWATCH_ARGS="--pods 20000")
+BENCH_PODWATCH_ARGS ?=
+bench-podwatch: venv e2e-tools
+	$(PY) bench/podwatch/bench_podwatch.py --write-doc docs/performance.md $(BENCH_PODWATCH_ARGS)
 
 bench-registry: venv
 	$(PY) bench/registry/bench_resolver.py
