@@ -244,3 +244,10 @@ def test_a_second_replica_leads_within_the_lease_duration_when_the_leader_is_kil
         )
         assert lease["spec"]["holderIdentity"].startswith("replica-b_")
         assert lease["spec"]["leaseTransitions"] >= 1
+        second.process.terminate()  # SIGTERM, as in a rolling update: the lease is handed back
+        second.process.wait(timeout=30)
+    released = cp.kubectl_json(
+        "get", "lease", "podinit-leader", "-n", reconciling.release_namespace
+    )
+    assert not released["spec"].get("holderIdentity"), "a stopping leader releases its lease"
+    assert any(entry.get("msg") == "released the lease" for entry in second.logs())

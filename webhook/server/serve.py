@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from webhook.server.watching_setup import watching
 log = logging.getLogger("podinit.serve")
 # Writable in the webhook pod (an emptyDir on /tmp; the root filesystem is read-only).
 SELF_MANAGED_DIR = Path("/tmp/podinit-certs")
+STOP_SECONDS = 5.0  # for background tasks to finish once cancelled
 
 
 @dataclass
@@ -275,11 +277,16 @@ async def serve(config: Config) -> None:
             extra={"host": config.host, "port": config.port, "metrics_port": config.metrics_port},
         )
         try:
-            with bounded_tls_handshakes(asyncio.get_running_loop(), config.request_timeout):
+            with (
+                bounded_tls_handshakes(asyncio.get_running_loop(), config.request_timeout),
+                _stop_signals_return(),
+            ):
                 await _serve_all(servers)
         finally:
             for task in background:
                 task.cancel()
+            # Before the API client closes: a leader hands its Lease back on the way out.
+            await asyncio.wait(background, timeout=STOP_SECONDS)
 
 
 def _operational_server(
@@ -299,6 +306,20 @@ def _operational_server(
     reloader.check()
     background.append(asyncio.create_task(reloader.watch(config.tls_reload_seconds)))
     return uvicorn.Server(ops_config)
+
+
+@contextlib.contextmanager
+def _stop_signals_return() -> Iterator[None]:
+    """SIGTERM and SIGINT end serving, and `serve` then returns (exit 0) once its background
+    work has finished, instead of dying at once: uvicorn hands a signal it caught on to the
+    handler it found (see _serve_all), which would otherwise be the default one. A leader
+    hands its Lease back on the way out this way."""
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 async def _serve_all(servers: list[uvicorn.Server]) -> None:
