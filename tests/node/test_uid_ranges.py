@@ -93,6 +93,18 @@ def _pod(
     return pod
 
 
+def _create_ready(cluster: Cluster, pod: dict[str, Any]) -> dict[str, Any]:
+    """Create the pod and wait for it Ready (as workloads.create_ready), failing with the
+    apiserver's answer when it is refused."""
+    cp, namespace, name = cluster.cp, pod["metadata"]["namespace"], pod["metadata"]["name"]
+    created = cp.kubectl("create", "-f", "-", input=yaml.safe_dump(pod), check=False)
+    assert created.returncode == 0, created.stderr
+    ready = ("wait", "-n", namespace, f"pod/{name}", "--for=condition=Ready", "--timeout=90s")
+    cp.kubectl(*ready, timeout=100)
+    stored: dict[str, Any] = cp.kubectl_json("get", "-n", namespace, f"pod/{name}")
+    return stored
+
+
 def _uids(pod: dict[str, Any]) -> dict[str, int]:
     """The uid each container's process ran as, as the kubelet reports it (status.user)."""
     statuses = [
@@ -167,7 +179,7 @@ def test_a_wrapped_pod_runs_under_the_uid_its_namespaces_range_assigns(
 ) -> None:
     namespace = _ranged_namespace(cluster, "range", FIRST)
     try:
-        pod = workloads.create_ready(cluster, _pod(namespace, "app", cluster))
+        pod = _create_ready(cluster, _pod(namespace, "app", cluster))
         _assert_injected(pod, mode)
         assert pod["spec"]["securityContext"]["runAsUser"] == FIRST  # set by the policy
         expected = {"app": FIRST} | ({"podinit-install": FIRST} if mode == "copy" else {})
@@ -202,7 +214,7 @@ def test_a_restricted_pod_runs_wrapped_when_its_app_runs_as_another_uid_than_the
     )
     try:
         spec = _pod(namespace, "app", cluster, container_uid=2000, pod_security={"runAsUser": 1000})
-        pod = workloads.create_ready(cluster, spec)
+        pod = _create_ready(cluster, spec)
         _assert_injected(pod, mode)
         expected = {"app": 2000} | ({"podinit-install": 1000} if mode == "copy" else {})
         assert _uids(pod) == expected
@@ -256,7 +268,7 @@ def test_a_resource_quota_namespace_admits_a_wrapped_pod_and_charges_only_the_ap
         )
         pod = workloads.app_pod("app", namespace, cluster)
         pod["spec"]["containers"][0]["resources"] = RESOURCES
-        pod = workloads.create_ready(cluster, pod)
+        pod = _create_ready(cluster, pod)
         _assert_injected(pod, mode)
 
         def charged() -> dict[str, str] | None:
