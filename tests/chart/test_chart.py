@@ -167,7 +167,7 @@ def test_the_rendered_config_file_loads_in_the_server_and_matches_the_objects(
     )
     assert container["ports"][0]["containerPort"] == config.port
     assert webhook(objs)["timeoutSeconds"] == config.timeout_seconds
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["PODINIT_CONFIG_FILE"] == "/etc/podinit/config.yaml"
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["volumes"]}
