@@ -81,10 +81,12 @@ def test_the_webhook_image_is_non_root_with_podinit_as_its_entrypoint(
     assert config["Cmd"] == ["serve"]
 
 
-# What `podinit serve` imports, listed by the interpreter that runs it: every module of the
-# webhook package (the CLI's included: `serve` is one of its commands) and then each
-# compiled extension module loaded, with the machine it was built for.
-_IMPORT_ALL = """
+# Run by the arm64 image's python: import every module of the webhook package (the CLI's
+# included: `serve` is one of its commands) and uvicorn's uvloop and httptools parts, write
+# which compiled extension modules were loaded and on what machine to argv[1], then run
+# `podinit serve` with the remaining arguments in the same interpreter (one qemu start: each
+# costs a minute or two here).
+_IMPORT_ALL_THEN_SERVE = """
 import importlib, json, pkgutil, platform, sys
 import webhook
 names = [m.name for m in pkgutil.walk_packages(webhook.__path__, "webhook.")]
@@ -95,22 +97,12 @@ native = sorted(
     name for name, module in sys.modules.items()
     if (getattr(module, "__file__", None) or "").endswith(".so")
 )
-print(json.dumps({"machine": platform.machine(), "modules": len(names), "native": native}))
+found = {"machine": platform.machine(), "modules": len(names), "native": native}
+with open(sys.argv[1], "w") as out:
+    json.dump(found, out)
+from webhook.cli.main import main
+sys.exit(main(sys.argv[2:]))
 """
-
-
-@pytest.fixture(scope="module")
-def arm64_root(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The arm64 webhook image's root filesystem, holding qemu-aarch64-static as /qemu: run
-    with chroot, it executes the image's own aarch64 interpreter on this machine, no binfmt
-    registration needed."""
-    qemu = require_tool("qemu-aarch64-static", "qemu-user-static")
-    rootfs = tmp_path_factory.mktemp("arm64") / "rootfs"
-    Buildah.default().export_rootfs("localhost/podinit/webhook:build-arm64", rootfs)
-    shutil.copy(qemu, rootfs / "qemu")
-    return rootfs
-
-
 # The image's ENV (Dockerfile) and nothing of this machine's
 _IMAGE_ENV = {
     "PATH": "/opt/podinit/bin:/usr/local/bin:/usr/bin:/bin",
@@ -120,65 +112,63 @@ _IMAGE_ENV = {
 }
 
 
-def _in_arm64_image(rootfs: Path, *argv: str, env: dict[str, str] | None = None) -> list[str]:
-    """argv run in the image as its USER by its python under qemu, with only the image's
-    environment and ``env``."""
-    variables = [f"{k}={v}" for k, v in {**_IMAGE_ENV, **(env or {})}.items()]
+def _in_arm64_image(rootfs: Path, *argv: str, env: dict[str, str]) -> list[str]:
+    """argv run in the image as its USER by its python under qemu-aarch64-static (copied to
+    /qemu: with chroot it runs the image's own aarch64 interpreter, no binfmt registration
+    needed), with only the image's environment and ``env``."""
+    variables = [f"{k}={v}" for k, v in {**_IMAGE_ENV, **env}.items()]
     python = ["/qemu", "/opt/podinit/bin/python"]
     # found before `env -i` empties PATH
     chroot = [require_tool("chroot", "coreutils"), "--userspec=65532:65532", str(rootfs)]
     return ["env", "-i", *variables, *chroot, *python, *argv]
 
 
-def test_the_arm64_webhook_images_python_imports_every_module_of_podinit_serve(
-    arm64_root: Path,
+def test_the_arm64_webhook_image_imports_every_module_of_podinit_serve_and_serves_under_qemu(
+    cluster: Cluster, tmp_path: Path
 ) -> None:
-    assert elf_machine((arm64_root / "usr/bin/python3.11").resolve()) == ELF_MACHINE["arm64"]
-    done = subprocess.run(
-        _in_arm64_image(arm64_root, "-c", _IMPORT_ALL),
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout)
-    assert found["machine"] == "aarch64"
-    assert found["modules"] > 50
-    # the wheels that are compiled code, each the aarch64 build pip picked on amd64
-    for native in ("uvloop.loop", "httptools.parser.parser", "pydantic_core._pydantic_core",
-                   "yaml._yaml", "orjson.orjson", "_cffi_backend"):  # fmt: skip
-        assert native in found["native"], native
-    libraries = [p for p in (arm64_root / "opt/podinit").rglob("*.so") if p.is_file()]
+    """The arm64 image's python imports what `podinit serve` runs, with aarch64 builds of the
+    compiled wheels pip picked on this machine, answers /healthz and wraps a pod."""
+    qemu = require_tool("qemu-aarch64-static", "qemu-user-static")
+    rootfs = Buildah.default().export_rootfs(
+        "localhost/podinit/webhook:build-arm64", tmp_path / "root"
+    )
+    assert elf_machine((rootfs / "usr/bin/python3.11").resolve()) == ELF_MACHINE["arm64"]
+    libraries = [p for p in (rootfs / "opt/podinit").rglob("*.so") if p.is_file()]
     assert libraries and {elf_machine(p) for p in libraries} == {ELF_MACHINE["arm64"]}
-
-
-def test_the_arm64_webhook_image_serves_healthz_and_wraps_a_pod_under_qemu(
-    arm64_root: Path, tmp_path: Path
-) -> None:
+    shutil.copy(qemu, rootfs / "qemu")
     ca = CertAuthority(tmp_path / "pki", "webhook")
     cert = ca.issue_server("webhook")
-    tls = arm64_root / "tls"
-    tls.mkdir(exist_ok=True)
+    shared = rootfs / "test"  # written by the test and by the image's uid
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
     for source, name in ((cert.cert, "tls.crt"), (cert.key, "tls.key")):
-        shutil.copy(source, tls / name)
-        (tls / name).chmod(0o644)
+        shutil.copy(source, shared / name)
+        (shared / name).chmod(0o644)
     port = free_port()
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port),
+             "--tls-cert-file", "/test/tls.crt", "--tls-key-file", "/test/tls.key"]  # fmt: skip
     # no cluster to ask: no Events, copy mode rather than `auto`
     settings = {"PODINIT_EVENTS": "false", "PODINIT_INJECTION_MODE": "copy"}
     argv = _in_arm64_image(
-        arm64_root, "/opt/podinit/bin/podinit", "serve", "--host", "127.0.0.1",
-        "--port", str(port), "--tls-cert-file", "/tls/tls.crt", "--tls-key-file", "/tls/tls.key",
-        env=settings,
-    )  # fmt: skip
+        rootfs, "-c", _IMPORT_ALL_THEN_SERVE, "/test/found.json", *serve, env=settings
+    )
     context = ssl.create_default_context(cafile=str(ca.cert))
     url = f"https://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
     with (
-        running(argv, env={}, log_file=log, url=url, ca=context, ready_within=180),
+        running(argv, env={}, log_file=tmp_path / "serve.log", url=url, ca=context,
+                ready_within=300),
         httpx.Client(base_url=url, verify=context, timeout=30) as client,
-    ):
+    ):  # fmt: skip
         health = client.get("/healthz")
         app = {"name": "app", "image": "example/app:1", "command": ["app"]}
         pod = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [app]}}
         review = client.post("/mutate", json=pod_review(pod)).json()
+    found = json.loads((shared / "found.json").read_text())
+    assert found["machine"] == "aarch64"
+    assert found["modules"] > 50
+    for native in ("uvloop.loop", "httptools.parser.parser", "pydantic_core._pydantic_core",
+                   "yaml._yaml", "orjson.orjson", "_cffi_backend"):  # fmt: skip
+        assert native in found["native"], native
     assert health.status_code == 200, health.text
     patch = json.loads(base64.b64decode(review["response"]["patch"]))
     wrapped = jsonpatch.apply_patch(pod, patch)["spec"]["containers"][0]
