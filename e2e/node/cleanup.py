@@ -18,6 +18,9 @@ from e2e.node.network import BRIDGE, PodNetwork
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 KUBEPODS = "kubepods"
+# The older node's kubelet (e2e.node.oldnode) keeps its pods under a cgroup root of its own:
+# two kubelets sharing /kubepods would each remove the other's pods as orphans.
+OLD_NODE_CGROUP = "podinit-old-node"
 
 
 def remove_pods(crictl: Path, endpoint: str) -> None:
@@ -26,17 +29,17 @@ def remove_pods(crictl: Path, endpoint: str) -> None:
     subprocess.run(argv, capture_output=True, check=False, timeout=120)
 
 
-def _kubepods_cgroups() -> Iterator[Path]:
-    """Every kubepods cgroup directory, deepest first, in every v1 hierarchy and v2."""
+def _kubepods_cgroups(tops: tuple[str, ...] = (KUBEPODS, OLD_NODE_CGROUP)) -> Iterator[Path]:
+    """Every cgroup directory under ``tops``, deepest first, in every v1 hierarchy and v2."""
     for hierarchy in CGROUP_ROOT.iterdir() if CGROUP_ROOT.is_dir() else ():
-        top = hierarchy / KUBEPODS
-        if top.is_dir():
-            yield from sorted(
-                (p for p in top.rglob("*") if p.is_dir()),
-                key=lambda p: len(p.parts),
-                reverse=True,
-            )
-            yield top
+        for top in (hierarchy / name for name in tops):
+            if top.is_dir():
+                yield from sorted(
+                    (p for p in top.rglob("*") if p.is_dir()),
+                    key=lambda p: len(p.parts),
+                    reverse=True,
+                )
+                yield top
 
 
 def _kill_pids(pids: set[int]) -> None:
@@ -45,18 +48,19 @@ def _kill_pids(pids: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def kill_containers() -> None:
-    """SIGKILL whatever still runs in a kubepods cgroup, then remove the cgroups."""
+def kill_containers(tops: tuple[str, ...] = (KUBEPODS, OLD_NODE_CGROUP)) -> None:
+    """SIGKILL whatever still runs in a kubepods cgroup (or the older node's), then remove
+    the cgroups."""
     for _attempt in range(10):
         pids: set[int] = set()
-        for cgroup in _kubepods_cgroups():
+        for cgroup in _kubepods_cgroups(tops):
             with contextlib.suppress(OSError, ValueError):
                 pids |= {int(p) for p in (cgroup / "cgroup.procs").read_text().split()}
         if not pids:
             break
         _kill_pids(pids)
         time.sleep(0.2)
-    for cgroup in _kubepods_cgroups():
+    for cgroup in _kubepods_cgroups(tops):
         with contextlib.suppress(OSError):
             cgroup.rmdir()
 

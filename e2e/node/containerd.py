@@ -22,6 +22,7 @@ def _toml_string(value: str | Path) -> str:
 class Containerd:
     binary: Path  # containerd; containerd-shim-runc-v2 lies beside it
     state: Path
+    v1: bool = False  # containerd 1.x: its configuration's version 2 (CONFIG_TEMPLATE_V1)
 
     @property
     def root(self) -> Path:
@@ -72,7 +73,7 @@ class Containerd:
             "cni_conf": _toml_string(cni_conf_dir),
             "opt": _toml_string(self.state / "containerd" / "opt"),
         }
-        config = CONFIG_TEMPLATE.format(**values)
+        config = (CONFIG_TEMPLATE_V1 if self.v1 else CONFIG_TEMPLATE).format(**values)
         path = self.state / "containerd" / "config.toml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(config)
@@ -136,6 +137,45 @@ disabled_plugins = ['io.containerd.nri.v1.nri']
   [plugins.'io.containerd.grpc.v1.cri']
     stream_server_address = '127.0.0.1'
     stream_server_port = '0'
+
+  [plugins.'io.containerd.internal.v1.opt']
+    path = {opt}
+"""
+
+# The same settings for containerd 1.7 (the older node, e2e.node.oldnode), in the
+# configuration format it reads (version 2: one CRI plugin, the sandbox image in it).
+CONFIG_TEMPLATE_V1 = """\
+version = 2
+root = {root}
+state = {state}
+imports = []
+disabled_plugins = ['io.containerd.nri.v1.nri']
+
+[grpc]
+  address = {socket}
+
+[plugins]
+  [plugins.'io.containerd.grpc.v1.cri']
+    sandbox_image = {sandbox}
+    restrict_oom_score_adj = true
+    netns_mounts_under_state_dir = true
+    enable_unprivileged_ports = true
+    stream_server_address = '127.0.0.1'
+    stream_server_port = '0'
+    [plugins.'io.containerd.grpc.v1.cri'.containerd]
+      snapshotter = 'overlayfs'
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.grpc.v1.cri'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        [plugins.'io.containerd.grpc.v1.cri'.containerd.runtimes.runc.options]
+          BinaryName = {runc}
+          Root = {runc_root}
+          SystemdCgroup = false
+    [plugins.'io.containerd.grpc.v1.cri'.cni]
+      bin_dir = {cni_bin}
+      conf_dir = {cni_conf}
+    [plugins.'io.containerd.grpc.v1.cri'.registry]
+      config_path = {certs}
 
   [plugins.'io.containerd.internal.v1.opt']
     path = {opt}

@@ -92,14 +92,16 @@ def write_yaml(path: Path, document: dict[str, Any]) -> Path:
     return path
 
 
-def kubelet_argv(binary: Path, *, config: Path, kubeconfig: Path, root: Path) -> list[str]:
+def kubelet_argv(
+    binary: Path, *, config: Path, kubeconfig: Path, root: Path, node_name: str = NODE_NAME
+) -> list[str]:
     return [
         str(binary),
         f"--config={config}",
         f"--kubeconfig={kubeconfig}",
         f"--root-dir={root}",
         f"--cert-dir={root / 'pki'}",
-        f"--hostname-override={NODE_NAME}",
+        f"--hostname-override={node_name}",
         f"--node-ip={NODE_IP}",
         "--v=1",
     ]

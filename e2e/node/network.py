@@ -18,6 +18,10 @@ BRIDGE = "podinit0"
 NETWORK_NAME = "podinit"
 POD_SUBNET = "10.244.0.0/24"
 NODE_IP = "10.244.0.1"  # the bridge's address: the node's InternalIP
+# Each node's pods get addresses from their own half of the subnet: a second node on this
+# machine (e2e.node.oldnode) shares the bridge, and host-local IPAM keeps leases per node.
+POD_RANGE = ("10.244.0.2", "10.244.0.127")
+OLD_NODE_POD_RANGE = ("10.244.0.128", "10.244.0.254")
 SERVICE_SUBNET = "10.0.0.0/24"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian containernetworking-plugins
 _FORWARD_RULE = ["FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP"]
@@ -38,6 +42,7 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 @dataclass(frozen=True)
 class PodNetwork:
     state: Path  # IPAM leases live here, so cleanup is one rmtree
+    pod_range: tuple[str, str] = POD_RANGE
 
     @property
     def conf_dir(self) -> Path:
@@ -59,7 +64,16 @@ class PodNetwork:
                     "ipam": {
                         "type": "host-local",
                         "dataDir": str(self.state / "cni" / "ipam"),
-                        "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
+                        "ranges": [
+                            [
+                                {
+                                    "subnet": POD_SUBNET,
+                                    "rangeStart": self.pod_range[0],
+                                    "rangeEnd": self.pod_range[1],
+                                    "gateway": NODE_IP,
+                                }
+                            ]
+                        ],
                         "routes": [{"dst": SERVICE_SUBNET}],
                     },
                 },
