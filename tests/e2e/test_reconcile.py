@@ -214,6 +214,28 @@ def _ready(item: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+def test_a_namespace_selected_later_has_its_pods_counted_and_forgotten_when_deselected(
+    control_plane: ControlPlane, reconciling: Podinit
+) -> None:
+    cp = control_plane
+    namespace = new_namespace(cp, "rec-late")  # not opted in
+    try:
+        create(cp, pod(namespace, "early", *APP))
+        time.sleep(2)
+        assert unwrapped_gauge(reconciling, namespace) == 0, "not selected: not slipped"
+        cp.kubectl("label", "namespace", namespace, "podinit.dev/inject=enabled")
+        # the namespace gate reads the selected namespaces every 30 s
+        cp.wait_for(
+            "the early pod counted", lambda: unwrapped_gauge(reconciling, namespace) == 1, 60
+        )
+        cp.kubectl("label", "namespace", namespace, "podinit.dev/inject-")
+        cp.wait_for(
+            "the early pod forgotten", lambda: unwrapped_gauge(reconciling, namespace) == 0, 60
+        )
+    finally:
+        delete_namespace(cp, namespace)
+
+
 def leader(server: Webhook) -> bool:
     return metrics(server).get("podinit_leader") == 1.0
 

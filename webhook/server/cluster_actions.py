@@ -1,20 +1,18 @@
-"""What the reconciler asks of the apiserver: evict a pod, prove the webhook is reached, find a
-workload's replacement pod, and leave an Event on the object acted on. Policy (which pod, when,
-how many) lives in webhook/server/reconcile.py; this module only talks to the API.
+"""What the reconciler asks of the apiserver: evict a pod, prove the webhook is reached, and
+leave an Event on the object acted on (workloads are read by webhook/server/workloads.py).
+Policy (which pod, when, how many) lives in webhook/server/reconcile.py.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from webhook.core import InjectSettings, State, observe, prepare
-from webhook.core.selection import label_selector
+from webhook.core import InjectSettings, InvalidPod, State, observe, prepare
 from webhook.server.events import ObjectReference, clean
-from webhook.server.unwrapped import Owner, UnwrappedPod, controller
+from webhook.server.unwrapped import UnwrappedPod
 
 log = logging.getLogger("podinit.reconcile")
 
@@ -35,20 +33,9 @@ class Api(Protocol):
 class Eviction(enum.Enum):
     EVICTED = "evicted"
     REFUSED = "refused"  # 429: a PodDisruptionBudget does not allow it now
-    GONE = "gone"
+    GONE = "gone"  # 404
+    CONFLICT = "conflict"  # 409: the pod's uid changed, or the budget's update conflicted
     FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    wanted: int  # pods the workload's controller keeps
-    all_ready: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Replacement:
-    ready: bool
-    wrapped: bool
 
 
 class ClusterActions:
@@ -70,8 +57,10 @@ class ClusterActions:
             return Eviction.EVICTED
         if status == 429:
             return Eviction.REFUSED
-        if status in (404, 409):  # gone, or its uid changed
+        if status == 404:
             return Eviction.GONE
+        if status == 409:  # the pod is still there or not: the watch says which
+            return Eviction.CONFLICT
         log.warning("evicting %s/%s: HTTP %s %s", pod.namespace, pod.name, status, _message(answer))
         return Eviction.FAILED
 
@@ -106,74 +95,6 @@ class ClusterActions:
             return False
         return _wrapped(answer, self.settings)
 
-    async def replacement(self, owner: Owner, namespace: str, after: float) -> Replacement | None:
-        """The newest pod of `owner` created at or after `after` (seconds since the epoch,
-        whole seconds as the API stores them), if any: Ready, and wrapped?"""
-        selector = await self._selector(owner, namespace)
-        if selector is None:
-            return None
-        path = f"/api/v1/namespaces/{namespace}/pods"
-        status, listed = await self.api.call("GET", path, query={"labelSelector": selector})
-        if status >= 300:
-            return None
-        newest: dict[str, Any] | None = None
-        for pod in listed.get("items") or []:
-            metadata = pod.get("metadata") or {}
-            mine = controller(metadata)
-            if mine is None or mine.uid != owner.uid or metadata.get("deletionTimestamp"):
-                continue
-            created = _seconds(metadata.get("creationTimestamp"))
-            if created >= int(after) and (newest is None or created >= _created(newest)):
-                newest = pod
-        if newest is None:
-            return None
-        return Replacement(ready=_ready(newest), wrapped=_wrapped(newest, self.settings))
-
-    async def available(self, owner: Owner, namespace: str) -> Availability:
-        """How many pods the workload wants, and whether every one is Ready as its controller
-        counts them: only then may one be taken. Asked of the cluster, not remembered, so a
-        replica that starts leading mid-replacement waits for the replacement as the one
-        before it did."""
-        found = await self._owner(owner, namespace)
-        if found is None:
-            return Availability(wanted=0, all_ready=False)
-        spec, status = found.get("spec") or {}, found.get("status") or {}
-        if owner.kind == "DaemonSet":
-            wanted, ready = status.get("desiredNumberScheduled"), status.get("numberReady")
-        else:
-            wanted, ready = spec.get("replicas", 1), status.get("readyReplicas")
-        if not isinstance(wanted, int):
-            return Availability(wanted=0, all_ready=False)
-        # a controller that has not caught up with a change yet counts the old spec
-        caught_up = found["metadata"].get("generation") == status.get("observedGeneration")
-        return Availability(wanted=wanted, all_ready=caught_up and (ready or 0) >= wanted)
-
-    async def _owner(self, owner: Owner, namespace: str) -> dict[str, Any] | None:
-        """The owner as stored, if it is still the one the pod names."""
-        resource = {
-            "ReplicaSet": "apis/apps/v1/namespaces/{}/replicasets",
-            "StatefulSet": "apis/apps/v1/namespaces/{}/statefulsets",
-            "DaemonSet": "apis/apps/v1/namespaces/{}/daemonsets",
-            "ReplicationController": "api/v1/namespaces/{}/replicationcontrollers",
-        }.get(owner.kind)
-        if resource is None:
-            return None
-        status, found = await self.api.call("GET", f"/{resource.format(namespace)}/{owner.name}")
-        if status >= 300 or not isinstance(found, dict):
-            return None
-        if (found.get("metadata") or {}).get("uid") != owner.uid:
-            return None
-        return found
-
-    async def _selector(self, owner: Owner, namespace: str) -> str | None:
-        found = await self._owner(owner, namespace)
-        if found is None:
-            return None
-        selector = (found.get("spec") or {}).get("selector")
-        if owner.kind == "ReplicationController":  # a plain map of labels
-            selector = {"matchLabels": selector or {}}
-        return label_selector(selector) or None
-
     async def event(
         self,
         regarding: ObjectReference,
@@ -204,9 +125,10 @@ class ClusterActions:
             log.warning("writing an Event %s: HTTP %s %s", reason, status, _message(answer))
 
 
-def owner_reference(pod: UnwrappedPod, owner_api_version: str) -> ObjectReference:
-    """The Event's `regarding` for a pod's owner (the pod itself when it has none)."""
-    if pod.owner is None:
+def owner_reference(pod: UnwrappedPod) -> ObjectReference:
+    """An Event's `regarding`: the pod's controller, or the pod itself when it has none."""
+    owner = pod.owner
+    if owner is None:
         return {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -215,42 +137,28 @@ def owner_reference(pod: UnwrappedPod, owner_api_version: str) -> ObjectReferenc
             "uid": pod.uid,
         }
     return {
-        "apiVersion": owner_api_version,
-        "kind": pod.owner.kind,
-        "name": pod.owner.name,
+        "apiVersion": owner.api_version,
+        "kind": owner.kind,
+        "name": owner.name,
         "namespace": pod.namespace,
-        "uid": pod.owner.uid,
+        "uid": owner.uid,
     }
 
 
 def _wrapped(pod: Any, settings: InjectSettings) -> bool:
+    """The probe came back with its one container wrapped."""
     if not isinstance(pod, dict):
         return False
-    plan = prepare(pod, settings)
-    seen = observe(plan, plan.decide({}), selected=True)
+    try:
+        plan = prepare(pod, settings)
+        seen = observe(plan, plan.decide({}), selected=True)
+    except InvalidPod:
+        return False
     return (
         bool(seen)
         and all(o.state in (State.WRAPPED, State.SKIPPED) for o in seen)
         and any(o.state == State.WRAPPED for o in seen)
     )
-
-
-def _ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def _created(pod: dict[str, Any]) -> int:
-    return _seconds((pod.get("metadata") or {}).get("creationTimestamp"))
-
-
-def _seconds(value: object) -> int:
-    if not isinstance(value, str):
-        return 0
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0
 
 
 def _message(answer: Any) -> str:

@@ -64,36 +64,58 @@ class Leadership:
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Until cancelled: wait to lead, run `lead` while leading (cancelled when leadership is
-        lost), release the Lease when cancelled."""
+        lost), release the Lease when cancelled, or when `lead` ended on its own (a crash: the
+        Lease goes to another replica, this one waits `duration` before it runs again)."""
         try:
             while True:
                 while not await self._try():
                     await asyncio.sleep(self.retry)
-                await self._lead(lead)
+                self._set(True)
+                if await self._lead(lead) == "ended":
+                    self._set(False)
+                    with contextlib.suppress(Exception):
+                        await self._release()
+                    await asyncio.sleep(self.duration)
         finally:
             if self.leading:
                 self._set(False)
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._release())
 
-    async def _lead(self, lead: Callable[[], Awaitable[None]]) -> None:
-        self._set(True)
+    async def _lead(self, lead: Callable[[], Awaitable[None]]) -> str:
+        """Run `lead` while the Lease is renewed; "lost" when a renewal did not succeed within
+        `deadline` of the start of the last one that did (a call still in flight then is
+        abandoned: the others may take over at `duration`), "ended" when `lead` returned."""
         log.info("leading", extra={"lease": f"{self.namespace}/{self.name}"})
         work = asyncio.ensure_future(lead())
+        outcome = "lost"
         try:
-            renewed = time.monotonic()
-            while time.monotonic() - renewed < self.deadline:
-                if work.done():  # the work ended on its own: an error, logged where it ran
+            renewed = time.monotonic()  # when the last successful renewal was sent
+            while (remaining := renewed + self.deadline - time.monotonic()) > 0:
+                if work.done():
+                    outcome = "ended"
                     break
-                await asyncio.sleep(self.retry)
-                if await self._try():
-                    renewed = time.monotonic()
+                await asyncio.sleep(min(self.retry, remaining))
+                started = time.monotonic()
+                remaining = renewed + self.deadline - started
+                if remaining <= 0:
+                    break
+                try:
+                    if await asyncio.wait_for(self._try(), timeout=remaining):
+                        renewed = started
+                except TimeoutError:
+                    break
         finally:
             work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
-        if self.leading:
+            [result] = await asyncio.gather(work, return_exceptions=True)
+        if isinstance(result, Exception):
+            log.error("the leader's work failed", exc_info=result)
+        if outcome == "lost":
             log.warning("lost the lease", extra={"lease": f"{self.namespace}/{self.name}"})
             self._set(False)
+        else:
+            log.warning("the leader's work ended; handing the lease on")
+        return outcome
 
     def _set(self, leading: bool) -> None:
         self.leading = leading

@@ -72,15 +72,39 @@ class PodWatch:
                 await asyncio.sleep(delay)
 
     async def _list(self) -> str:
+        uids, version = await self._pages(None)
+        self.relisted(uids)
+        self.synced.set()
+        return version
+
+    async def list_all(self) -> None:
+        """Every pod's metadata again, as changed; the running watch goes on (and reports
+        what is deleted meanwhile)."""
+        await self._pages(None)
+
+    async def list_namespace(self, namespace: str) -> None:
+        """The pods of one namespace, as changed (one the webhook has just started to select)."""
+        await self._pages(namespace)
+
+    async def _pages(self, namespace: str | None) -> tuple[set[str], str]:
+        """Every pod's metadata, page by page, to `changed`: their uids and the list's
+        resourceVersion."""
         uids: set[str] = set()
         token: str | None = None
+        headers = {"Accept": f"{_METADATA_LIST},application/json"}
         while True:
-            response = await self.core.list_pod_for_all_namespaces_without_preload_content(
-                limit=self.page,
-                _continue=token,
-                _headers={"Accept": f"{_METADATA_LIST},application/json"},
-                _request_timeout=60,
-            )
+            if namespace is None:
+                response = await self.core.list_pod_for_all_namespaces_without_preload_content(
+                    limit=self.page, _continue=token, _headers=headers, _request_timeout=60
+                )
+            else:
+                response = await self.core.list_namespaced_pod_without_preload_content(
+                    namespace,
+                    limit=self.page,
+                    _continue=token,
+                    _headers=headers,
+                    _request_timeout=60,
+                )
             page = _checked(response.status, await response.read())
             for item in page.get("items") or []:
                 metadata = item.get("metadata") or {}
@@ -89,9 +113,7 @@ class PodWatch:
             meta = page.get("metadata") or {}
             token = meta.get("continue")
             if not token:
-                self.relisted(uids)
-                self.synced.set()
-                return str(meta.get("resourceVersion", ""))
+                return uids, str(meta.get("resourceVersion", ""))
 
     async def _watch(self, version: str) -> str:
         """One watch from `version`; the version to go on from when it ends."""

@@ -1,25 +1,29 @@
 """Replace pods that slipped through, the way a careful operator would (`reconcile: true`).
 
 Runs on the leading replica only (webhook/server/lease.py), over the pods the watch found
-slipped (webhook/server/unwrapped.py), oldest first. A pass acts only while the webhook is
+slipped (webhook/server/unwrapped.py), oldest first. Nothing is evicted unless the webhook is
 serving: this replica is ready, and a dry-run pod create in the probe namespace comes back
-wrapped (the apiserver reaches a replica now; a replacement would be wrapped). Then, per pod:
+wrapped (asked again right before each eviction). Then, per pod:
 
-- in the release's namespace (the webhook's own pods), or a failed pod (its lookup failed: a
-  new one would fail the same way): left alone;
+- in the release's namespace (the webhook's own pods), a failed pod (its lookup failed: a
+  new one would fail the same way), or one a new admission would not wrap either (every
+  container skipped, a bad option annotation): left alone;
 - not owned by a ReplicaSet, StatefulSet, DaemonSet or ReplicationController (a bare pod, a
-  Job's), or the only pod of its workload (evicting it would stop the workload until its
-  replacement is Ready; `single_pod_workloads` allows it): never deleted; one Event on it (or
-  its owner) says so, the metric counts it;
-- its workload is waiting for an earlier replacement, is stalled, or has a pod that is not
-  Ready (as its controller counts them; asked of the cluster each time, so a replica that
-  takes over the Lease mid-replacement waits as well): next time;
-- otherwise, within the rate limits (cluster-wide and per namespace, tokens per minute), it
-  is evicted through the Eviction API, so PodDisruptionBudgets hold; a refused eviction (429)
-  is tried again after `retry` seconds and reported once. The workload then waits until its
-  new pod is Ready and wrapped; one that does not get there within `ready_timeout` stalls the
-  workload (an Event says so) for `stall` seconds: podinit never takes a second pod from a
-  workload whose first replacement is not serving.
+  Job's, a custom controller's), or the only pod of its workload (evicting it would stop the
+  workload until its replacement is Ready; `single_pod_workloads` allows it): never deleted;
+  one Event on it (or its owner) says so, the metric counts it;
+- its workload is not steady (webhook/server/workloads.py: a pod not available or
+  terminating, a rollout in progress; read from the cluster each time, so a replica that
+  takes over the Lease mid-replacement waits as well), is waiting for an earlier replacement,
+  or was given up: next time, or never;
+- otherwise, within the rate limits (cluster-wide and per namespace, tokens per minute, spent
+  only on evictions that happened), it is evicted through the Eviction API, so
+  PodDisruptionBudgets hold; a refused eviction (429) is tried again after `retry` seconds,
+  doubling up to an hour, and reported once. The workload then waits until it is steady again
+  with a new pod the webhook decided; one that does not get there within `ready_timeout`
+  stalls the workload for `stall` seconds, and one whose new pod slipped as well (a
+  matchCondition, a selector the reconciler cannot see) is given up: evicting more would only
+  restart pods.
 
 `dry_run` reports what it would evict (Event + metric) and evicts nothing.
 """
@@ -30,21 +34,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from webhook.core import State
 from webhook.server.cluster_actions import ClusterActions, Eviction, owner_reference
 from webhook.server.events import quoted
-from webhook.server.unwrapped import Owner, UnwrappedPod, UnwrappedPods
+from webhook.server.reconcile_state import Bucket, ReconcileCounts, Waiting
+from webhook.server.unwrapped import UnwrappedPod, UnwrappedPods
+from webhook.server.workloads import Workload, Workloads, replaceable
 
 log = logging.getLogger("podinit.reconcile")
 
-REPLACEABLE = {
-    "ReplicaSet": "apps/v1",
-    "StatefulSet": "apps/v1",
-    "DaemonSet": "apps/v1",
-    "ReplicationController": "v1",
-}
+MAX_RETRY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +56,7 @@ class ReconcileSettings:
     per_minute: float = 6.0  # evictions cluster-wide
     namespace_per_minute: float = 2.0
     interval: float = 5.0  # seconds between passes
-    retry: float = 60.0  # after a refused eviction
+    retry: float = 60.0  # after a refused eviction (doubling)
     ready_timeout: float = 600.0
     stall: float = 3600.0
     probe_every: float = 30.0
@@ -65,59 +66,25 @@ class ReconcileSettings:
     single_pod_workloads: bool = False
 
 
-class Bucket:
-    """Tokens per minute, at most one minute's worth saved up (so a burst stays bounded)."""
-
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.capacity, self.clock = per_minute / 60.0, max(per_minute, 1.0), clock
-        self.tokens, self.at = 1.0, clock()
-
-    def ready(self) -> bool:
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-        return self.tokens >= 1.0
-
-    def take(self) -> None:
-        self.tokens -= 1.0
-
-
-@dataclass(slots=True)
-class Waiting:
-    owner: Owner
-    namespace: str
-    since: float  # wall clock of the eviction (creation times are wall clock)
-    deadline: float  # monotonic
-
-
-@dataclass(slots=True)
-class ReconcileCounts:
-    evicted: int = 0
-    refused: int = 0
-    reported: int = 0  # bare or Job pods, never deleted
-    would_evict: int = 0  # dry run
-    stalled: int = 0
-    not_serving: int = 0  # passes skipped: the webhook was not reached
-    by_result: dict[str, int] = field(default_factory=dict)
-
-
 class Reconciler:
     def __init__(
         self,
         *,
         pods: UnwrappedPods,
         actions: ClusterActions,
+        workloads: Workloads,
         settings: ReconcileSettings,
         ready: Callable[[], bool],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.pods, self.actions, self.settings = pods, actions, settings
-        self.ready, self.clock = ready, clock
+        self.pods, self.actions, self.workloads = pods, actions, workloads
+        self.settings, self.ready, self.clock = settings, ready, clock
         self.cluster = Bucket(settings.per_minute, clock)
         self.namespaces: dict[str, Bucket] = {}
         self.waiting: dict[str, Waiting] = {}  # by owner uid
         self.stalled: dict[str, float] = {}  # owner uid -> monotonic time it may go on
-        self.retry_at: dict[str, float] = {}  # pod uid -> after a refused eviction
+        self.given_up: set[str] = set()  # owner uids whose replacement slipped too
+        self.retry_at: dict[str, tuple[float, int]] = {}  # pod uid -> (when, refusals)
         self.reported: set[str] = set()  # pod uids told about once
         self.counts = ReconcileCounts()
         self._probed: tuple[float, bool] = (-float("inf"), False)
@@ -136,18 +103,87 @@ class Reconciler:
 
     async def run_pass(self) -> None:
         await self._check_waiting()
-        slipped = sorted(
-            (p for p in self.pods.pods.values() if p.state == State.SLIPPED),
-            key=lambda p: p.created,
+        slipped = {uid: p for uid, p in self.pods.pods.items() if p.state == State.SLIPPED}
+        self._forget_gone(slipped)
+        now = self.clock()
+        todo = sorted(
+            (p for p in slipped.values() if p.namespace != self.settings.own_namespace),
+            key=lambda p: (self.retry_at.get(p.uid, (0.0, 0))[1], p.created),
         )
-        actionable = [p for p in slipped if p.namespace != self.settings.own_namespace]
-        if not actionable:
+        seen: dict[str, Workload | None] = {}  # one read per workload and pass
+        for pod in todo:
+            if self.retry_at.get(pod.uid, (0.0, 0))[0] > now:
+                continue
+            await self._consider(pod, seen)
+
+    def _forget_gone(self, slipped: dict[str, UnwrappedPod]) -> None:
+        """What is kept per pod lives as long as the pod is slipped."""
+        for uid in [u for u in self.retry_at if u not in slipped]:
+            del self.retry_at[uid]
+        self.reported &= slipped.keys()
+
+    async def _consider(self, pod: UnwrappedPod, seen: dict[str, Workload | None]) -> None:
+        owner = pod.owner
+        if pod.uid in self.reported or not pod.wrappable:
             return
-        if not await self._serving():
-            self.counts.not_serving += 1
+        if owner is None or not replaceable(owner):
+            await self._report(pod, f"owned by {owner.kind if owner else 'no controller'}")
             return
-        for pod in actionable:
-            await self._consider(pod)
+        if owner.uid in self.waiting or owner.uid in self.given_up:
+            return
+        if self.stalled.get(owner.uid, 0.0) > self.clock():
+            return
+        if owner.uid not in seen:
+            seen[owner.uid] = await self.workloads.read(owner, pod.namespace)
+        workload = seen[owner.uid]
+        if workload is None or not workload.steady:
+            return  # gone, unreadable, or a pod of it not available: next time
+        if workload.wanted == 1 and not self.settings.single_pod_workloads:
+            await self._report(pod, "the only pod of its workload; evicting it would stop it")
+            return
+        if self.settings.dry_run:
+            self.reported.add(pod.uid)
+            self.counts.would_evict += 1
+            await self._tell(pod, "PodinitWouldReplace", "DryRun", "would evict")
+            return
+        bucket = self.namespaces.setdefault(
+            pod.namespace, Bucket(self.settings.namespace_per_minute, self.clock)
+        )
+        if not (self.cluster.ready() and bucket.ready()) or not await self._serving():
+            return
+        await self._evict(pod, workload, bucket)
+        seen.pop(owner.uid, None)
+
+    async def _evict(self, pod: UnwrappedPod, workload: Workload, bucket: Bucket) -> None:
+        assert pod.owner is not None
+        result = await self.actions.evict(pod)
+        if result is Eviction.EVICTED:
+            self.cluster.take()
+            bucket.take()
+            self.counts.evicted += 1
+            self.waiting[pod.owner.uid] = Waiting(
+                owner=pod.owner,
+                namespace=pod.namespace,
+                before=frozenset(p.uid for p in workload.pods),
+                deadline=self.clock() + self.settings.ready_timeout,
+                pod=pod,
+            )
+            log.info("evicted slipped pod %s/%s", pod.namespace, pod.name)
+            await self._tell(pod, "PodinitReplacing", "Evict", "evicted")
+            return
+        refusals = self.retry_at.get(pod.uid, (0.0, 0))[1]
+        delay = min(self.settings.retry * 2**refusals, MAX_RETRY_SECONDS)
+        self.retry_at[pod.uid] = (self.clock() + delay, refusals + 1)
+        if result is Eviction.REFUSED:
+            self.counts.refused += 1
+            if refusals == 0:
+                note = "eviction refused by a PodDisruptionBudget; trying again later"
+                await self._tell(pod, "PodinitEvictionRefused", "Evict", note, warning=True)
+        elif result is Eviction.FAILED:
+            self.counts.failed += 1
+            if refusals == 0:
+                note = "eviction failed (the log says why); trying again later"
+                await self._tell(pod, "PodinitEvictionFailed", "Evict", note, warning=True)
 
     async def _serving(self) -> bool:
         """Ready, and the probe came back wrapped: asked again every `probe_every` seconds
@@ -167,133 +203,59 @@ class Reconciler:
                 )
             self._probed = (self.clock(), serving)
             answer = serving
+        if not answer:
+            self.counts.not_serving += 1
         return answer
 
-    async def _consider(self, pod: UnwrappedPod) -> None:
-        owner = pod.owner
-        if owner is None or owner.kind not in REPLACEABLE:
-            await self._report(pod)
-            return
-        now = self.clock()
-        if owner.uid in self.waiting or self.stalled.get(owner.uid, 0.0) > now:
-            return
-        if self.retry_at.get(pod.uid, 0.0) > now:
-            return
-        bucket = self.namespaces.setdefault(
-            pod.namespace, Bucket(self.settings.namespace_per_minute, self.clock)
-        )
-        if not (self.cluster.ready() and bucket.ready()):
-            return
-        availability = await self.actions.available(owner, pod.namespace)
-        if availability.wanted == 1 and not self.settings.single_pod_workloads:
-            await self._report(pod, "the only pod of its workload; evicting it would stop it")
-            return
-        if not availability.all_ready:
-            return  # a pod of it is not Ready (a replacement on its way, or a real problem)
-        regarding = owner_reference(pod, REPLACEABLE[owner.kind])
-        if self.settings.dry_run:
-            if pod.uid not in self.reported:
-                self.reported.add(pod.uid)
-                self.counts.would_evict += 1
-                await self._tell(regarding, "PodinitWouldReplace", "DryRun", pod, "would evict")
-            return
-        result = await self.actions.evict(pod)
-        self.cluster.take()
-        bucket.take()
-        if result is Eviction.EVICTED:
-            self.counts.evicted += 1
-            self.waiting[owner.uid] = Waiting(
-                owner, pod.namespace, time.time(), now + self.settings.ready_timeout
-            )
-            log.info("evicted slipped pod %s/%s", pod.namespace, pod.name)
-            await self._tell(regarding, "PodinitReplacing", "Evict", pod, "evicted")
-        elif result is Eviction.REFUSED:
-            self.counts.refused += 1
-            self.retry_at[pod.uid] = now + self.settings.retry
-            if pod.uid not in self.reported:
-                self.reported.add(pod.uid)
-                note = "eviction refused by a PodDisruptionBudget; trying again later"
-                await self._tell(regarding, "PodinitEvictionRefused", "Evict", pod, note, True)
-        elif result is Eviction.GONE:
-            self.pods.forget(pod.uid)
-        else:
-            self.retry_at[pod.uid] = now + self.settings.retry
-
-    async def _report(self, pod: UnwrappedPod, why: str | None = None) -> None:
+    async def _report(self, pod: UnwrappedPod, why: str) -> None:
         """A pod podinit will not delete: told once."""
-        if pod.uid in self.reported:
-            return
         self.reported.add(pod.uid)
         self.counts.reported += 1
-        owner = pod.owner
-        api_version = REPLACEABLE.get(owner.kind, "v1") if owner else "v1"
-        if owner and owner.kind == "Job":
-            api_version = "batch/v1"
-        if why is None:
-            why = f"owned by {owner.kind if owner else 'no controller'}"
         note = f"not replaced: {why}; delete and re-create it to wrap it"
-        await self._tell(
-            owner_reference(pod, api_version), "PodinitNotReplaced", "Report", pod, note, True
-        )
+        await self._tell(pod, "PodinitNotReplaced", "Report", note, warning=True)
 
     async def _check_waiting(self) -> None:
-        now = self.clock()
         for uid, waiting in list(self.waiting.items()):
-            found = await self.actions.replacement(waiting.owner, waiting.namespace, waiting.since)
-            if found is not None and found.ready and found.wrapped:
-                del self.waiting[uid]
-                continue
-            if now < waiting.deadline:
-                continue
+            try:
+                await self._check(uid, waiting)
+            except Exception:
+                log.exception("checking the replacement of %s", waiting.owner.name)
+
+    async def _check(self, uid: str, waiting: Waiting) -> None:
+        workload = await self.workloads.read(waiting.owner, waiting.namespace)
+        if workload is None:  # the workload is gone
             del self.waiting[uid]
-            self.stalled[uid] = now + self.settings.stall
+            return
+        new = [p for p in workload.pods if p.uid not in waiting.before and not p.terminating]
+        if workload.steady and new and all(p.settled for p in new):
+            del self.waiting[uid]
+            return
+        if new and all(p.ready for p in new) and not any(p.settled for p in new):
+            del self.waiting[uid]
+            self.given_up.add(uid)  # evicting more would only restart pods
             self.counts.stalled += 1
-            what = "not Ready" if found is None or not found.ready else "not wrapped"
-            reference = owner_reference(
-                _placeholder(waiting), REPLACEABLE.get(waiting.owner.kind, "v1")
-            )
-            note = (
-                f"the pod replacing a slipped one is {what} after "
-                f"{self.settings.ready_timeout:.0f}s; no more pods of it are replaced for "
-                f"{self.settings.stall:.0f}s"
-            )
-            await self.actions.event(
-                reference,
-                reason="PodinitReplacementStalled",
-                action="Wait",
-                note=note,
-                warning=True,
-            )
+            note = "its new pod was not wrapped either (a matchCondition or selector the "
+            note += "reconciler cannot see?); no more pods of it are replaced"
+            await self._tell(waiting.pod, "PodinitReplacementStalled", "Wait", note, True)
+            return
+        if self.clock() < waiting.deadline:
+            return
+        del self.waiting[uid]
+        self.stalled[uid] = self.clock() + self.settings.stall
+        self.counts.stalled += 1
+        note = (
+            f"the pod replacing a slipped one is not Ready and wrapped after "
+            f"{self.settings.ready_timeout:.0f}s; no more pods of it are replaced for "
+            f"{self.settings.stall:.0f}s"
+        )
+        await self._tell(waiting.pod, "PodinitReplacementStalled", "Wait", note, True)
 
     async def _tell(
-        self,
-        regarding: dict[str, str] | object,
-        reason: str,
-        action: str,
-        pod: UnwrappedPod,
-        what: str,
-        warning: bool = False,
+        self, pod: UnwrappedPod, reason: str, action: str, what: str, warning: bool = False
     ) -> None:
+        """An Event on the pod's owner (the pod when it has none) and a log line."""
         note = f"{what}: pod {quoted(pod.name)} slipped through podinit's webhook unwrapped"
         log.info("%s %s/%s: %s", reason, pod.namespace, pod.name, what)
         await self.actions.event(
-            regarding,  # type: ignore[arg-type]
-            reason=reason,
-            action=action,
-            note=note,
-            warning=warning,
+            owner_reference(pod), reason=reason, action=action, note=note, warning=warning
         )
-
-
-def _placeholder(waiting: Waiting) -> UnwrappedPod:
-    """A stand-in pod naming the waiting workload, for its Event's `regarding`."""
-    return UnwrappedPod(
-        namespace=waiting.namespace,
-        name="",
-        uid="",
-        state=State.SLIPPED,
-        created=waiting.since,
-        owner=waiting.owner,
-        generation=1,
-        containers=(),
-    )

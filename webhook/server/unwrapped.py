@@ -27,6 +27,8 @@ from webhook.core import (
     UNWRAPPED,
     InjectSettings,
     InvalidPod,
+    Outcome,
+    Pending,
     State,
     may_be_unwrapped,
     observe,
@@ -44,6 +46,7 @@ class Owner:
     kind: str
     name: str
     uid: str
+    api_version: str = "v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,9 @@ class UnwrappedPod:
     owner: Owner | None  # its controller
     generation: int
     containers: tuple[str, ...]  # the unwrapped ones ("*": the whole pod)
+    # A new admission would wrap something (not every container skipped, no bad option
+    # annotation): only then is replacing it worth a pod's restart.
+    wrappable: bool = True
 
 
 class UnwrappedPods:
@@ -65,6 +71,7 @@ class UnwrappedPods:
         self.read_pod = read_pod
         self.pods: dict[str, UnwrappedPod] = {}  # by uid
         self._looked: dict[str, int] = {}  # uid -> generation read and found not unwrapped
+        self.unread: dict[str, dict[str, Any]] = {}  # metadata of pods whose read failed
         self.reads = 0  # specs read, for tests and the benchmark
 
     async def changed(self, metadata: Mapping[str, Any]) -> None:
@@ -78,7 +85,13 @@ class UnwrappedPods:
         if (known and known.generation == generation) or self._looked.get(uid) == generation:
             return  # a spec is read once per generation: status updates change nothing
         namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
-        pod = await self.read_pod(namespace, name)
+        try:
+            pod = await self.read_pod(namespace, name)
+        except Exception as error:  # one pod's read never costs a relist: read again later
+            log.info("reading pod %s/%s failed (%s); again later", namespace, name, error)
+            self.unread[uid] = dict(metadata)
+            return
+        self.unread.pop(uid, None)
         self.reads += 1
         if pod is None or (pod.get("metadata") or {}).get("uid") != uid:
             self.forget(uid)  # gone, or replaced under the same name
@@ -101,7 +114,8 @@ class UnwrappedPods:
         metadata = pod.get("metadata") or {}
         try:
             plan = prepare(pod, self.settings)
-            seen = observe(plan, plan.decide({}), selected=True)
+            mutation = plan.decide({})
+            seen = observe(plan, mutation, selected=True)
         except InvalidPod as error:  # the apiserver stored it; the core cannot read it
             log.warning(
                 "cannot read pod %s/%s: %s", metadata.get("namespace"), metadata.get("name"), error
@@ -120,7 +134,14 @@ class UnwrappedPods:
             owner=controller(metadata),
             generation=_generation(metadata),
             containers=tuple(o.container for o in unwrapped),
+            wrappable=isinstance(plan, Pending)
+            and any(d.outcome is not Outcome.SKIPPED for d in mutation.decisions),
         )
+
+    async def read_again(self) -> None:
+        """The pods whose spec could not be read, once more."""
+        for metadata in list(self.unread.values()):
+            await self.changed(metadata)
 
     def deleted(self, metadata: Mapping[str, Any]) -> None:
         self.forget(str(metadata.get("uid", "")))
@@ -128,6 +149,7 @@ class UnwrappedPods:
     def forget(self, uid: str) -> None:
         self.pods.pop(uid, None)
         self._looked.pop(uid, None)
+        self.unread.pop(uid, None)
 
     def relisted(self, uids: set[str]) -> None:
         """After a whole list: pods not in it are gone."""
@@ -135,11 +157,19 @@ class UnwrappedPods:
             del self.pods[uid]
         for uid in [u for u in self._looked if u not in uids]:
             del self._looked[uid]
+        for uid in [u for u in self.unread if u not in uids]:
+            del self.unread[uid]
+
+    def forget_namespaces(self, namespaces: frozenset[str]) -> None:
+        """Pods of namespaces the webhook no longer selects are not unwrapped any more."""
+        for uid in [u for u, p in self.pods.items() if p.namespace in namespaces]:
+            del self.pods[uid]
 
     def reset(self) -> None:
         """Before a list under other selectors: every pod is looked at again."""
         self.pods.clear()
         self._looked.clear()
+        self.unread.clear()
 
     def counts(self) -> Counter[tuple[str, str]]:
         """Unwrapped pods per (namespace, state)."""
@@ -159,7 +189,10 @@ def controller(metadata: Mapping[str, Any]) -> Owner | None:
     for ref in metadata.get("ownerReferences") or []:
         if isinstance(ref, Mapping) and ref.get("controller") is True:
             return Owner(
-                str(ref.get("kind", "")), str(ref.get("name", "")), str(ref.get("uid", ""))
+                str(ref.get("kind", "")),
+                str(ref.get("name", "")),
+                str(ref.get("uid", "")),
+                str(ref.get("apiVersion", "")),
             )
     return None
 

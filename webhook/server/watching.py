@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from webhook.server.lease import Leadership
 from webhook.server.namespaces import NamespaceGate
@@ -24,6 +25,7 @@ from webhook.server.unwrapped import UnwrappedPods
 log = logging.getLogger("podinit.watching")
 
 SELECTOR_CHECK_SECONDS = 5.0
+Hooks = tuple[tuple[frozenset[str], Any], ...]  # NamespaceGate.hooks
 
 
 class Watching:
@@ -43,26 +45,40 @@ class Watching:
         await self.leadership.run(self._lead)
 
     async def _lead(self) -> None:
-        """While leading: the watch (again under new selectors) and the reconciler."""
-        tasks: list[asyncio.Task[None]] = []
+        """While leading: the watch and the reconciler, until a crash (another replica then
+        leads). Namespaces selected or deselected on the way are listed or forgotten; a change
+        of the object selectors lists every pod again."""
+        self.pods.reset()
+        self.watch.synced.clear()
+        tasks = [asyncio.ensure_future(self.watch.run())]
+        if self.reconciler is not None:
+            tasks.append(asyncio.ensure_future(self.reconciler.run(self.watch.synced.wait)))
         try:
+            hooks = self.gate.hooks
             while True:
-                changes = self.gate.changes
-                self.pods.reset()
-                self.watch.synced.clear()
-                tasks = [asyncio.ensure_future(self.watch.run())]
-                if self.reconciler is not None:
-                    tasks.append(asyncio.ensure_future(self.reconciler.run(self.watch.synced.wait)))
-                while self.gate.changes == changes:
-                    await asyncio.sleep(SELECTOR_CHECK_SECONDS)
-                    for task in tasks:
-                        if task.done():
-                            task.result()  # a crash ends the leadership: another replica leads
-                log.info("the webhook's selectors changed: listing pods again")
-                await _cancel(tasks)
+                await asyncio.sleep(SELECTOR_CHECK_SECONDS)
+                for task in tasks:
+                    if task.done():
+                        task.result()  # a crash ends the leadership: another replica leads
+                await self.pods.read_again()
+                if self.gate.hooks != hooks:
+                    await self._selectors_changed(hooks, self.gate.hooks)
+                    hooks = self.gate.hooks
         finally:
             await _cancel(tasks)
             self.pods.reset()
+
+    async def _selectors_changed(self, before: Hooks, after: Hooks) -> None:
+        if [objects for _, objects in before] != [objects for _, objects in after]:
+            log.info("the webhook's object selectors changed: listing every pod again")
+            self.pods.reset()
+            await self.watch.list_all()
+            return
+        old = frozenset().union(*(names for names, _ in before))
+        new = frozenset().union(*(names for names, _ in after))
+        self.pods.forget_namespaces(old - new)
+        for namespace in sorted(new - old):
+            await self.watch.list_namespace(namespace)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

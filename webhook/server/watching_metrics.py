@@ -50,9 +50,10 @@ class WatchingCollector(Collector):
         actions = CounterMetricFamily(
             "podinit_reconcile_actions",
             "What the reconciler did with slipped pods: evicted, refused (by a "
-            "PodDisruptionBudget, tried again later), reported (bare or Job pods, never "
-            "deleted), would-evict (dryRun), stalled (a replacement not Ready and wrapped in "
-            "time), not-serving (a pass skipped: the webhook was not reached)",
+            "PodDisruptionBudget, tried again later), failed (any other refusal), reported "
+            "(bare, Job or single-pod workload pods, never deleted), would-evict (dryRun), "
+            "stalled (a replacement not Ready and wrapped in time, or not wrapped either), "
+            "not-serving (an eviction held back: the webhook was not reached)",
             labels=["action"],
         )
         if watching is not None and watching.reconciler is not None:
@@ -60,6 +61,7 @@ class WatchingCollector(Collector):
             for action, value in (
                 ("evicted", counts.evicted),
                 ("refused", counts.refused),
+                ("failed", counts.failed),
                 ("reported", counts.reported),
                 ("would-evict", counts.would_evict),
                 ("stalled", counts.stalled),

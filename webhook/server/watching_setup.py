@@ -18,6 +18,7 @@ from webhook.server.podwatch import PodWatch
 from webhook.server.reconcile import Reconciler, ReconcileSettings
 from webhook.server.unwrapped import UnwrappedPods
 from webhook.server.watching import Watching
+from webhook.server.workloads import Workloads
 
 READ_TIMEOUT_SECONDS = 10.0
 
@@ -59,6 +60,7 @@ def watching(
         reconciler = Reconciler(
             pods=pods,
             actions=ClusterActions(api=calls, settings=settings, identity=identity),
+            workloads=Workloads(api=calls, settings=settings),
             settings=ReconcileSettings(
                 own_namespace=config.namespace,
                 probe_namespace=config.reconcile_probe_namespace,
