@@ -22,7 +22,7 @@ from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE
 
 STATUS = "podinit.dev/status"
 WEBHOOK_PODS = "app.kubernetes.io/component=webhook"
-GRACE = 3  # an unwrapped shell-form app ignores SIGTERM: its pods go after the grace period
+GRACE = 15  # an unwrapped shell-form app ignores SIGTERM: its pods linger this long, Ready
 
 
 @pytest.fixture(scope="module")
