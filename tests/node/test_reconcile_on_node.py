@@ -218,10 +218,10 @@ def test_the_leader_killed_mid_reconcile_hands_over_and_no_pod_is_evicted_twice(
             lambda: bool(events(cluster, namespace, "PodinitReplacing")),
             timeout=120,
         )
-        first = _leader(cluster)
-        disruption.kill_replica(cluster, first)
+        first = _leader(cluster)  # <pod name>_<process>
+        disruption.kill_replica(cluster, first.rsplit("_", 1)[0])
         cluster.cp.wait_for(
-            "another replica leads", lambda: _leader(cluster) not in ("", first), timeout=60
+            "another process leads", lambda: _leader(cluster) not in ("", first), timeout=60
         )
         watched = Watched()
         cluster.cp.wait_for(
