@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes.aio import client as kube
 from kubernetes.aio import config as kube_config
@@ -40,6 +40,14 @@ def _user_kubeconfig_exists() -> bool:
 
 async def close(api: kube.ApiClient) -> None:
     await api.close()
+
+
+class JsonApi(Protocol):
+    """JSON requests by method and path: what `Calls` offers, as its users name it."""
+
+    async def call(
+        self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None
+    ) -> tuple[int, Any]: ...
 
 
 class Calls:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import enum
 import logging
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from webhook.core import InjectSettings, InvalidPod, State, observe, prepare
+from webhook.core import InjectSettings, State
+from webhook.kube import JsonApi
 from webhook.server.events import ObjectReference, clean
-from webhook.server.unwrapped import UnwrappedPod
+from webhook.server.unwrapped import UnwrappedPod, observed
 
 log = logging.getLogger("podinit.reconcile")
 
@@ -20,14 +21,6 @@ REQUEST_TIMEOUT_SECONDS = 10.0
 REPORTING_CONTROLLER = "podinit.dev/reconciler"
 PROBE_POD = "podinit-serving-probe"
 NOTE_LIMIT = 1024
-
-
-class Api(Protocol):
-    """What is used of kubernetes.aio's CoreV1Api, AppsV1Api and EventsV1Api, by name."""
-
-    async def call(
-        self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None
-    ) -> tuple[int, Any]: ...
 
 
 class Eviction(enum.Enum):
@@ -39,7 +32,7 @@ class Eviction(enum.Enum):
 
 
 class ClusterActions:
-    def __init__(self, *, api: Api, settings: InjectSettings, identity: str) -> None:
+    def __init__(self, *, api: JsonApi, settings: InjectSettings, identity: str) -> None:
         self.api, self.settings, self.identity = api, settings, identity
 
     async def evict(self, pod: UnwrappedPod) -> Eviction:
@@ -147,18 +140,8 @@ def owner_reference(pod: UnwrappedPod) -> ObjectReference:
 
 def _wrapped(pod: Any, settings: InjectSettings) -> bool:
     """The probe came back with its one container wrapped."""
-    if not isinstance(pod, dict):
-        return False
-    try:
-        plan = prepare(pod, settings)
-        seen = observe(plan, plan.decide({}), selected=True)
-    except InvalidPod:
-        return False
-    return (
-        bool(seen)
-        and all(o.state in (State.WRAPPED, State.SKIPPED) for o in seen)
-        and any(o.state == State.WRAPPED for o in seen)
-    )
+    seen = observed(pod, settings)
+    return bool(seen) and all(o.state == State.WRAPPED for o in seen or ())
 
 
 def _message(answer: Any) -> str:

@@ -19,21 +19,15 @@ import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
+
+from webhook.kube import JsonApi
 
 log = logging.getLogger("podinit.lease")
 
 DURATION_SECONDS = 15.0
 DEADLINE_SECONDS = 10.0
 RETRY_SECONDS = 2.0
-
-
-class Api(Protocol):
-    """JSON requests by method and path (webhook.kube.Calls)."""
-
-    async def call(
-        self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None
-    ) -> tuple[int, Any]: ...
 
 
 def _now() -> datetime.datetime:
@@ -44,7 +38,7 @@ class Leadership:
     def __init__(
         self,
         *,
-        api: Api,
+        api: JsonApi,
         namespace: str,
         name: str,
         identity: str,

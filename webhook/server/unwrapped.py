@@ -27,6 +27,7 @@ from webhook.core import (
     UNWRAPPED,
     InjectSettings,
     InvalidPod,
+    Observation,
     Outcome,
     Pending,
     State,
@@ -182,6 +183,18 @@ class UnwrappedPods:
         for p in self.pods.values():
             ages[str(p.state)] = max(ages.get(str(p.state), 0.0), now - p.created)
         return ages
+
+
+def observed(pod: Any, settings: InjectSettings) -> tuple[Observation, ...] | None:
+    """`podinit scan`'s states of a pod's containers (no image configs: they do not change
+    the states); None when the core cannot read it."""
+    if not isinstance(pod, dict):
+        return None
+    try:
+        plan = prepare(pod, settings)
+        return observe(plan, plan.decide({}), selected=True)
+    except InvalidPod:
+        return None
 
 
 def controller(metadata: Mapping[str, Any]) -> Owner | None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from webhook.core import UNWRAPPED, InjectSettings, InvalidPod, observe, prepare
+from webhook.core import UNWRAPPED, InjectSettings
 from webhook.core.annotations import STATUS
 from webhook.core.selection import label_selector
-from webhook.server.unwrapped import Owner, controller
+from webhook.kube import JsonApi
+from webhook.server.unwrapped import Owner, controller, observed
 
 log = logging.getLogger("podinit.reconcile")
 
@@ -30,14 +31,6 @@ REPLACEABLE = {
     ("apps/v1", "DaemonSet"): "/apis/apps/v1/namespaces/{}/daemonsets/{}",
     ("v1", "ReplicationController"): "/api/v1/namespaces/{}/replicationcontrollers/{}",
 }
-
-
-class Api(Protocol):
-    """JSON requests by method and path (webhook.kube.Calls)."""
-
-    async def call(
-        self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None
-    ) -> tuple[int, Any]: ...
 
 
 def replaceable(owner: Owner | None) -> bool:
@@ -60,7 +53,7 @@ class Workload:
 
 
 class Workloads:
-    def __init__(self, *, api: Api, settings: InjectSettings) -> None:
+    def __init__(self, *, api: JsonApi, settings: InjectSettings) -> None:
         self.api, self.settings = api, settings
 
     async def read(self, owner: Owner, namespace: str) -> Workload | None:
@@ -149,16 +142,11 @@ class Workloads:
 def settled(pod: Any, settings: InjectSettings) -> bool:
     """The webhook decided about the pod (its status) and left nothing unwrapped that it
     should have wrapped."""
-    if not isinstance(pod, dict) or STATUS not in (
-        (pod.get("metadata") or {}).get("annotations") or {}
-    ):
-        return False
-    try:
-        plan = prepare(pod, settings)
-        seen = observe(plan, plan.decide({}), selected=True)
-    except InvalidPod:
-        return False
-    return not any(o.state in UNWRAPPED for o in seen)
+    annotations = (
+        ((pod.get("metadata") or {}).get("annotations") or {}) if isinstance(pod, dict) else {}
+    )
+    seen = observed(pod, settings) if STATUS in annotations else None
+    return seen is not None and not any(o.state in UNWRAPPED for o in seen)
 
 
 def _caught_up(found: dict[str, Any]) -> bool:
