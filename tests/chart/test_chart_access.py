@@ -16,6 +16,9 @@ ROOT = generate.ROOT
 CHART = generate.CHART
 # Kinds defined by CRDs (cert-manager, prometheus-operator): no schema in kubernetes-validate.
 CRD_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"}
+# The pod watch's rights (a ClusterRole and the leader's Role of their own) are checked in
+# test_chart_reconcile.py; these tests look at the admission server's alone.
+NO_POD_WATCH = "podWatch.enabled=false"
 ALWAYS_EXCLUDED = ["kube-system", "kube-public", "kube-node-lease"]
 
 
@@ -50,7 +53,7 @@ EVENT_OWNERS = [
 def test_self_managed_certificates_may_change_only_their_own_secret_and_configuration(
     render: Render,
 ) -> None:
-    objs = render(["config.pullSecretLookups=false", "config.events=false"])
+    objs = render([NO_POD_WATCH, "config.pullSecretLookups=false", "config.events=false"])
     [get_update, create] = rules(objs, "Role")
     assert get_update == {
         "apiGroups": [""],
@@ -78,20 +81,28 @@ def test_self_managed_certificates_may_change_only_their_own_secret_and_configur
 def test_secrets_and_service_accounts_are_readable_only_with_pull_secret_lookups(
     render: Render,
 ) -> None:
-    on = rules(render(["certificates.mode=certManager", "config.events=false"]), "ClusterRole")
+    on = rules(
+        render([NO_POD_WATCH, "certificates.mode=certManager", "config.events=false"]),
+        "ClusterRole",
+    )
     assert on == [
         *SELECTION,
         {"apiGroups": [""], "resources": ["secrets", "serviceaccounts"], "verbs": ["get"]},
     ]
     off = render(
-        ["certificates.mode=certManager", "config.pullSecretLookups=false", "config.events=false"]
+        [
+            NO_POD_WATCH,
+            "certificates.mode=certManager",
+            "config.pullSecretLookups=false",
+            "config.events=false",
+        ]
     )
     assert rules(off, "ClusterRole") == SELECTION
     assert kinds(off).isdisjoint({"Role", "RoleBinding"})
 
 
 def test_events_may_only_be_created_and_patched_and_only_with_events_on(render: Render) -> None:
-    options = ["certificates.mode=certManager", "config.pullSecretLookups=false"]
+    options = [NO_POD_WATCH, "certificates.mode=certManager", "config.pullSecretLookups=false"]
     objs = render(options)
     assert rules(objs, "ClusterRole") == [
         *SELECTION,

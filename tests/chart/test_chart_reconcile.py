@@ -83,6 +83,22 @@ def test_the_reconciler_may_evict_but_never_delete_and_create_pods_only_in_its_p
     assert settings["reconcileProbeNamespace"] == "podinit-probe"
 
 
+def test_a_probe_namespace_made_elsewhere_gets_only_the_role_to_create_pods_in_it(
+    render: Render,
+) -> None:
+    objs = render(
+        [
+            "reconcile.enabled=true",
+            "reconcile.createProbeNamespace=false",
+            "reconcile.probeNamespace=platform-probe",
+        ]
+    )
+    assert not any(o["kind"] == "Namespace" for o in objs)
+    role = one(objs, "Role", "podinit-probe")
+    assert role["metadata"]["namespace"] == "platform-probe"
+    assert config(objs)["reconcileProbeNamespace"] == "platform-probe"
+
+
 def test_the_reconciler_needs_the_pod_watch(helm: str) -> None:
     error = render_error(helm, "reconcile.enabled=true", "podWatch.enabled=false")
     assert "reconcile.enabled needs podWatch.enabled" in error

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+import yaml
 
 from e2e.controlplane import ControlPlane
 from e2e.testwebhook import TestWebhook
@@ -158,6 +159,28 @@ def running_podinit(
             yield podinit
         finally:
             podinit.uninstall()
+
+
+ACCOUNT_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+@contextmanager
+def chart_account(cp: ControlPlane, release: str, namespace: str, *sets: str) -> Iterator[Path]:
+    """The ServiceAccount and RBAC the chart renders for `release` in `namespace` with `sets`
+    (applied alone: no Deployment), and a kubeconfig with that account's identity, so a server
+    run with it has exactly the rights the chart would give it."""
+    args = [arg for value in sets for arg in ("--set", value)]
+    args += ["--kube-version", cp.tools.kube_version]  # helm template assumes 1.20 otherwise
+    rendered = cp.helm("template", release, str(CHART), "-n", namespace, *args).stdout
+    objects = [o for o in yaml.safe_load_all(rendered) if o and o["kind"] in ACCOUNT_KINDS]
+    cp.kubectl("create", "namespace", namespace)
+    cp.apply(*objects)
+    try:
+        yield cp.service_account_kubeconfig(namespace, release)
+    finally:
+        cluster_wide = [f"{o['kind'].lower()}/{o['metadata']['name']}" for o in objects]
+        cluster_wide = [o for o in cluster_wide if o.startswith("cluster")]
+        cp.kubectl("delete", "--ignore-not-found", *cluster_wide, check=False)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from kubernetes.aio import client as kube
 from kubernetes.aio import config as kube_config
@@ -22,12 +23,28 @@ from webhook.server.lease import Leadership
 DURATION, DEADLINE, RETRY = 6.0, 4.0, 1.0
 
 
+class FirstWriteUnanswered:
+    """The real calls, but the answer to the first write never arrives: the apiserver has
+    applied it while its caller still waits."""
+
+    def __init__(self, calls: Calls) -> None:
+        self.calls, self.written = calls, asyncio.Event()
+
+    async def call(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        result = await self.calls.call(method, path, body)
+        if method in ("POST", "PUT") and not self.written.is_set():
+            self.written.set()
+            await asyncio.Event().wait()
+        return result
+
+
 @asynccontextmanager
 async def candidate(
-    cp: ControlPlane, namespace: str, identity: str
+    cp: ControlPlane, namespace: str, identity: str, *, slow_writes: bool = False
 ) -> AsyncIterator[tuple[Leadership, list[str]]]:
     """A candidate running for the Lease `lease` in `namespace`; the list records what its
-    work saw ("started", "cancelled")."""
+    work saw ("started", "cancelled"). With `slow_writes` the answer to its first write never
+    arrives (`leadership.api.written` is set once the apiserver has it)."""
     configuration = kube.Configuration()
     await kube_config.load_kube_config(str(cp.kubeconfig), client_configuration=configuration)
     api = kube.ApiClient(configuration)
@@ -40,8 +57,9 @@ async def candidate(
         finally:
             seen.append("cancelled")
 
+    calls = Calls(api, timeout=30)  # longer than the deadline: a hung call must not matter
     leadership = Leadership(
-        api=Calls(api, timeout=30),  # longer than the deadline: a hung call must not matter
+        api=FirstWriteUnanswered(calls) if slow_writes else calls,
         namespace=namespace,
         name="lease",
         identity=identity,
@@ -84,6 +102,21 @@ def test_exactly_one_of_two_candidates_leads_and_a_cancelled_leader_hands_over(
         async with candidate(control_plane, namespace, "c") as (c, _):
             await until("c leads at once: the Lease was released", lambda: c.leading, RETRY * 3)
         assert seen_a == ["started", "cancelled"]
+
+    run(scenario)
+
+
+def test_a_candidate_stopped_while_its_taking_write_is_unanswered_releases_the_lease(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    async def scenario() -> None:
+        async with candidate(control_plane, namespace, "a", slow_writes=True) as (a, seen):
+            assert isinstance(a.api, FirstWriteUnanswered)
+            await until("a's write reached the apiserver", a.api.written.is_set, 10)
+            assert not a.leading and seen == []
+        # a was stopped holding the Lease without knowing it: it released it anyway
+        async with candidate(control_plane, namespace, "c") as (c, _):
+            await until("c leads at once: the Lease was released", lambda: c.leading, RETRY * 3)
 
     run(scenario)
 

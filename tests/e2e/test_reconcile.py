@@ -20,6 +20,7 @@ import pytest
 from e2e.controlplane import ControlPlane
 from tests.e2e.scenario_helpers import (
     Podinit,
+    chart_account,
     container,
     create,
     delete_namespace,
@@ -55,6 +56,7 @@ def server_env(probe: str, release: str, release_namespace: str, name: str) -> d
         "PODINIT_NAMESPACE": release_namespace,
         "PODINIT_WEBHOOK_CONFIGURATION": release,
         "PODINIT_POD_NAME": name,
+        "PODINIT_LEASE_NAME": f"{release}-leader",  # the name the chart's Role grants
     }
 
 
@@ -62,13 +64,24 @@ def server_env(probe: str, release: str, release_namespace: str, name: str) -> d
 def reconciling(
     control_plane: ControlPlane, probe_namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Podinit]:
-    """A reconciling server, the chart's webhook configuration pointing at a dead address."""
+    """A reconciling server with the chart's ServiceAccount and RBAC (reconcile on, the probe
+    namespace made by the test), the chart's webhook configuration pointing at a dead
+    address."""
     release, release_namespace = unique("podinit-rec"), unique("podinit-rec-release")
     env = server_env(probe_namespace, release, release_namespace, "replica-a")
-    with running_podinit(
-        control_plane, tmp_path_factory.mktemp("rec"), env=env, release=release, url=DEAD_URL
-    ) as podinit:
-        yield podinit
+    with chart_account(
+        control_plane,
+        release,
+        release_namespace,
+        "reconcile.enabled=true",
+        "reconcile.createProbeNamespace=false",
+        f"reconcile.probeNamespace={probe_namespace}",
+    ) as kubeconfig:
+        env["PODINIT_KUBECONFIG"] = str(kubeconfig)
+        with running_podinit(
+            control_plane, tmp_path_factory.mktemp("rec"), env=env, release=release, url=DEAD_URL
+        ) as podinit:
+            yield podinit
 
 
 def metrics(server: Webhook) -> dict[str, float]:
@@ -250,9 +263,11 @@ def test_a_second_replica_leads_within_the_lease_duration_when_the_leader_is_kil
     cp = control_plane
     tmp = tmp_path_factory.mktemp("rec-b")
     env = {
-        "PODINIT_KUBECONFIG": str(cp.kubeconfig),
         **server_env(
             probe_namespace, reconciling.release, reconciling.release_namespace, "replica-b"
+        ),
+        "PODINIT_KUBECONFIG": str(
+            cp.service_account_kubeconfig(reconciling.release_namespace, reconciling.release)
         ),
     }
     with run_webhook(make_certs(tmp), tmp, env=env) as second:
@@ -262,14 +277,14 @@ def test_a_second_replica_leads_within_the_lease_duration_when_the_leader_is_kil
         # The lease lasts 15 s, as this replica sees it unchanged; it looks every 2 s.
         cp.wait_for("replica-b leads", lambda: leader(second), timeout=15 + 2 * 2 + 10)
         lease = cp.kubectl_json(
-            "get", "lease", "podinit-leader", "-n", reconciling.release_namespace
+            "get", "lease", f"{reconciling.release}-leader", "-n", reconciling.release_namespace
         )
         assert lease["spec"]["holderIdentity"].startswith("replica-b_")
         assert lease["spec"]["leaseTransitions"] >= 1
         second.process.terminate()  # SIGTERM, as in a rolling update: the lease is handed back
         second.process.wait(timeout=30)
     released = cp.kubectl_json(
-        "get", "lease", "podinit-leader", "-n", reconciling.release_namespace
+        "get", "lease", f"{reconciling.release}-leader", "-n", reconciling.release_namespace
     )
     assert not released["spec"].get("holderIdentity"), "a stopping leader releases its lease"
     assert any(entry.get("msg") == "released the lease" for entry in second.logs())

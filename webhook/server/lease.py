@@ -53,6 +53,7 @@ class Leadership:
         self.duration, self.deadline, self.retry = duration, deadline, retry
         self.on_change = on_change
         self.leading = False
+        self._writing = False  # a write in flight may have taken the Lease before a cancel
         self._seen: tuple[str | None, Any] | None = None  # (holder, renewTime) last read
         self._seen_at = 0.0  # when that record last changed, on this replica's clock
 
@@ -71,8 +72,9 @@ class Leadership:
                         await self._release()
                     await asyncio.sleep(self.duration)
         finally:
-            if self.leading:
-                self._set(False)
+            if self.leading or self._writing:
+                if self.leading:
+                    self._set(False)
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._release())
 
@@ -162,11 +164,14 @@ class Leadership:
                 "spec": {**old, **spec},
             }
             method, path = "PUT", f"{self._path}/{self.name}"
+        self._writing = True  # stays set when cancelled: the apiserver may have applied it
         try:
             status, _ = await self.api.call(method, path, body)
         except Exception as error:
+            self._writing = False
             log.warning("writing the lease failed: %s", type(error).__name__)
             return False
+        self._writing = False
         if status >= 300:
             if status != 409:  # 409: another candidate wrote first
                 log.warning("writing the lease failed: HTTP %s", status)

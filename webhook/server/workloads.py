@@ -4,8 +4,10 @@ the one before it left).
 
 A workload is *steady* when its controller has caught up with its spec, every pod it wants is
 available (Ready for `minReadySeconds`, as the controller counts them), none of its pods is
-terminating, and, for a Deployment's ReplicaSet, the Deployment is not mid-rollout: only then
-may a pod be taken. Terminating pods matter because the controllers count a pod that is
+terminating, and no rollout is under way (a Deployment's, read from its ReplicaSet's owner; a
+StatefulSet's current and update revisions differ, also while a partition or OnDelete holds
+pods back, whose next pod would be of the new revision; a DaemonSet's pods not all updated):
+only then may a pod be taken. Terminating pods matter because the controllers count a pod that is
 being deleted but still Ready as ready (a StatefulSet does), and slipped pods are exactly the
 ones that sit out their whole grace period.
 """
@@ -55,6 +57,7 @@ class Workload:
 class Workloads:
     def __init__(self, *, api: JsonApi, settings: InjectSettings) -> None:
         self.api, self.settings = api, settings
+        self._forbidden: set[str] = set()  # resources a 403 was logged for (once each)
 
     async def read(self, owner: Owner, namespace: str) -> Workload | None:
         """None when the owner is gone, is another object now, or cannot be read."""
@@ -81,7 +84,8 @@ class Workloads:
             and len(live) >= wanted
             and all(p.ready for p in live)
             and not any(p.terminating for p in pods)
-            and await self._rollout_done(found, namespace)
+            and _own_rollout_done(owner.kind, status, wanted)
+            and await self._deployment_rollout_done(found, namespace)
         )
         return Workload(wanted=wanted, steady=steady, pods=tuple(pods))
 
@@ -111,7 +115,7 @@ class Workloads:
             )
         return states
 
-    async def _rollout_done(self, replica_set: dict[str, Any], namespace: str) -> bool:
+    async def _deployment_rollout_done(self, replica_set: dict[str, Any], namespace: str) -> bool:
         """For a Deployment's ReplicaSet: the Deployment has every pod updated and available
         and no old one left. True for any other owner."""
         owner = controller(replica_set.get("metadata") or {})
@@ -132,6 +136,9 @@ class Workloads:
 
     async def _get(self, path: str, uid: str) -> dict[str, Any] | None:
         status, found = await self.api.call("GET", path)
+        if status == 403 and path.rsplit("/", 2)[-2] not in self._forbidden:
+            self._forbidden.add(path.rsplit("/", 2)[-2])
+            log.error("reading %s is forbidden: no pod of such workloads is replaced", path)
         if status >= 300 or not isinstance(found, dict):
             return None
         if (found.get("metadata") or {}).get("uid") != uid:
@@ -147,6 +154,14 @@ def settled(pod: Any, settings: InjectSettings) -> bool:
     )
     seen = observed(pod, settings) if STATUS in annotations else None
     return seen is not None and not any(o.state in UNWRAPPED for o in seen)
+
+
+def _own_rollout_done(kind: str, status: dict[str, Any], wanted: int) -> bool:
+    if kind == "StatefulSet":
+        return status.get("currentRevision") == status.get("updateRevision")
+    if kind == "DaemonSet":
+        return status.get("updatedNumberScheduled") == wanted
+    return True
 
 
 def _caught_up(found: dict[str, Any]) -> bool:
