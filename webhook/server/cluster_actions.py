@@ -113,7 +113,11 @@ class ClusterActions:
             "reportingInstance": clean(self.identity, 128),
         }
         path = f"/apis/events.k8s.io/v1/namespaces/{regarding['namespace']}/events"
-        status, answer = await self.api.call("POST", path, body)
+        try:
+            status, answer = await self.api.call("POST", path, body)
+        except Exception as error:  # the action it reports happened: the pass goes on
+            log.warning("writing an Event %s: %s", reason, type(error).__name__)
+            return
         if status >= 300:
             log.warning("writing an Event %s: HTTP %s %s", reason, status, _message(answer))
 

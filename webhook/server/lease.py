@@ -53,6 +53,7 @@ class Leadership:
         self.duration, self.deadline, self.retry = duration, deadline, retry
         self.on_change = on_change
         self.leading = False
+        self._other_holder = False  # the last read named another holder
         self._writing = False  # a write in flight may have taken the Lease before a cancel
         self._seen: tuple[str | None, Any] | None = None  # (holder, renewTime) last read
         self._seen_at = 0.0  # when that record last changed, on this replica's clock
@@ -63,10 +64,12 @@ class Leadership:
         Lease goes to another replica, this one waits `duration` before it runs again)."""
         try:
             while True:
+                sent = time.monotonic()  # the deadline counts from when the taking write went
                 while not await self._try():
                     await asyncio.sleep(self.retry)
+                    sent = time.monotonic()
                 self._set(True)
-                if await self._lead(lead) == "ended":
+                if await self._lead(lead, renewed=sent) == "ended":
                     self._set(False)
                     with contextlib.suppress(Exception):
                         await self._release()
@@ -78,15 +81,15 @@ class Leadership:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._release())
 
-    async def _lead(self, lead: Callable[[], Awaitable[None]]) -> str:
+    async def _lead(self, lead: Callable[[], Awaitable[None]], *, renewed: float) -> str:
         """Run `lead` while the Lease is renewed; "lost" when a renewal did not succeed within
-        `deadline` of the start of the last one that did (a call still in flight then is
-        abandoned: the others may take over at `duration`), "ended" when `lead` returned."""
+        `deadline` of the start of the last one that did (`renewed`: a call still in flight
+        then is abandoned: the others may take over at `duration`) or another holds it,
+        "ended" when `lead` returned."""
         log.info("leading", extra={"lease": f"{self.namespace}/{self.name}"})
         work = asyncio.ensure_future(lead())
         outcome = "lost"
         try:
-            renewed = time.monotonic()  # when the last successful renewal was sent
             while (remaining := renewed + self.deadline - time.monotonic()) > 0:
                 if work.done():
                     outcome = "ended"
@@ -99,6 +102,8 @@ class Leadership:
                 try:
                     if await asyncio.wait_for(self._try(), timeout=remaining):
                         renewed = started
+                    elif self._other_holder:
+                        break
                 except TimeoutError:
                     break
         finally:
@@ -139,6 +144,7 @@ class Leadership:
         if record != self._seen:
             self._seen, self._seen_at = record, time.monotonic()
         held_by_other = holder not in (None, "", self.identity)
+        self._other_holder = held_by_other
         if held_by_other and time.monotonic() - self._seen_at < self.duration:
             return False
         return await self._write(lease)

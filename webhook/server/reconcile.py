@@ -3,7 +3,8 @@
 Runs on the leading replica only (webhook/server/lease.py), over the pods the watch found
 slipped (webhook/server/unwrapped.py), oldest first. Nothing is evicted unless the webhook is
 serving: this replica is ready, and a dry-run pod create in the probe namespace comes back
-wrapped (asked again right before each eviction). Then, per pod:
+wrapped (asked right before each eviction; while it does not, again every `probe_retry`).
+Then, per pod:
 
 - in the release's namespace (the webhook's own pods), a failed pod (its lookup failed: a
   new one would fail the same way), or one a new admission would not wrap either (every
@@ -22,7 +23,8 @@ wrapped (asked again right before each eviction). Then, per pod:
   doubling up to an hour, and reported once. The workload then waits until it is steady again
   with a new pod the webhook decided; one that does not get there within `ready_timeout`
   stalls the workload for `stall` seconds, and one whose new pod slipped as well (a
-  matchCondition, a selector the reconciler cannot see) is given up: evicting more would only
+  matchCondition or selector the reconciler cannot see, or the webhook lost right after the
+  probe) for `stall` seconds doubled each time it happens again: evicting more would only
   restart pods.
 
 `dry_run` reports what it would evict (Event + metric) and evicts nothing.
@@ -59,7 +61,6 @@ class ReconcileSettings:
     retry: float = 60.0  # after a refused eviction (doubling)
     ready_timeout: float = 600.0
     stall: float = 3600.0
-    probe_every: float = 30.0
     probe_retry: float = 5.0
     # Evict the one pod of a workload of one replica (it stops until its replacement is
     # Ready)? Off: such pods are reported, as bare ones are.
@@ -83,7 +84,7 @@ class Reconciler:
         self.namespaces: dict[str, Bucket] = {}
         self.waiting: dict[str, Waiting] = {}  # by owner uid
         self.stalled: dict[str, float] = {}  # owner uid -> monotonic time it may go on
-        self.given_up: set[str] = set()  # owner uids whose replacement slipped too
+        self.slipped_again: dict[str, int] = {}  # owner uid -> replacements that slipped too
         self.retry_at: dict[str, tuple[float, int]] = {}  # pod uid -> (when, refusals)
         self.reported: set[str] = set()  # pod uids told about once
         self.counts = ReconcileCounts()
@@ -117,10 +118,17 @@ class Reconciler:
             await self._consider(pod, seen)
 
     def _forget_gone(self, slipped: dict[str, UnwrappedPod]) -> None:
-        """What is kept per pod lives as long as the pod is slipped."""
+        """What is kept per pod lives as long as the pod is slipped; per workload and namespace,
+        as long as a pod of it is, or its stall lasts."""
         for uid in [u for u in self.retry_at if u not in slipped]:
             del self.retry_at[uid]
         self.reported &= slipped.keys()
+        now = self.clock()
+        owners = {p.owner.uid for p in slipped.values() if p.owner} | self.waiting.keys()
+        self.stalled = {u: t for u, t in self.stalled.items() if t > now or u in owners}
+        self.slipped_again = {u: n for u, n in self.slipped_again.items() if u in owners}
+        namespaces = {p.namespace for p in slipped.values()}
+        self.namespaces = {n: b for n, b in self.namespaces.items() if n in namespaces}
 
     async def _consider(self, pod: UnwrappedPod, seen: dict[str, Workload | None]) -> None:
         owner = pod.owner
@@ -129,7 +137,7 @@ class Reconciler:
         if owner is None or not replaceable(owner):
             await self._report(pod, f"owned by {owner.kind if owner else 'no controller'}")
             return
-        if owner.uid in self.waiting or owner.uid in self.given_up:
+        if owner.uid in self.waiting:
             return
         if self.stalled.get(owner.uid, 0.0) > self.clock():
             return
@@ -186,13 +194,12 @@ class Reconciler:
                 await self._tell(pod, "PodinitEvictionFailed", "Evict", note, warning=True)
 
     async def _serving(self) -> bool:
-        """Ready, and the probe came back wrapped: asked again every `probe_every` seconds
-        while it does, every `probe_retry` while it does not; the log says when that changes."""
+        """Ready, and the probe comes back wrapped: asked before each eviction, and while it
+        does not, again every `probe_retry` seconds; the log says when that changes."""
         if not self.ready():
             return False
         at, answer = self._probed
-        wait = self.settings.probe_every if answer else self.settings.probe_retry
-        if self.clock() - at >= wait:
+        if answer or self.clock() - at >= self.settings.probe_retry:
             serving = await self.actions.webhook_reached(self.settings.probe_namespace)
             if serving != answer or at == -float("inf"):
                 log.log(
@@ -232,10 +239,13 @@ class Reconciler:
             return
         if new and all(p.ready for p in new) and not any(p.settled for p in new):
             del self.waiting[uid]
-            self.given_up.add(uid)  # evicting more would only restart pods
+            times = self.slipped_again.get(uid, 0)
+            self.slipped_again[uid] = times + 1
+            pause = self.settings.stall * 2**times  # evicting more would only restart pods
+            self.stalled[uid] = self.clock() + pause
             self.counts.stalled += 1
             note = "its new pod was not wrapped either (a matchCondition or selector the "
-            note += "reconciler cannot see?); no more pods of it are replaced"
+            note += f"reconciler cannot see?); no more pods of it are replaced for {pause:.0f}s"
             await self._tell(waiting.pod, "PodinitReplacementStalled", "Wait", note, True)
             return
         if self.clock() < waiting.deadline:

@@ -73,6 +73,7 @@ class UnwrappedPods:
         self.pods: dict[str, UnwrappedPod] = {}  # by uid
         self._looked: dict[str, int] = {}  # uid -> generation read and found not unwrapped
         self.unread: dict[str, dict[str, Any]] = {}  # metadata of pods whose read failed
+        self._reading: set[str] = set()  # uids being read: a deletion meanwhile takes one out
         self.reads = 0  # specs read, for tests and the benchmark
 
     async def changed(self, metadata: Mapping[str, Any]) -> None:
@@ -86,12 +87,18 @@ class UnwrappedPods:
         if (known and known.generation == generation) or self._looked.get(uid) == generation:
             return  # a spec is read once per generation: status updates change nothing
         namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+        self._reading.add(uid)
         try:
             pod = await self.read_pod(namespace, name)
         except Exception as error:  # one pod's read never costs a relist: read again later
             log.info("reading pod %s/%s failed (%s); again later", namespace, name, error)
-            self.unread[uid] = dict(metadata)
+            if uid in self._reading:
+                self.unread[uid] = dict(metadata)
+            self._reading.discard(uid)
             return
+        if uid not in self._reading:
+            return  # deleted while it was read: the answer must not bring it back
+        self._reading.discard(uid)
         self.unread.pop(uid, None)
         self.reads += 1
         if pod is None or (pod.get("metadata") or {}).get("uid") != uid:
@@ -145,7 +152,9 @@ class UnwrappedPods:
             await self.changed(metadata)
 
     def deleted(self, metadata: Mapping[str, Any]) -> None:
-        self.forget(str(metadata.get("uid", "")))
+        uid = str(metadata.get("uid", ""))
+        self._reading.discard(uid)
+        self.forget(uid)
 
     def forget(self, uid: str) -> None:
         self.pods.pop(uid, None)
@@ -160,6 +169,7 @@ class UnwrappedPods:
             del self._looked[uid]
         for uid in [u for u in self.unread if u not in uids]:
             del self.unread[uid]
+        self._reading &= uids
 
     def forget_namespaces(self, namespaces: frozenset[str]) -> None:
         """Pods of namespaces the webhook no longer selects are not unwrapped any more."""
@@ -171,6 +181,7 @@ class UnwrappedPods:
         self.pods.clear()
         self._looked.clear()
         self.unread.clear()
+        self._reading.clear()
 
     def counts(self) -> Counter[tuple[str, str]]:
         """Unwrapped pods per (namespace, state)."""

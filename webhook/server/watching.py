@@ -60,10 +60,15 @@ class Watching:
                 for task in tasks:
                     if task.done():
                         task.result()  # a crash ends the leadership: another replica leads
-                await self.pods.read_again()
-                if self.gate.hooks != hooks:
-                    await self._selectors_changed(hooks, self.gate.hooks)
-                    hooks = self.gate.hooks
+                try:
+                    await self.pods.read_again()
+                    if self.gate.hooks != hooks:
+                        await self._selectors_changed(hooks, self.gate.hooks)
+                        hooks = self.gate.hooks
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # the API for a moment: again in a few seconds
+                    log.warning("reading or listing pods failed (%s); again soon", error)
         finally:
             await _cancel(tasks)
             self.pods.reset()
