@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
@@ -60,6 +60,17 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     cluster.cp.kubectl("create", "namespace", name)
     yield name
     cluster.cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def measured(capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
+    """Prints a measurement past pytest's capture, so a passing run's log keeps it too."""
+
+    def say(line: str) -> None:
+        with capsys.disabled():
+            print(f"\n[measured] {line}")
+
+    return say
 
 
 @pytest.hookimpl(wrapper=True)

@@ -183,7 +183,7 @@ def assert_left_alone(cluster: Cluster, namespace: str) -> None:
 
 
 def test_slipped_workloads_are_replaced_wrapped_while_budgets_and_bare_pods_hold(
-    cluster: Cluster, reconciling: None
+    cluster: Cluster, reconciling: None, measured: Callable[[str], None]
 ) -> None:
     namespace = slipped_workloads(cluster)
     try:
@@ -193,7 +193,7 @@ def test_slipped_workloads_are_replaced_wrapped_while_budgets_and_bare_pods_hold
             "every replaceable pod wrapped", replaced(cluster, namespace, watched), 300
         )
         took = time.monotonic() - started
-        print(f"\nreconcile: 7 slipped pods of 3 workloads replaced in {took:.0f}s")
+        measured(f"reconcile: 7 slipped pods of 3 workloads replaced in {took:.0f}s")
         for name, (_, _, fewest) in REPLACED.items():
             assert watched.fewest_ready[name] >= fewest, (name, watched.fewest_ready)
         assert_left_alone(cluster, namespace)
@@ -264,7 +264,7 @@ def _all_wrapped_and_ready(cluster: Cluster, namespace: str) -> Callable[[], boo
 
 
 def test_pods_that_slip_past_a_killed_replica_are_all_wrapped_soon_after(
-    cluster: Cluster, reconciling: None
+    cluster: Cluster, reconciling: None, measured: Callable[[str], None]
 ) -> None:
     """D4 (b): failurePolicy Ignore, the reconciler on: whatever slipped while a replica was
     SIGKILLed is replaced; the count and the time are printed."""
@@ -275,8 +275,8 @@ def test_pods_that_slip_past_a_killed_replica_are_all_wrapped_soon_after(
         cluster.cp.wait_for("every pod wrapped", _all_wrapped_and_ready(cluster, namespace), 300)
         admissions = cluster.cp.pod_admissions(namespace)
         slipped = [a for a in admissions if a.status < 300 and not a.mutated_by(RELEASE)]
-        print(
-            f"\nSIGKILL, Ignore + reconcile: {len(admissions)} pod creations, {len(slipped)} "
+        measured(
+            f"SIGKILL, Ignore + reconcile: {len(admissions)} pod creations, {len(slipped)} "
             f"slipped; all {2 * STREAM} pods wrapped {time.monotonic() - started:.0f}s after "
             "the stream"
         )
@@ -286,7 +286,7 @@ def test_pods_that_slip_past_a_killed_replica_are_all_wrapped_soon_after(
 
 
 def test_fail_closed_admission_admits_nothing_unwrapped_and_every_deployment_gets_its_pods(
-    cluster: Cluster, reconciling: None
+    cluster: Cluster, reconciling: None, measured: Callable[[str], None]
 ) -> None:
     """D4 (c): failurePolicy Fail under the same SIGKILL: creations the apiserver could not
     get answered are refused (the ReplicaSets retry them), none is admitted unwrapped."""
@@ -300,8 +300,8 @@ def test_fail_closed_admission_admits_nothing_unwrapped_and_every_deployment_get
         admissions = [a for a in cluster.cp.pod_admissions(namespace) if not a.dry_run]
         unwrapped = [a for a in admissions if a.status < 300 and not a.mutated_by(RELEASE)]
         refused = [a for a in admissions if a.status >= 400]
-        print(
-            f"\nSIGKILL, Fail: {len(admissions)} pod creations, {len(refused)} refused and "
+        measured(
+            f"SIGKILL, Fail: {len(admissions)} pod creations, {len(refused)} refused and "
             f"retried by their ReplicaSets, {len(unwrapped)} unwrapped"
         )
         assert unwrapped == []

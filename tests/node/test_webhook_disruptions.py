@@ -4,7 +4,7 @@ and during a SIGKILL of one replica's server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -31,7 +31,7 @@ def _restarts(cluster: Cluster) -> int:
 
 
 def test_a_rolling_restart_of_the_webhook_lets_no_pod_through_unwrapped(
-    cluster: Cluster, release: None
+    cluster: Cluster, release: None, measured: Callable[[str], None]
 ) -> None:
     namespace = workloads.fresh_namespace(cluster, prefix="stream")
     result = disruption.stream_pods(
@@ -42,13 +42,13 @@ def test_a_rolling_restart_of_the_webhook_lets_no_pod_through_unwrapped(
         during=disruption.rollout_restart(cluster),
     )
     cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false")
-    print(f"\nrolling restart: {result.created} pods, {len(result.unwrapped)} unwrapped")
+    measured(f"rolling restart: {result.created} pods, {len(result.unwrapped)} unwrapped")
     assert result.created >= RATE * STREAM_SECONDS * 0.8, result.errors[:3]
     assert result.unwrapped == []
 
 
 def test_a_killed_replica_lets_few_pods_through_and_is_reported(
-    cluster: Cluster, release: None
+    cluster: Cluster, release: None, measured: Callable[[str], None]
 ) -> None:
     """SIGKILL cannot be drained: admissions in flight on that replica, and those sent to
     it before the endpoint is withdrawn, fail open. The number is reported, not zero."""
@@ -59,7 +59,7 @@ def test_a_killed_replica_lets_few_pods_through_and_is_reported(
     )
     assert _restarts(cluster) == restarts + 1, "the replica's server was killed and restarted"
     cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false")
-    print(f"\nSIGKILL of one replica: {result.created} pods, {len(result.unwrapped)} unwrapped")
+    measured(f"SIGKILL of one replica: {result.created} pods, {len(result.unwrapped)} unwrapped")
     assert result.created >= RATE * 15 * 0.8, result.errors[:3]
     # one replica stays up: at most the admissions of the few seconds until kube-proxy
     # and the apiserver stop using the dead one
