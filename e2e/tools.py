@@ -12,7 +12,8 @@ overrides its path. ``find_tools(version)`` for a release of the version matrix
 ``find_node_tools()`` does the same for what a one-node cluster adds (``KUBELET``,
 ``KUBE_SCHEDULER``, ``KUBE_PROXY``, ``CONTAINERD``, ``CONTAINERD_SHIM``, ``CTR``,
 ``CRICTL``, and ``RUNC`` from PATH); ``find_oras()`` the one ``make images`` needs
-(``ORAS``). The names are those of ``e2e/tools.sh --paths``.
+(``ORAS``); ``find_kube_router()`` the NetworkPolicy enforcer a node test may start
+(``KUBE_ROUTER``). The names are those of ``e2e/tools.sh --paths``.
 """
 
 from __future__ import annotations
@@ -213,6 +214,14 @@ def find_oras() -> Path:
     versions = read_versions()
     wanted = {"ORAS": (_cached(versions, "oras", "ORAS_VERSION"), "`bash e2e/tools.sh --oras`")}
     return _locate(wanted)["ORAS"]
+
+
+def find_kube_router() -> Path:
+    """kube-router, whose firewall alone enforces NetworkPolicies on the node when a test
+    starts it (e2e.node.netpol); not part of ``find_node_tools``: the node runs without it."""
+    versions = read_versions()
+    built = (_cached(versions, "kube-router", "KUBE_ROUTER_VERSION"), "`make e2e-tools`")
+    return _locate({"KUBE_ROUTER": built})["KUBE_ROUTER"]
 
 
 @dataclass(frozen=True)

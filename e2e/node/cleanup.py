@@ -1,7 +1,8 @@
 """Remove everything a node run leaves on the machine, whether it stopped cleanly or not:
 pods (through the CRI while containerd still runs), then by force: container processes,
-shims, mounts under the state directory, kubepods cgroups, kube-proxy's and CNI's
-iptables chains, the bridge, the state directory. Every step is idempotent."""
+shims, mounts under the state directory, kubepods cgroups, kube-proxy's, CNI's and
+kube-router's iptables chains, kube-router's ipsets (e2e.node.netpol), the bridge, the state
+directory. Every step is idempotent."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from e2e.node import netpol
 from e2e.node.network import BRIDGE, PodNetwork
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -110,7 +112,8 @@ def everything(state: Path, *, kube_proxy: Path | None) -> None:
     kill_shims(state)
     unmount_under(state)
     kube_proxy_cleanup(kube_proxy)
-    PodNetwork(state).remove()
+    PodNetwork(state).remove()  # every KUBE-* chain, kube-router's too
+    netpol.remove_rules()  # its ipsets, free once no rule refers to them
     shutil.rmtree(state, ignore_errors=True)
 
 
@@ -133,6 +136,7 @@ def leftovers(state: Path) -> list[str]:
                 for line in text.splitlines()
                 if line.startswith((":KUBE-", ":CNI-")) or "podinit-node" in line
             ]
+    found += [f"ipset {name}" for name in netpol.ipsets()]
     marker = str(state).encode()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():

@@ -4,6 +4,12 @@ The bridge carries the node's own address (the apiserver, registry, DNS and kube
 there, so pods reach them without forwarding). Pods get a route to the bridge's subnet and
 the service range only, no default route; the bridge may forward only back onto itself
 (service traffic between pods), and ``net.ipv4.ip_forward`` is never touched.
+
+The rule that drops everything forwarded off the bridge is in the mangle table's FORWARD
+chain, which every forwarded packet passes before the filter table's: a program that
+ACCEPTs in filter FORWARD ahead of other rules (kube-router, e2e.node.netpol, inserts its
+jump at position 1 and ACCEPTs what a policy allows) cannot let a pod's packet off the
+machine.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ POD_RANGE = ("10.244.0.2", "10.244.0.127")
 OLD_NODE_POD_RANGE = ("10.244.0.128", "10.244.0.254")
 SERVICE_SUBNET = "10.0.0.0/24"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian containernetworking-plugins
+# In the mangle table, before any filter rule (see the module's docstring).
+_FORWARD_TABLE = "mangle"
 _FORWARD_RULE = ["FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP"]
 _FORWARD_COMMENT = ["-m", "comment", "--comment", "podinit-node: pods never route off the bridge"]
 
@@ -97,15 +105,16 @@ class PodNetwork:
         # Forwarding only for packets entering the bridge, and only back onto it
         # (pod -> service -> pod); the host's ip_forward stays as it is.
         Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/forwarding").write_text("1\n")
-        if _run("iptables", "-C", *_FORWARD_RULE, *_FORWARD_COMMENT, check=False).returncode:
-            _run("iptables", "-I", *_FORWARD_RULE, *_FORWARD_COMMENT)
+        rule = [*_FORWARD_RULE, *_FORWARD_COMMENT]
+        if _run("iptables", "-t", _FORWARD_TABLE, "-C", *rule, check=False).returncode:
+            _run("iptables", "-t", _FORWARD_TABLE, "-I", *rule)
 
     def remove(self) -> None:
         """The bridge, the forward rule and every CNI chain left behind; idempotent."""
-        while (
-            _run("iptables", "-D", *_FORWARD_RULE, *_FORWARD_COMMENT, check=False).returncode == 0
-        ):
-            pass
+        rule = [*_FORWARD_RULE, *_FORWARD_COMMENT]
+        for table in (_FORWARD_TABLE, "filter"):  # filter: where earlier versions put it
+            while _run("iptables", "-t", table, "-D", *rule, check=False).returncode == 0:
+                pass
         _run("ip", "link", "del", BRIDGE, check=False)
         remove_chains()
 
