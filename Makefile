@@ -12,7 +12,7 @@ PYTEST := $(PY) -m pytest -q
 # promtool (package prometheus) for the chart's alert rules.
 SYSTEM_PACKAGES := musl-tools qemu-user-static valgrind runc busybox-static docker-registry \
                    apache2-utils tini dumb-init catatonit hyperfine strace \
-                   buildah mmdebstrap containernetworking-plugins iptables iproute2 prometheus
+                   buildah mmdebstrap containernetworking-plugins iptables iproute2 prometheus ipset
 
 .PHONY: help venv system-packages lint test test-py e2e-tools e2e e2e-node cluster cluster-down images lock demo bench bench-webhook bench-registry bench-runtime bench-cluster bench-cli bench-podwatch deploy-manifests mutation clean
 
@@ -59,7 +59,20 @@ COVERAGE := --cov=webhook --cov-branch --cov-report=term-missing:skip-covered --
 test-py: venv init
 	$(PYTEST) tests --ignore=tests/node $(COVERAGE)
 
-test: system-packages e2e-tools lint test-py e2e-node test-init-sanitizers
+# The version matrix and the older node (half of a cold tools build) build in the background,
+# at a lower priority, while the other Python tests run (they mostly wait on servers); then
+# their tests run, adding to the same coverage; then the node and the sanitizers.
+COVERAGE_PART := --cov=webhook --cov-branch --cov-report=
+test: system-packages venv init
+	bash e2e/tools.sh --base
+	$(MAKE) --no-print-directory lint
+	@mkdir -p $(BUILD)
+	bash e2e/tools.sh --matrix >$(BUILD)/matrix-tools.log 2>&1 & matrix=$$!; \
+	$(PYTEST) tests --ignore=tests/node --ignore=tests/e2e/versions $(COVERAGE_PART); \
+	status=$$?; wait $$matrix || { cat $(BUILD)/matrix-tools.log; exit 1; }; \
+	cat $(BUILD)/matrix-tools.log; exit $$status
+	$(PYTEST) tests/e2e/versions $(COVERAGE) --cov-append
+	$(MAKE) --no-print-directory e2e-node test-init-sanitizers
 
 e2e-tools:
 	bash e2e/tools.sh

@@ -3,7 +3,8 @@
 # (kube-apiserver, kube-controller-manager, kubectl, helm 3 and 4 and, when
 # e2e/versions.env asks for it, etcd), the version matrix (a kube-apiserver and a kubectl
 # per KUBE_MATRIX version) and what a one-node cluster adds (kubelet, kube-scheduler,
-# kube-proxy, containerd with containerd-shim-runc-v2 and ctr, crictl).
+# kube-proxy, containerd with containerd-shim-runc-v2 and ctr, crictl, and kube-router, whose
+# firewall enforces NetworkPolicies when a test asks for it).
 #
 # Binaries are cached outside the repo, keyed by version:
 #   ${PODINIT_TOOLS_CACHE:-$HOME/.cache/podinit-tools}/<tool>-<version>/<tool>
@@ -16,6 +17,9 @@
 #   e2e/tools.sh --paths         print TOOL=path lines (nothing is built)
 #   e2e/tools.sh --check         exit 1 unless every tool is cached (nothing is built)
 #   e2e/tools.sh --oras          build only oras (what `make images` needs)
+#   e2e/tools.sh --base          build all but the version matrix and the older node
+#   e2e/tools.sh --matrix        build only the version matrix and the older node (`make
+#                                test` builds these while the Python tests run)
 #   e2e/tools.sh --regen-kube-mod [VERSION]  rewrite the throwaway module of VERSION
 #                                (default KUBE_VERSION; e2e/tools-mod/kubernetes/, or
 #                                kubernetes-VERSION/ for a KUBE_MATRIX one; needs network)
@@ -77,6 +81,7 @@ print_paths() {
     echo "CONTAINERD_SHIM=${containerd%/*}/containerd-shim-runc-v2"
     echo "CTR=${containerd%/*}/ctr"
     echo "CRICTL=$(tool_path crictl "$CRICTL_VERSION")"
+    echo "KUBE_ROUTER=$(tool_path kube-router "$KUBE_ROUTER_VERSION")"
     echo "ORAS=$(tool_path oras "$ORAS_VERSION")"
     echo "OLD_NODE_KUBELET=$(tool_path kubelet "$OLD_NODE_KUBE_VERSION")"
     containerd=$(tool_path containerd "$OLD_NODE_CONTAINERD_VERSION")
@@ -183,6 +188,14 @@ build_crictl() {
         "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
 }
 
+build_kube_router() {
+    # kube-router's go.mod has no replace directives; its release sets the version by ldflags.
+    # Only its firewall (NetworkPolicy controller) runs here (e2e/node/netpol.py).
+    GOBIN=$out "${nice[@]}" "$GO" install -trimpath \
+        -ldflags "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
+        "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
+}
+
 build_oras() {
     # oras's go.mod has no replace directives, and its version is in its source.
     GOBIN=$out "${nice[@]}" "$GO" install -trimpath -ldflags "-s -w" \
@@ -273,9 +286,9 @@ case ${1:-} in
     regen_kube_mod "${2:-$KUBE_VERSION}"
     exit 0
     ;;
-"" | --oras) ;;
+"" | --oras | --base | --matrix) ;;
 *)
-    echo "usage: $0 [--paths|--check|--oras|--regen-kube-mod]" >&2
+    echo "usage: $0 [--paths|--check|--oras|--base|--matrix|--regen-kube-mod]" >&2
     exit 2
     ;;
 esac
@@ -285,12 +298,13 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
 
+check_kube_mod "$KUBE_VERSION"
+for v in "${kube_matrix[@]}"; do check_kube_mod "$v"; done
+if [[ ${1:-} != --matrix ]]; then
 build oras "$ORAS_VERSION" build_oras
 if [[ ${1:-} == --oras ]]; then
     exit 0
 fi
-check_kube_mod "$KUBE_VERSION"
-for v in "${kube_matrix[@]}"; do check_kube_mod "$v"; done
 tool_cmd=kube-apiserver build kube-apiserver "$KUBE_VERSION" build_kube
 tool_cmd=kube-controller-manager build kube-controller-manager "$KUBE_VERSION" build_kube
 tool_cmd=kubectl build kubectl "$KUBE_VERSION" build_kube
@@ -307,12 +321,17 @@ else
     check_etcd_mod
     build etcd "$ETCD_VERSION" build_etcd
 fi
-# The node: kubelet, kube-scheduler, kube-proxy, containerd, crictl.
+# The node: kubelet, kube-scheduler, kube-proxy, containerd, crictl, kube-router.
 tool_cmd=kubelet build kubelet "$KUBE_VERSION" build_kube
 tool_cmd=kube-scheduler build kube-scheduler "$KUBE_VERSION" build_kube
 tool_cmd=kube-proxy build kube-proxy "$KUBE_VERSION" build_kube
 build containerd "$CONTAINERD_VERSION" build_containerd
 build crictl "$CRICTL_VERSION" build_crictl
+build kube-router "$KUBE_ROUTER_VERSION" build_kube_router
+fi
+if [[ ${1:-} == --base ]]; then
+    exit 0
+fi
 # The version matrix: each older release's kube-apiserver and a kubectl of the same
 # minor (within kubectl's skew of that server by construction). Last, so a machine that
 # has the rest can run everything else while these build.
