@@ -4,8 +4,8 @@ the chart sets it), and reviews posted straight to /mutate as any pod on the net
 
 A review naming a namespace the configuration does not select reads no pull secret, makes no
 registry lookup and writes no Event; a review naming an owner with another uid writes no Event,
-one naming the owner as it is does. (Whether a NetworkPolicy keeps such callers away needs an
-enforcing CNI, which this control plane has not: tests/chart checks the policy rendered.)
+one naming the owner as it is does. (That the chart's NetworkPolicy keeps such callers away
+is tested on the node with an enforcing firewall: tests/node/test_network_policy.py.)
 """
 
 from __future__ import annotations
