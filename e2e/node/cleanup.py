@@ -128,14 +128,9 @@ def leftovers(state: Path) -> list[str]:
     found += [f"cgroup {c}" for c in _kubepods_cgroups()]
     if Path(f"/sys/class/net/{BRIDGE}").exists():
         found.append(f"bridge {BRIDGE}")
-    for tool in ("iptables-save", "ip6tables-save"):
-        for table in ("filter", "nat", "mangle"):
-            text = subprocess.run([tool, "-t", table], capture_output=True, text=True).stdout
-            found += [
-                f"{tool} -t {table}: {line}"
-                for line in text.splitlines()
-                if line.startswith((":KUBE-", ":CNI-")) or "podinit-node" in line
-            ]
+    found += netpol.iptables_lines(
+        lambda line: line.startswith((":KUBE-", ":CNI-")) or "podinit-node" in line
+    )
     found += [f"ipset {name}" for name in netpol.ipsets()]
     marker = str(state).encode()
     for proc in Path("/proc").iterdir():

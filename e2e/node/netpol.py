@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,17 +85,21 @@ def remove_rules() -> None:
         subprocess.run(["ipset", "destroy", name], capture_output=True, check=False)
 
 
-def leftovers() -> list[str]:
-    """kube-router's chains and ipsets still on the machine; empty once removed."""
+def iptables_lines(keep: Callable[[str], bool]) -> list[str]:
+    """The lines of every IPv4 and IPv6 filter, nat and mangle table that `keep` picks, each
+    named by where it was found."""
     found: list[str] = []
     for tool in ("iptables-save", "ip6tables-save"):
         for table in ("filter", "nat", "mangle"):
             text = subprocess.run([tool, "-t", table], capture_output=True, text=True).stdout
-            found += [
-                f"{tool} -t {table}: {line}"
-                for line in text.splitlines()
-                if line.startswith(tuple(f":{prefix}" for prefix in CHAINS))
-            ]
+            found += [f"{tool} -t {table}: {line}" for line in text.splitlines() if keep(line)]
+    return found
+
+
+def leftovers() -> list[str]:
+    """kube-router's chains and ipsets still on the machine; empty once removed."""
+    chains = tuple(f":{prefix}" for prefix in CHAINS)
+    found = iptables_lines(lambda line: line.startswith(chains))
     return found + [f"ipset {name}" for name in ipsets()]
 
 
