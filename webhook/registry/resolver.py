@@ -1,6 +1,7 @@
 """ImageResolver: image reference -> ImageConfig, with caching, single flight and deadlines.
 
-Caching (see store.py for scopes; all LRU-bounded, keys never contain secrets):
+Caching (walk.py reads the cache, then fetches what it lacks; store.py has the scopes; all
+LRU-bounded, keys never contain secrets):
 - manifests, indexes and configs by digest: content-addressed, kept until evicted;
 - a tag's digest for `tag_ttl`, then revalidated with a HEAD (free on Docker Hub's rate
   limit); digest references are never re-resolved;
@@ -18,62 +19,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import time
-from dataclasses import dataclass
 from typing import cast
 
 import httpx
 
 from webhook.core.images import ImageConfig
 
-from . import comparison
 from .auth import Challenge, RegistryAuth, TokenCache
 from .backoff import Backoff
 from .cache import LRU, SingleFlight
-from .client import Bounds, Endpoint, RegistryClient, make_transport, policy_for
+from .client import Bounds, RegistryClient, make_transport, policy_for
 from .credentials import Credential, Keyring
-from .errors import BadResponse, DeadlineExceeded, NotFoundError, RegistryError, shorten
+from .errors import DeadlineExceeded, RegistryError, shorten
 from .fairness import Shares
-from .platforms import (
-    Platform,
-    disagreement_note,
-    platform_of,
-    runnable_entries,
-    select_manifest,
-)
-from .reference import ImageReference, normalize_host, parse_reference
+from .platforms import Platform
+from .reference import normalize_host, parse_reference
 from .settings import PullSecrets, ResolverSettings, ResolverStats
-from .store import Cached, CachedConfig, Comparison, ScopedStore
-from .wire import Descriptor, Index, Manifest
+from .store import ScopedStore
+from .walk import FlightKey, Lookup, Walk
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class _Lookup:
-    """Everything one resolution needs, fixed before any I/O."""
-
-    ref: ImageReference
-    endpoint: Endpoint
-    platform: Platform
-    scopes: tuple[str, ...]  # cache scopes this caller may read: its fingerprint, then ""
-    auth: RegistryAuth
-
-    @property
-    def flight_key(self) -> tuple[str, str, Platform]:
-        return (self.scopes[0], str(self.ref), self.platform)
-
-    @property
-    def store_scope(self) -> str:
-        # Whatever was fetched after the credential was presented is private to it.
-        return self.scopes[0] if self.auth.used_credential else ""
-
-
 _NO_KEYRING = Keyring()
-
-_COMPARE = "compare:"  # object key prefix for an index's Comparison
 
 
 class ImageResolver:
@@ -119,12 +89,8 @@ class ImageResolver:
         self._keyrings: LRU[tuple[bytes | str, ...], Keyring] = LRU(max_entries=1024)
         self._fingerprints: LRU[Credential, str] = LRU(max_entries=1024)
         self._store = ScopedStore(max_entries=s.max_entries, tag_ttl=s.tag_ttl)
-        self._failures: LRU[tuple[str, str, Platform], RegistryError] = LRU(
-            max_entries=s.max_entries
-        )
-        # Results known before their platform comparison finished, by flight key.
-        self._partial: dict[tuple[str, str, Platform], ImageConfig] = {}
-        self._flights: SingleFlight[tuple[str, str, Platform], ImageConfig] = SingleFlight()
+        self._failures: LRU[FlightKey, RegistryError] = LRU(max_entries=s.max_entries)
+        self._flights: SingleFlight[FlightKey, ImageConfig] = SingleFlight()
         # What `cached` answered, by (image, platform, keyring), until the answer's tag goes
         # stale: a repeated hit is one probe instead of a reference parse and a cache walk.
         # The keyring stands for the caller's credentials, so no answer crosses them.
@@ -132,6 +98,7 @@ class ImageResolver:
             max_entries=s.max_entries
         )
         self._clock = time.monotonic
+        self._walk = Walk(client=self._client, store=self._store, settings=s, clock=self._clock)
 
     async def _count_request(self, request: httpx.Request) -> None:
         self.stats.http_requests[request.method] += 1
@@ -191,7 +158,7 @@ class ImageResolver:
                 lookup = self._prepare(image, platform, keyring)
             except RegistryError:
                 return None
-            answer = self._from_cache(lookup)
+            answer = self._walk.from_cache(lookup)
             if answer is None:
                 return None
             # Not with a keyring built afresh for this call: it would never hit again.
@@ -210,7 +177,7 @@ class ImageResolver:
         tenant: str,
     ) -> ImageConfig:
         lookup = self._prepare(image, platform, pull_secrets)
-        cached = self._from_cache(lookup)
+        cached = self._walk.from_cache(lookup)
         if cached is not None:
             self.stats.cache_hits += 1
             return cached[0]
@@ -227,14 +194,14 @@ class ImageResolver:
         except TimeoutError:
             # Our config may be known while the platform comparison still runs: better an
             # answer without the note than none.
-            partial = self._partial.get(lookup.flight_key)
+            partial = self._walk.partial.get(lookup.flight_key)
             if partial is not None:
                 return partial
             raise DeadlineExceeded(
                 f"registry lookup of {shorten(image)} took over {budget:.3g}s"
             ) from None
 
-    async def _flight(self, lookup: _Lookup, tenant: str) -> asyncio.Task[ImageConfig]:
+    async def _flight(self, lookup: Lookup, tenant: str) -> asyncio.Task[ImageConfig]:
         """The fetch for `lookup`: joined if running, else started once `tenant` has a share
         free (held until the fetch ends, which may be after this caller gave up)."""
         key = lookup.flight_key
@@ -254,7 +221,7 @@ class ImageResolver:
                 self._tenants.release(tenant)
         return task
 
-    def _prepare(self, image: str, platform: Platform | None, pull_secrets: PullSecrets) -> _Lookup:
+    def _prepare(self, image: str, platform: Platform | None, pull_secrets: PullSecrets) -> Lookup:
         ref = parse_reference(image)
         endpoint = self._client.endpoint(ref.registry)
         keyring, _ = self._keyring(pull_secrets)
@@ -278,7 +245,7 @@ class ImageResolver:
             backoff=self._backoff,
         )
         scopes = (fingerprint, "") if fingerprint else ("",)
-        return _Lookup(
+        return Lookup(
             ref, endpoint, (platform or self.settings.default_platform).normalized(), scopes, auth
         )
 
@@ -300,60 +267,13 @@ class ImageResolver:
             self._keyrings.put(key, keyring)
         return keyring, True
 
-    # -- cache walk ------------------------------------------------------------------------
-
-    def _get(self, lookup: _Lookup, key: str) -> Cached | None:
-        return self._store.get(lookup.scopes, lookup.endpoint.host, lookup.ref.repository, key)
-
-    def _put(self, lookup: _Lookup, key: str, obj: Cached, ttl: float | None = None) -> None:
-        self._store.put(
-            lookup.store_scope, lookup.endpoint.host, lookup.ref.repository, key, obj, ttl=ttl
-        )
-
-    def _tag_digest(self, lookup: _Lookup) -> tuple[str, float] | None:
-        """(digest, fresh until) of the reference, as last resolved; a digest is for good."""
-        if lookup.ref.digest:
-            return lookup.ref.digest, math.inf
-        return self._store.tag(
-            lookup.scopes, lookup.endpoint.host, lookup.ref.repository, lookup.ref.tag or ""
-        )
-
-    def _from_cache(self, lookup: _Lookup) -> tuple[ImageConfig, float] | None:
-        """The answer from cache alone and until when it may be remembered: its tag's
-        freshness, or not at all while its platform comparison is incomplete."""
-        tag = self._tag_digest(lookup)
-        if tag is None or tag[1] <= self._clock():
-            return None
-        until = tag[1]
-        top = self._get(lookup, tag[0])
-        note = None
-        if isinstance(top, Index):
-            child = select_manifest(top.manifests, lookup.platform)
-            if child is None:
-                return None
-            if self.settings.compare_platforms > 0:
-                compared = self._get(lookup, _COMPARE + tag[0])
-                if not isinstance(compared, Comparison):
-                    return None
-                note = disagreement_note(platform_of(child), dict(compared.configs))
-                if not compared.complete:
-                    until = -math.inf  # the comparison is retried after tag_ttl
-            top = self._get(lookup, child.digest)
-        if not isinstance(top, Manifest):
-            return None
-        config = self._get(lookup, top.config.digest)
-        if not isinstance(config, CachedConfig):
-            return None
-        config_of = ImageConfig(config.entrypoint, config.cmd, note=note, digest=tag[0])
-        return config_of, until
-
     # -- fetching (runs once per flight key, in its own task) ----------------------------------
 
-    async def _fetch(self, lookup: _Lookup) -> ImageConfig:
+    async def _fetch(self, lookup: Lookup) -> ImageConfig:
         error: RegistryError
         try:
             async with asyncio.timeout(self.settings.fetch_timeout):
-                return await self._walk(lookup)
+                return await self._walk.walk(lookup)
         except TimeoutError:
             error = DeadlineExceeded(
                 f"registry {lookup.endpoint.host} did not answer within "
@@ -375,129 +295,6 @@ class ImageResolver:
         )
         self._failures.put(lookup.flight_key, error, ttl=self.settings.negative_ttl)
         raise error
-
-    async def _walk(self, lookup: _Lookup) -> ImageConfig:
-        top_digest = await self._top_digest(lookup)
-        top = self._get(lookup, top_digest)
-        if not isinstance(top, Manifest | Index):
-            _, top = await self._client.get_manifest(
-                lookup.endpoint, lookup.ref.repository, top_digest, auth=lookup.auth
-            )
-            self._put(lookup, top_digest, top)
-        if isinstance(top, Manifest):
-            config = await self._config_of(lookup, top)
-            return ImageConfig(config.entrypoint, config.cmd, digest=top_digest)
-        child = select_manifest(top.manifests, lookup.platform)
-        if child is None:
-            have = sorted({str(platform_of(e)) for e in runnable_entries(top.manifests)})
-            raise NotFoundError(
-                f"{shorten(lookup.ref.repository, 40)} has no {lookup.platform} image "
-                f"(has {shorten(', '.join(have) or 'none', 40)})"
-            )
-        siblings = self._start_comparison(lookup, top_digest, top, child)
-        try:
-            config = await self._image_config(lookup, child.digest)
-            self._partial[lookup.flight_key] = ImageConfig(
-                config.entrypoint, config.cmd, digest=top_digest
-            )
-            note = await self._finish_comparison(lookup, top_digest, child, config, siblings)
-        finally:
-            self._partial.pop(lookup.flight_key, None)
-            for task in siblings.values():
-                task.cancel()
-        return ImageConfig(config.entrypoint, config.cmd, note=note, digest=top_digest)
-
-    async def _top_digest(self, lookup: _Lookup) -> str:
-        """The digest the reference points at now (tags: cached for tag_ttl, then HEAD)."""
-        ref, client = lookup.ref, self._client
-        if ref.digest:
-            return ref.digest
-        known = self._tag_digest(lookup)
-        if known is not None and known[1] > self._clock():
-            return known[0]
-        tag = ref.tag or "latest"
-        if known is not None and self._get(lookup, known[0]) is not None:
-            try:
-                current = await client.head_manifest(
-                    lookup.endpoint, ref.repository, tag, auth=lookup.auth
-                )
-            except BadResponse:
-                current = None  # registries that mishandle HEAD still answer GET
-            if current is not None:
-                self._remember_tag(lookup, current)
-                return current
-        digest, manifest = await client.get_manifest(
-            lookup.endpoint, ref.repository, tag, auth=lookup.auth
-        )
-        self._put(lookup, digest, manifest)
-        self._remember_tag(lookup, digest)
-        return digest
-
-    def _remember_tag(self, lookup: _Lookup, digest: str) -> None:
-        self._store.remember_tag(
-            lookup.store_scope,
-            lookup.endpoint.host,
-            lookup.ref.repository,
-            lookup.ref.tag or "",
-            digest,
-        )
-
-    async def _image_config(self, lookup: _Lookup, manifest_digest: str) -> CachedConfig:
-        manifest = self._get(lookup, manifest_digest)
-        if not isinstance(manifest, Manifest):
-            _, fetched = await self._client.get_manifest(
-                lookup.endpoint, lookup.ref.repository, manifest_digest, auth=lookup.auth
-            )
-            if not isinstance(fetched, Manifest):
-                raise BadResponse("image index points at another index; not supported")
-            manifest = fetched
-            self._put(lookup, manifest_digest, manifest)
-        return await self._config_of(lookup, manifest)
-
-    async def _config_of(self, lookup: _Lookup, manifest: Manifest) -> CachedConfig:
-        digest = manifest.config.digest
-        config = self._get(lookup, digest)
-        if isinstance(config, CachedConfig):
-            return config
-        entrypoint, cmd = await self._client.get_config(
-            lookup.endpoint, lookup.ref.repository, digest, auth=lookup.auth
-        )
-        config = CachedConfig(entrypoint, cmd)
-        self._put(lookup, digest, config)
-        return config
-
-    # -- platform comparison (comparison.py), its result cached per index digest ---------------
-
-    def _start_comparison(
-        self, lookup: _Lookup, index_digest: str, index: Index, chosen: Descriptor
-    ) -> comparison.Siblings:
-        limit = self.settings.compare_platforms
-        if limit <= 0 or isinstance(self._get(lookup, _COMPARE + index_digest), Comparison):
-            return {}
-        return comparison.start(
-            index, chosen, limit=limit, fetch=lambda digest: self._image_config(lookup, digest)
-        )
-
-    async def _finish_comparison(
-        self,
-        lookup: _Lookup,
-        index_digest: str,
-        chosen: Descriptor,
-        config: CachedConfig,
-        tasks: comparison.Siblings,
-    ) -> str | None:
-        if self.settings.compare_platforms <= 0:
-            return None
-        mine = platform_of(chosen)
-        known = self._get(lookup, _COMPARE + index_digest)
-        if isinstance(known, Comparison):
-            return disagreement_note(mine, dict(known.configs))
-        configs, complete = await comparison.finish(
-            chosen, config, tasks, grace=self.settings.compare_grace
-        )
-        ttl = None if complete else self.settings.tag_ttl
-        self._put(lookup, _COMPARE + index_digest, Comparison(configs, complete), ttl=ttl)
-        return disagreement_note(mine, configs)
 
 
 __all__ = ["ImageResolver"]
