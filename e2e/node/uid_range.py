@@ -57,7 +57,19 @@ def namespace_metadata(name: str, first: int, size: int = 10000) -> dict[str, An
 
 def policies() -> list[dict[str, Any]]:
     """The two policies and their bindings, to apply in this order."""
-    mutating = {
+    return [
+        _assigns_the_first_uid(),
+        _binding("MutatingAdmissionPolicyBinding", NAME),
+        _refuses_uids_outside(),
+        {**_binding("ValidatingAdmissionPolicyBinding", NAME), "spec": {
+            "policyName": NAME, "matchResources": _SELECTED, "validationActions": ["Deny"],
+        }},
+    ]  # fmt: skip
+
+
+def _assigns_the_first_uid() -> dict[str, Any]:
+    """A pod that names no uid runs as the range's first, as restricted-v2 gives it."""
+    return {
         "apiVersion": _API,
         "kind": "MutatingAdmissionPolicy",
         "metadata": {"name": NAME},
@@ -84,7 +96,11 @@ def policies() -> list[dict[str, Any]]:
             ],
         },
     }
-    validating = {
+
+
+def _refuses_uids_outside() -> dict[str, Any]:
+    """Any pod or container uid outside the range is refused, with OpenShift's message."""
+    return {
         "apiVersion": _API,
         "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": NAME},
@@ -109,14 +125,6 @@ def policies() -> list[dict[str, Any]]:
             ],
         },
     }
-    return [
-        mutating,
-        _binding("MutatingAdmissionPolicyBinding", NAME),
-        validating,
-        {**_binding("ValidatingAdmissionPolicyBinding", NAME), "spec": {
-            "policyName": NAME, "matchResources": _SELECTED, "validationActions": ["Deny"],
-        }},
-    ]  # fmt: skip
 
 
 def _binding(kind: str, policy: str) -> dict[str, Any]:
