@@ -8,7 +8,7 @@ import gc
 import logging
 import signal
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,52 +218,14 @@ async def serve(config: Config) -> None:
     logs.setup(config.log_level)
     files = certificate_files(config)
     async with build(config) as parts:
-        background: list[asyncio.Task[None]] = []
-        if config.certificates == "selfManaged":
-            manager = await _self_managed(config, parts.api, files)
-            background.append(asyncio.create_task(manager.run(config.certificate_check_seconds)))
-        if parts.events is not None:
-            background.append(asyncio.create_task(parts.events.run()))
-        if parts.namespaces is not None:
-            background.append(asyncio.create_task(parts.namespaces.run()))
-        if parts.nodes is not None:
-            background.append(asyncio.create_task(parts.nodes.run()))
-        reloader: CertReloader | None = None
+        reloaders: list[CertReloader] = []  # the admission server's, once it is built
 
         def ready() -> bool:
-            return reloader is not None and reloader.ready
+            return bool(reloaders) and reloaders[0].ready
 
-        if config.pod_watch:
-            if parts.api is None or parts.namespaces is None:
-                raise ConfigError("podWatch needs Kubernetes API access (in cluster or kubeconfig)")
-            leader = watching(
-                config,
-                api=parts.api,
-                settings=parts.admitter.settings,
-                gate=parts.namespaces,
-                ready=ready,
-            )
-            parts.metrics.watching.watching = leader
-            background.append(asyncio.create_task(leader.run()))
-
-        app = create_app(admitter=parts.admitter, metrics=parts.metrics, ready=ready)
-        client_ca = config.client_ca_file
-        ca = read_setting_file(client_ca, "client_ca_file") if client_ca else None
-        server_config = uvicorn_config(
-            app, config, *files, metrics=parts.metrics, client_ca=client_ca
-        )
-        server_config.load()
-        assert server_config.ssl is not None
-        # uvicorn's context stays the listening one; the reloader switches each new connection
-        # to a context of its own, built afresh for every new pair (webhook/server/tls.py).
-        reloader = CertReloader(
-            server_config.ssl,
-            *files,
-            on_load=parts.metrics.set_certificate_expiry,
-            on_result=parts.metrics.count_certificate_reload,
-            client_ca=ca,
-        )
-        reloader.check()
+        background = await _start_background(config, parts, files, ready)
+        server_config, reloader = _admission_server(config, parts, files, ready)
+        reloaders.append(reloader)
         background.append(asyncio.create_task(reloader.watch(config.tls_reload_seconds)))
         servers = [uvicorn.Server(server_config)]
         if config.metrics_port is not None:
@@ -287,6 +249,53 @@ async def serve(config: Config) -> None:
                 task.cancel()
             # Before the API client closes: a leader hands its Lease back on the way out.
             await asyncio.wait(background, timeout=STOP_SECONDS)
+
+
+async def _start_background(
+    config: Config, parts: Parts, files: tuple[Path, Path], ready: Callable[[], bool]
+) -> list[asyncio.Task[None]]:
+    """The work beside admissions: certificates, Events, the namespace check, nodes, and the
+    pod watch (on the leading replica)."""
+    background: list[asyncio.Task[None]] = []
+    if config.certificates == "selfManaged":
+        manager = await _self_managed(config, parts.api, files)
+        background.append(asyncio.create_task(manager.run(config.certificate_check_seconds)))
+    for part in (parts.events, parts.namespaces, parts.nodes):
+        if part is not None:
+            background.append(asyncio.create_task(part.run()))
+    if config.pod_watch:
+        if parts.api is None or parts.namespaces is None:
+            raise ConfigError("podWatch needs Kubernetes API access (in cluster or kubeconfig)")
+        leader = watching(
+            config, api=parts.api, settings=parts.admitter.settings, gate=parts.namespaces,
+            ready=ready,
+        )  # fmt: skip
+        parts.metrics.watching.watching = leader
+        background.append(asyncio.create_task(leader.run()))
+    return background
+
+
+def _admission_server(
+    config: Config, parts: Parts, files: tuple[Path, Path], ready: Callable[[], bool]
+) -> tuple[uvicorn.Config, CertReloader]:
+    """/mutate's server and the reloader that gives each new connection the current pair."""
+    app = create_app(admitter=parts.admitter, metrics=parts.metrics, ready=ready)
+    client_ca = config.client_ca_file
+    ca = read_setting_file(client_ca, "client_ca_file") if client_ca else None
+    server_config = uvicorn_config(app, config, *files, metrics=parts.metrics, client_ca=client_ca)
+    server_config.load()
+    assert server_config.ssl is not None
+    # uvicorn's context stays the listening one; the reloader switches each new connection
+    # to a context of its own, built afresh for every new pair (webhook/server/tls.py).
+    reloader = CertReloader(
+        server_config.ssl,
+        *files,
+        on_load=parts.metrics.set_certificate_expiry,
+        on_result=parts.metrics.count_certificate_reload,
+        client_ca=ca,
+    )
+    reloader.check()
+    return server_config, reloader
 
 
 def _operational_server(

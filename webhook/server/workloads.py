@@ -136,8 +136,9 @@ class Workloads:
 
     async def _get(self, path: str, uid: str) -> dict[str, Any] | None:
         status, found = await self.api.call("GET", path)
-        if status == 403 and path.rsplit("/", 2)[-2] not in self._forbidden:
-            self._forbidden.add(path.rsplit("/", 2)[-2])
+        resource = path.rsplit("/", 2)[-2]  # .../<resource>/<name>
+        if status == 403 and resource not in self._forbidden:
+            self._forbidden.add(resource)
             log.error("reading %s is forbidden: no pod of such workloads is replaced", path)
         if status >= 300 or not isinstance(found, dict):
             return None
