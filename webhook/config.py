@@ -148,6 +148,9 @@ class Config(BaseSettings):
         *("100.100.100.200/32", "fd00:ec2::254/128"),  # metadata outside link-local
     ]
     registry_allowed_networks: list[str] = []  # exceptions to the denied networks
+    # Deny the cluster's Service and Pod ranges too, read from the API while serving
+    # (webhook/server/cluster_networks.py).
+    registry_deny_cluster_networks: bool = True
     registry_connections_per_host: int = Field(8, ge=1)
     registry_lookups_per_admission: int = Field(8, ge=1)
     registry_lookups_per_namespace: int = Field(32, ge=1)
@@ -164,6 +167,8 @@ class Config(BaseSettings):
     reconcile_evictions_per_minute: float = Field(6.0, gt=0)
     reconcile_namespace_evictions_per_minute: float = Field(2.0, gt=0)
     reconcile_ready_timeout_seconds: float = Field(600.0, gt=0)
+    reconcile_retry_seconds: float = Field(60.0, gt=0)  # after a refused eviction, doubling
+    reconcile_stall_seconds: float = Field(3600.0, gt=0)  # a workload whose replacement failed
     reconcile_interval_seconds: float = Field(5.0, gt=0)
     reconcile_single_pod_workloads: bool = False  # evict the one pod of a 1-replica workload
 

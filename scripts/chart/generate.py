@@ -62,6 +62,8 @@ CHART_OWNED = frozenset(
         "reconcileEvictionsPerMinute",
         "reconcileNamespaceEvictionsPerMinute",
         "reconcileReadyTimeoutSeconds",
+        "reconcileRetrySeconds",
+        "reconcileStallSeconds",
         "reconcileProbeNamespace",
         "reconcileSinglePodWorkloads",
     }

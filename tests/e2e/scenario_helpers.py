@@ -90,10 +90,12 @@ class Podinit:
             "--create-namespace", *self.helm_set(),
         )  # fmt: skip
 
-    def upgrade(self, mode: str) -> None:
+    def upgrade(self, mode: str, *helm_args: str) -> None:
+        """`helm upgrade` to `mode`, pointing at the server (or `url`); `helm_args` more."""
         self.cp.helm(
-            "upgrade", self.release, str(CHART), "-n", self.release_namespace, *self.helm_set(mode)
-        )
+            "upgrade", self.release, str(CHART), "-n", self.release_namespace,
+            *self.helm_set(mode), *helm_args,
+        )  # fmt: skip
 
     def uninstall(self) -> None:
         self.cp.helm("uninstall", self.release, "-n", self.release_namespace, check=False)

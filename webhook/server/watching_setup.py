@@ -68,6 +68,8 @@ def watching(
                 per_minute=config.reconcile_evictions_per_minute,
                 namespace_per_minute=config.reconcile_namespace_evictions_per_minute,
                 ready_timeout=config.reconcile_ready_timeout_seconds,
+                retry=config.reconcile_retry_seconds,
+                stall=config.reconcile_stall_seconds,
                 interval=config.reconcile_interval_seconds,
                 single_pod_workloads=config.reconcile_single_pod_workloads,
             ),

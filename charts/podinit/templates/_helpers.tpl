@@ -104,6 +104,8 @@ app.kubernetes.io/component: webhook
 {{- $_ = set $c "reconcileEvictionsPerMinute" $r.evictionsPerMinute }}
 {{- $_ = set $c "reconcileNamespaceEvictionsPerMinute" $r.namespaceEvictionsPerMinute }}
 {{- $_ = set $c "reconcileReadyTimeoutSeconds" $r.readyTimeoutSeconds }}
+{{- $_ = set $c "reconcileRetrySeconds" $r.retrySeconds }}
+{{- $_ = set $c "reconcileStallSeconds" $r.stallSeconds }}
 {{- $_ = set $c "reconcileSinglePodWorkloads" $r.singlePodWorkloads }}
 {{- $_ = set $c "reconcileProbeNamespace" (include "podinit.probeNamespace" .) }}
 {{- end }}
