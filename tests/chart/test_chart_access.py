@@ -37,7 +37,9 @@ SELECTION = [
         "verbs": ["get"],
     },
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
-    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},  # auto mode asks the nodes
+    # auto mode asks the nodes; registryDenyClusterNetworks their Pod ranges and the Service ranges
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["servicecidrs"], "verbs": ["list"]},
 ]
 EVENT_OWNERS = [
     {"apiGroups": [""], "resources": ["pods", "replicationcontrollers"], "verbs": ["get"]},
@@ -133,7 +135,7 @@ def test_no_rule_grants_more_than_get_create_update_or_patch(render: Render) -> 
     for mode in MODES.values():
         for kind in ("Role", "ClusterRole"):
             for rule in rules(render(mode), kind):
-                if rule["resources"] in (["namespaces"], ["nodes"]):  # selection, auto mode
+                if rule["resources"] in (["namespaces"], ["nodes"], ["servicecidrs"]):
                     assert rule["verbs"] == ["list"]
                     continue
                 if rule["resources"] == ["pods"] and o_name(rule, render(mode)) == "pod-watch":
@@ -141,6 +143,17 @@ def test_no_rule_grants_more_than_get_create_update_or_patch(render: Render) -> 
                     continue
                 assert set(rule["verbs"]) <= {"get", "create", "update", "patch"}
                 assert "*" not in rule["resources"] + rule["apiGroups"]
+
+
+def test_service_cidrs_are_listed_only_while_lookups_deny_the_clusters_ranges(
+    render: Render,
+) -> None:
+    def lists_service_cidrs(*sets: str) -> bool:
+        return any(r["resources"] == ["servicecidrs"] for r in rules(render(sets), "ClusterRole"))
+
+    assert lists_service_cidrs()
+    assert lists_service_cidrs("config.registryDenyClusterNetworks=true")
+    assert not lists_service_cidrs("config.registryDenyClusterNetworks=false")
 
 
 # --------------------------------------------------------------------------- the rest

@@ -22,6 +22,7 @@ from webhook.registry import (
     RegistryUnavailable,
     ResolverSettings,
 )
+from webhook.registry.network import parse_networks
 
 
 def resolve(image: str, **settings: object) -> ImageConfig | RegistryError:
@@ -161,3 +162,40 @@ def test_a_token_realm_on_a_loopback_port_not_configured_is_refused_without_conn
     assert isinstance(result, AddressDenied)
     assert str(result) == f"cannot connect to the token service of {registry.host}"
     assert listener.accepted == 0
+
+
+def test_the_clusters_ranges_are_denied_as_last_read_and_the_operators_exceptions_still_hold(
+    listener: TcpListener, closed_port_host: str
+) -> None:
+    """The server hands the resolver the cluster's Service and Pod ranges as it reads them
+    (webhook/server/cluster_networks.py); here loopback stands for them, undenied otherwise."""
+    open_port = listener.host
+    carved = closed_port_host.rpartition(":")[0] + "/32"
+
+    async def main() -> list[object]:
+        settings = ResolverSettings(denied_networks=(), negative_ttl=0.01, backoff_ceiling=0.01)
+        async with ImageResolver(settings) as resolver:
+            results: list[object] = []
+
+            async def attempt(image: str) -> None:
+                await asyncio.sleep(0.05)  # past the remembered failure of the last attempt
+                try:
+                    results.append(await resolver.resolve(image, timeout=2))
+                except RegistryError as error:
+                    results.append(error)
+
+            resolver.deny_cluster_networks(["127.0.0.0/8"])
+            await attempt(f"{open_port}/app:1")
+            resolver.deny_cluster_networks([])  # the range is gone from the cluster
+            await attempt(f"{closed_port_host}/app:2")
+            resolver.deny_cluster_networks(["127.0.0.0/8", "::1/128"])
+            resolver.network.allowed = parse_networks([carved], "registryAllowedNetworks")
+            await attempt(f"{closed_port_host}/app:3")
+            return results
+
+    denied, reopened, allowed = asyncio.run(main())
+    assert isinstance(denied, AddressDenied), denied
+    assert "is in the cluster's Service or Pod ranges" in denied.detail
+    assert listener.accepted == 0
+    assert type(reopened) is RegistryUnavailable  # dialled: refused by the peer, not by policy
+    assert type(allowed) is RegistryUnavailable

@@ -6,8 +6,9 @@ the kubelet, its own sidecars, cluster Services. The check runs at connect time 
 addresses actually dialled, after name resolution, so neither a redirect nor a DNS name (nor
 one that changes its answer between a check and a connect) gets past it.
 
-An address is refused when it lies in a denied network (`registryDeniedNetworks`) and not in
-an allowed one, unless the host is one the operator named (insecureRegistries, mirrors) — or,
+An address is refused when it lies in a denied network (`registryDeniedNetworks`, or the
+cluster's Service and Pod ranges as the server reads them from the API) and not in an allowed
+one, unless the host is one the operator named (insecureRegistries, mirrors) — or,
 with a private CA configured, the peer proves to be a registry that CA vouches for: then the
 TLS handshake runs with that CA alone, and failing it is a refusal, not a TLS error.
 Refusals raise `DeniedAddress`, which the client turns into AddressDenied ("cannot connect",
@@ -50,23 +51,31 @@ def parse_networks(values: Iterable[str], setting: str) -> tuple[IPNetwork, ...]
     return tuple(networks)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class NetworkPolicy:
     denied: tuple[IPNetwork, ...] = ()
     allowed: tuple[IPNetwork, ...] = ()
     named: frozenset[str] = frozenset()  # host or host:port, normalised: never refused
     vouch: ssl.SSLContext | None = None  # the private CA alone, for denied addresses
+    # The cluster's Service and Pod ranges (webhook/server/cluster_networks.py), denied as
+    # `denied` is; the only field that changes, replaced whole while serving.
+    cluster: tuple[IPNetwork, ...] = ()
 
     def is_named(self, host: str, port: int) -> bool:
         shown = f"[{host}]" if ":" in host else host
         return host in self.named or f"{shown}:{port}" in self.named
 
-    def denies(self, address: IPAddress) -> bool:
+    def refusal(self, address: IPAddress) -> str | None:
+        """Why a connection to `address` is refused (for the log), or None."""
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-        return any(address in net for net in self.denied) and not any(
-            address in net for net in self.allowed
-        )
+        if any(address in net for net in self.allowed):
+            return None
+        if any(address in net for net in self.denied):
+            return "is in registryDeniedNetworks"
+        if any(address in net for net in self.cluster):
+            return "is in the cluster's Service or Pod ranges"
+        return None
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -93,18 +102,19 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         if self.policy.is_named(host, port):
             return await self._inner.connect_tcp(host, port, **options)
         addresses = await _addresses(host, port, timeout)
-        denied = [a for a in addresses if self.policy.denies(a)]
+        denied = [(a, why) for a in addresses if (why := self.policy.refusal(a))]
         if not denied:
             return await _connect_any(self._inner, addresses, port, options)
         # One denied answer taints the name: "public or loopback" is a rebinding trick.
-        vouch, address = self.policy.vouch, str(denied[0])
+        vouch, (first, why) = self.policy.vouch, denied[0]
+        address = str(first)
         if vouch is None:
-            raise DeniedAddress(host, address, "is in registryDeniedNetworks")
+            raise DeniedAddress(host, address, why)
         try:
             stream = await _connect_any(self._inner, addresses, port, options)
         except (httpcore.ConnectError, httpcore.ConnectTimeout):
             # Refused, filtered or silent: all one answer, or the tenant learns which.
-            raise DeniedAddress(host, address, "is in registryDeniedNetworks") from None
+            raise DeniedAddress(host, address, why) from None
         return _VouchedStream(stream, vouch, host, address)
 
     async def connect_unix_socket(

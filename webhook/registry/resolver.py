@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Iterable
 from typing import cast
 
 import httpx
@@ -34,6 +35,7 @@ from .client import Bounds, RegistryClient, make_transport, policy_for
 from .credentials import Credential, Keyring
 from .errors import DeadlineExceeded, RegistryError, shorten
 from .fairness import Shares
+from .network import parse_networks
 from .platforms import Platform
 from .reference import normalize_host, parse_reference
 from .settings import PullSecrets, ResolverSettings, ResolverStats
@@ -60,7 +62,7 @@ class ImageResolver:
         self._fingerprint_key = os.urandom(32)
         insecure = frozenset(normalize_host(h) for h in s.insecure)
         mirrors = {normalize_host(k): normalize_host(v) for k, v in s.mirrors.items()}
-        network = policy_for(s, insecure=insecure, mirrors=mirrors)
+        self.network = network = policy_for(s, insecure=insecure, mirrors=mirrors)
         self._http = httpx.AsyncClient(
             transport=transport or make_transport(ca_bundle=s.ca_bundle, network=network),
             timeout=httpx.Timeout(s.request_timeout, pool=s.fetch_timeout),
@@ -108,6 +110,11 @@ class ImageResolver:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def deny_cluster_networks(self, ranges: Iterable[str]) -> None:
+        """Deny connections into `ranges` too (the cluster's Service and Pod ranges, as the
+        server reads them), in place of those given before."""
+        self.network.cluster = parse_networks(ranges, "the cluster's ranges")
 
     async def aclose(self) -> None:
         """Stop in-flight fetches and close connections."""

@@ -24,6 +24,7 @@ from webhook.server import logs
 from webhook.server.admission import Admitter
 from webhook.server.app import create_app, operational_app
 from webhook.server.certs import CertificateManager
+from webhook.server.cluster_networks import ClusterNetworks
 from webhook.server.connections import ConnectionLimits, bounded_tls_handshakes, guarded_protocol
 from webhook.server.events import EventRecorder
 from webhook.server.metrics import Metrics
@@ -48,6 +49,7 @@ class Parts:
     events: EventRecorder | None = None  # its writer runs as a background task of serve
     namespaces: NamespaceGate | None = None  # refreshed by a background task of serve
     nodes: NodeCapabilities | None = None  # auto mode: re-read by a background task of serve
+    networks: ClusterNetworks | None = None  # re-read by a background task of serve
 
 
 async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | None:
@@ -76,6 +78,14 @@ async def build(config: Config) -> AsyncIterator[Parts]:
         if api is not None and config.injection_mode == "auto":
             nodes = NodeCapabilities(kube.CoreV1Api(api))  # can they mount image volumes?
         mount = await nodes.read() if nodes is not None else None
+        networks = None
+        if api is not None and config.registry_deny_cluster_networks:
+            networks = ClusterNetworks(
+                kube.NetworkingV1Api(api),
+                kube.CoreV1Api(api),
+                on_change=resolver.deny_cluster_networks,
+            )
+            await networks.read()  # before serving: no lookup reaches into the cluster
         settings = config.inject_settings(kubernetes_version=version, nodes_mount=mount)
         metrics = Metrics(resolver.stats)
         if api is not None and config.pull_secret_lookups:
@@ -112,7 +122,7 @@ async def build(config: Config) -> AsyncIterator[Parts]:
                 "settings",
                 config.inject_settings(kubernetes_version=version, nodes_mount=mount),
             )
-        yield Parts(admitter, resolver, metrics, api, events, namespaces, nodes)
+        yield Parts(admitter, resolver, metrics, api, events, namespaces, nodes, networks)
     finally:
         if reader is not None:
             reader.close()
@@ -260,7 +270,7 @@ async def _start_background(
     if config.certificates == "selfManaged":
         manager = await _self_managed(config, parts.api, files)
         background.append(asyncio.create_task(manager.run(config.certificate_check_seconds)))
-    for part in (parts.events, parts.namespaces, parts.nodes):
+    for part in (parts.events, parts.namespaces, parts.nodes, parts.networks):
         if part is not None:
             background.append(asyncio.create_task(part.run()))
     if config.pod_watch:
