@@ -157,13 +157,16 @@ bench-runtime: venv $(BUILD)/podinit
 MUTATION_DIR  ?= $(BUILD)/mutation
 MUTATION_JOBS ?= 2
 MUTANTS       ?=
+# A mutant that grows a list forever eats ~100 MB/s until its CPU limit (minutes): each
+# process gets at most this much address space, so it fails with MemoryError (killed) first.
+MUTATION_MEMORY_KB ?= 3000000
 mutation: venv
 	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
 	git ls-files -z --cached --others --exclude-standard | \
 		tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C $(MUTATION_DIR) -xf -
 	$(if $(MUTATE),sed -i 's|^only_mutate = .*|only_mutate = $(MUTATE)|' $(MUTATION_DIR)/pyproject.toml)
 	$(if $(MUTATION_TESTS),sed -i 's|^pytest_add_cli_args_test_selection = .*|pytest_add_cli_args_test_selection = $(MUTATION_TESTS)|' $(MUTATION_DIR)/pyproject.toml)
-	cd $(MUTATION_DIR) && $(abspath $(VENV))/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	cd $(MUTATION_DIR) && ulimit -v $(MUTATION_MEMORY_KB) && $(abspath $(VENV))/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
 	cd $(MUTATION_DIR) && $(abspath $(PY)) -m tests.core.mutation_report --doc docs/mutation.md \
 		| tee mutation-report.txt
 
