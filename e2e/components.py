@@ -35,6 +35,10 @@ class ClusterKeys:
     sa_key: Path  # service-account token signing key
     sa_pub: Path
     kubelet_client: IssuedCert | None  # the apiserver's client certificate for kubelets
+    # The apiserver's client certificate for admission webhooks (its AdmissionConfiguration),
+    # from a CA of its own: what a webhook's clientCaFile trusts.
+    webhook_client_ca: CertAuthority
+    webhook_client: IssuedCert
 
     @classmethod
     def issue(cls, ca: CertAuthority, *, address: str) -> ClusterKeys:
@@ -61,6 +65,7 @@ class ClusterKeys:
             kubelet_client = ca.issue_client(
                 "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"]
             )
+        webhook_client_ca = CertAuthority(ca.directory, "webhook-client")
         return cls(
             serving=ca.issue_server("apiserver", hosts),
             admin=ca.issue_client("admin", "podinit-e2e-admin", ["system:masters"]),
@@ -72,6 +77,10 @@ class ClusterKeys:
             sa_key=sa_key_file,
             sa_pub=sa_pub_file,
             kubelet_client=kubelet_client,
+            webhook_client_ca=webhook_client_ca,
+            webhook_client=webhook_client_ca.issue_client(
+                "apiserver-webhook-client", "kube-apiserver-webhook-client"
+            ),
         )
 
 
@@ -105,6 +114,35 @@ def write_kubeconfig(
     path.chmod(0o600)
 
 
+def write_admission_configuration(directory: Path, client: IssuedCert) -> Path:
+    """An AdmissionConfiguration whose webhook plugins present `client` to every webhook
+    (the kubeconfig's `*` user: servers that do not ask for a client certificate never see
+    it), as a cluster whose webhooks verify the apiserver is configured."""
+    users = {
+        "name": "*",
+        "user": {"client-certificate": str(client.cert), "client-key": str(client.key)},
+    }
+    kubeconfig = directory / "webhook-clients.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "users": [users]}))
+    webhook = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "WebhookAdmissionConfiguration",
+        "kubeConfigFile": str(kubeconfig),
+    }
+    plugins = [
+        {"name": name, "configuration": webhook}
+        for name in ("MutatingAdmissionWebhook", "ValidatingAdmissionWebhook")
+    ]
+    path = directory / "admission.yaml"
+    configuration = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": plugins,
+    }
+    path.write_text(yaml.safe_dump(configuration))
+    return path
+
+
 def etcd_argv(binary: Path, *, data_dir: Path, client_url: str, peer_url: str) -> list[str]:
     return [
         str(binary),
@@ -130,6 +168,7 @@ def apiserver_argv(
     port: int,
     audit_policy: Path,
     audit_log: Path,
+    admission_configuration: Path,
     feature_gates: Mapping[str, bool] | None = None,
 ) -> list[str]:
     if keys.kubelet_client is None:
@@ -169,6 +208,7 @@ def apiserver_argv(
         # MutatingAdmissionWebhook); listed so a changed default cannot drop them
         "--enable-admission-plugins=NodeRestriction,PodSecurity,"
         "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+        f"--admission-control-config-file={admission_configuration}",
         "--allow-privileged=true",
         "--profiling=false",
         f"--audit-policy-file={audit_policy}",

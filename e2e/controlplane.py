@@ -50,6 +50,7 @@ from e2e.components import (
     controller_manager_argv,
     etcd_argv,
     scheduler_argv,
+    write_admission_configuration,
     write_kubeconfig,
 )
 from e2e.pki import CertAuthority, IssuedCert
@@ -64,6 +65,7 @@ class ControlPlane:
 
     Attributes tests use: ``kubeconfig`` (admin), ``apiserver_url``, ``ca`` (the
     cluster CA: ``ca.cert`` verifies the apiserver; ``ca.issue_*`` makes more certs),
+    ``webhook_client_ca`` (what the apiserver's webhook client certificate comes from),
     ``workdir`` (scratch space removed on stop), ``logdir`` (process logs and
     ``audit.log``), ``tools``.
     """
@@ -79,6 +81,9 @@ class ControlPlane:
     core: list[Process] = field(default_factory=list)  # etcd, apiserver, controller-manager
     address: str = LOOPBACK
     feature_gates: dict[str, bool] = field(default_factory=dict)  # the apiserver's
+    # Issues the certificate the apiserver presents to every admission webhook: a webhook
+    # that trusts it (clientCaFile) answers only the apiserver.
+    webhook_client_ca: CertAuthority | None = None
     _admin: IssuedCert | None = None
 
     # ---- lifecycle
@@ -296,8 +301,12 @@ class ControlPlane:
             port=port,
             audit_policy=audit_policy,
             audit_log=self.logdir / "audit.log",
+            admission_configuration=write_admission_configuration(
+                self.workdir, keys.webhook_client
+            ),
             feature_gates=self.feature_gates,
         )
+        self.webhook_client_ca = keys.webhook_client_ca
         apiserver = self._core_spawn("kube-apiserver", argv)
         self.write_kubeconfig(self.kubeconfig, keys.admin, "admin")
         wait_until(
