@@ -4,8 +4,8 @@ on the webhook port, before and after the serving certificate is reloaded; probe
 are served on metricsPort without one, and /mutate is not.
 
 (The apiserver presents such a certificate when its AdmissionConfiguration's
-WebhookAdmissionConfiguration kubeConfigFile names one for the webhook's host; the e2e control
-plane is not started with one, so the apiserver's side is not exercised here.)
+WebhookAdmissionConfiguration kubeConfigFile names one for the webhook's host: with the real
+apiserver in tests/e2e/test_mutual_tls.py.)
 """
 
 from __future__ import annotations
