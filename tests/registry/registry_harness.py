@@ -98,7 +98,9 @@ class FaultServer:
     up to ENDLESS bytes), tokengzip/… (a token answer that is a gzip bomb), tokenredirect/…
     (the token service answers 307 to `redirect_to`), err403/…, err429/…, err400/…, big/…
     (a manifest declared 1 GiB long), gzipbomb/… (a manifest that is a gzip bomb), loop/…
-    (a redirect to itself), redirect/… (307 to `redirect_to`), badproto/… (no HTTP at all).
+    (a redirect to itself), redirect/… (307 to `redirect_to`), badproto/… (no HTTP at all),
+    endless/… (a chunked manifest without end), bigconfig/… and endlessconfig/… (a manifest whose
+    config blob is declared 1 GiB long, or chunked without end).
     POST bodies are kept in `posts`, bytes of endless bodies written in `streamed`."""
 
     def __init__(self, *, redirect_to: str = "") -> None:
@@ -170,6 +172,8 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
             self._break_http(mode)
         elif mode in ("slowsibling", "baddigest"):
             self._bad_documents(mode)
+        elif mode in ("endless", "bigconfig", "endlessconfig"):
+            self._big_documents(mode)
         else:
             self._error(mode)
 
@@ -257,6 +261,26 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
             while self.fault.streamed < ENDLESS and not self.fault.stop_event.is_set():
                 self.wfile.write(chunk)
                 self.fault.streamed += len(_FILLER)
+
+    def _big_documents(self, mode: str) -> None:
+        if mode == "endless":
+            self._endless()
+        elif "/blobs/" not in self.path:
+            body = {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": "sha256:" + "1" * 64,
+                    "size": 1234,  # what is sent is not what is declared
+                },
+                "layers": [],
+            }
+            self._send(200, json.dumps(body).encode(), {"Content-Type": OCI_MANIFEST})
+        elif mode == "bigconfig":
+            self._declare_only(1 << 30)
+        else:
+            self._endless()
 
     def _bad_documents(self, mode: str) -> None:
         if mode == "slowsibling":

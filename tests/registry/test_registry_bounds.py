@@ -57,6 +57,28 @@ def test_an_endless_chunked_token_answer_is_cut_at_its_cap_with_memory_and_bytes
 
 @pytest.mark.parametrize(
     ("repository", "cap"),
+    [("endless/app", "4 MiB manifest cap"), ("endlessconfig/app", "8 MiB config cap")],
+)
+def test_an_endless_chunked_manifest_or_config_is_cut_at_its_cap(
+    faults: FaultServer, repository: str, cap: str
+) -> None:
+    error, peak, _ = failing_lookup(f"{faults.host}/{repository}:1", insecure={faults.host})
+    assert isinstance(error, BadResponse), error
+    assert "too large" in str(error), (cap, error)
+    assert peak < 32 * MiB  # reading it all would be 128 MiB and more
+    assert faults.streamed < 48 * MiB < ENDLESS
+
+
+def test_a_config_declared_larger_than_its_cap_is_refused_unread(faults: FaultServer) -> None:
+    error, peak, _ = failing_lookup(f"{faults.host}/bigconfig/app:1", insecure={faults.host})
+    assert isinstance(error, BadResponse), error
+    assert "too large" in str(error)
+    assert "Content-Length" in error.detail
+    assert peak < 8 * MiB
+
+
+@pytest.mark.parametrize(
+    ("repository", "cap"),
     [("gzipbomb/app", "4 MiB manifest cap"), ("tokengzip/app", "1 MiB token cap")],
 )
 def test_a_gzip_bomb_is_inflated_no_further_than_the_cap(
