@@ -6,11 +6,16 @@ per admission, sharing one resolver."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import jsonpatch
 from registry_harness import FaultServer, PlainImages
 
+from tests.server.harness import decoded_patch, make_certs, review, run_webhook
 from webhook.core import ImageConfig, LookupFailure
 from webhook.registry import ImageResolver, ResolverSettings
 from webhook.registry_lookups import resolve_all
@@ -97,3 +102,45 @@ def test_a_namespace_keeps_at_most_its_share_of_fetches_running_across_its_pods(
     waits = asyncio.run(main())
     assert len(faults.requests) == 12
     assert waits > 0
+
+
+def test_served_another_namespaces_pod_is_wrapped_while_one_pod_names_110_slow_images(
+    faults: FaultServer, plain: PlainImages, tmp_path: Path
+) -> None:
+    """The review's case end to end: two AdmissionReviews to a served `podinit serve`, the
+    second sent while the first's 110 lookups hang. It is answered wrapped (its own lookup
+    was not starved; before the caps it failed with "took over 3.5s" and stayed unwrapped)."""
+    insecure = json.dumps([faults.host, plain.registry.host])
+    env = {"PODINIT_INSECURE_REGISTRIES": insecure, "PODINIT_INJECTION_MODE": "copy"}
+    noisy = {
+        "metadata": {"name": "noisy"},
+        "spec": {
+            "containers": [
+                {"name": f"c{n}", "image": f"{faults.host}/hang/app{n}:1"}
+                for n in range(SLOW_IMAGES)
+            ]
+        },
+    }
+    image = f"{plain.registry.host}/app/single:1.0"
+    quiet = {
+        "metadata": {"name": "quiet"},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+    }
+    with run_webhook(make_certs(tmp_path), tmp_path, env=env) as server:
+
+        def send(pod: dict[str, Any], namespace: str) -> dict[str, Any]:
+            with server.client() as client:
+                answer = client.post("/mutate", json=review(pod, namespace=namespace))
+                return answer.json()  # type: ignore[no-any-return]
+
+        with ThreadPoolExecutor(1) as pool:
+            attack = pool.submit(send, noisy, "evil")
+            time.sleep(0.5)  # its lookups are under way
+            answer = send(quiet, "shop")
+            attacked = attack.result()
+    assert "warnings" not in answer["response"], answer["response"]
+    [container] = jsonpatch.apply_patch(quiet, decoded_patch(answer))["spec"]["containers"]
+    assert container["command"] == ["/podinit/podinit", "--", "/app"]
+    assert container["args"] == ["--serve"]
+    assert attacked["response"]["allowed"] is True
+    assert len(faults.requests) <= 8  # registryLookupsPerAdmission
