@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonpatch
 import pytest
 
 from tests.core.helpers import INIT, SETTINGS, container, images, mutate, mutated, pod, status
@@ -16,6 +17,7 @@ from webhook.core import (
     LookupFailure,
     LookupFailurePolicy,
 )
+from webhook.core.patch import set_key
 
 
 def test_the_copy_container_goes_first_and_passes_pod_security_restricted() -> None:
@@ -297,3 +299,12 @@ def test_a_name_the_pod_uses_with_its_first_numbers_too_gets_the_next_number() -
     assert result["spec"]["initContainers"][0]["name"] == "podinit-install-2"
     assert result["spec"]["volumes"][-1]["name"] == "podinit-3"
     assert result["spec"]["containers"][0]["command"][0] == "/podinit-2/podinit"
+
+
+def test_a_map_key_with_a_slash_or_a_tilde_is_written_as_its_json_pointer_token() -> None:
+    """RFC 6901: `~` is `~0`, `/` is `~1` (podinit's own status key has a slash)."""
+    annotations = {"a": "1"}
+    op = set_key("/metadata/annotations", annotations, "example.com/x~y", "v")
+    assert op == {"op": "add", "path": "/metadata/annotations/example.com~1x~0y", "value": "v"}
+    patched = jsonpatch.apply_patch({"metadata": {"annotations": annotations}}, [op])
+    assert patched["metadata"]["annotations"] == {"a": "1", "example.com/x~y": "v"}
