@@ -172,3 +172,33 @@ def test_unreadable_affinity_values_are_found_by_prepare_whatever_their_label(
     )
     with pytest.raises(InvalidPod, match=f"^{where}$"):
         prepare(pod(container("a"), affinity=affinity), SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("spec", "where"),
+    [
+        ({"volumes": {"data": {}}}, "/spec/volumes: must be a list, not dict"),
+        ({"volumes": ["data"]}, "/spec/volumes/0: must be a mapping"),
+    ],
+)
+def test_a_pod_whose_volumes_cannot_be_read_is_refused_naming_them(
+    spec: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(InvalidPod, match=f"^{where}"):
+        mutate(pod(container("a", command=["/a"]), **spec), SETTINGS, {})
+
+
+@pytest.mark.parametrize("field", ["volumeMounts", "volumeDevices"])
+def test_a_container_whose_mounts_cannot_be_read_is_refused_naming_them(field: str) -> None:
+    bad = container("a", command=["/a"], **{field: {"mountPath": "/data"}})
+    with pytest.raises(InvalidPod, match=f"^/spec/containers/0/{field}: must be a list, not dict$"):
+        mutate(pod(bad), SETTINGS, {})
+
+
+@pytest.mark.parametrize("image", ["", None, 7])
+def test_a_container_without_a_usable_image_is_named_as_having_none(image: object) -> None:
+    """Its argv must come from the image (no command), and there is no image to read."""
+    mutation = mutate(
+        pod(container("a", image=image), container("b", command=["/b"])), SETTINGS, {}
+    )
+    assert outcomes(mutation) == {"a": "failed: container has no image", "b": "injected"}
