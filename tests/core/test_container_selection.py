@@ -93,6 +93,13 @@ def test_containers_named_in_the_skip_annotation_are_left_alone() -> None:
     }
 
 
+def test_names_in_the_skip_annotation_are_separated_by_commas_alone() -> None:
+    annotations = {"podinit.dev/skip-containers": "b,c"}
+    three = pod(*(container(name, command=[name]) for name in "abc"), annotations=annotations)
+    skipped = "skipped: opted out by podinit.dev/skip-containers"
+    assert outcomes(mutate(three, SETTINGS, {})) == {"a": "injected", "b": skipped, "c": skipped}
+
+
 def test_a_container_without_command_or_image_config_is_admitted_unwrapped_with_a_warning() -> None:
     mutation = mutate(pod(container(), container("b", command=["b"])), SETTINGS, {})
     assert outcomes(mutation) == {
