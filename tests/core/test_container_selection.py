@@ -209,3 +209,30 @@ def test_a_container_without_a_usable_image_is_named_as_having_none(image: objec
         pod(container("a", image=image), container("b", command=["/b"])), SETTINGS, {}
     )
     assert outcomes(mutation) == {"a": "failed: container has no image", "b": "injected"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "where"),
+    [
+        (
+            {"securityContext": "restricted", "containers": [{"name": "a", "command": ["/a"]}]},
+            "/spec/securityContext: must be a mapping, not str",
+        ),
+        (
+            {"containers": [{"name": "a", "image": "x", "securityContext": ["windows"]}]},
+            "/spec/containers/0/securityContext: must be a mapping, not list",
+        ),
+    ],
+)
+def test_a_security_context_that_cannot_be_read_is_refused_naming_it(
+    spec: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(InvalidPod, match=f"^{where}$"):
+        prepare({"metadata": {"name": "p"}, "spec": {"containers": [], **spec}}, SETTINGS)
+
+
+@pytest.mark.parametrize("name", ["", None, 5])
+def test_a_container_without_a_name_is_refused_naming_it(name: object) -> None:
+    nameless = {"image": "x", "command": ["/a"], "name": name}
+    with pytest.raises(InvalidPod, match=r"^/spec/containers/1/name: must be a non-empty string$"):
+        prepare(pod(container("a", command=["/a"]), nameless), SETTINGS)
