@@ -236,3 +236,19 @@ def test_a_container_without_a_name_is_refused_naming_it(name: object) -> None:
     nameless = {"image": "x", "command": ["/a"], "name": name}
     with pytest.raises(InvalidPod, match=r"^/spec/containers/1/name: must be a non-empty string$"):
         prepare(pod(container("a", command=["/a"]), nameless), SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "where"),
+    [
+        ("inject", "/metadata/annotations: must be a mapping, not str"),
+        ({"podinit.dev/grace": 5}, "/metadata/annotations/podinit.dev/grace: must be a string"),
+    ],
+)
+def test_annotations_that_cannot_be_read_are_refused_naming_them(
+    annotations: object, where: str
+) -> None:
+    unreadable = pod(container("a", command=["/a"]))
+    unreadable["metadata"]["annotations"] = annotations
+    with pytest.raises(InvalidPod, match=f"^{where}$"):
+        prepare(unreadable, SETTINGS)
