@@ -252,3 +252,9 @@ def test_annotations_that_cannot_be_read_are_refused_naming_them(
     unreadable["metadata"]["annotations"] = annotations
     with pytest.raises(InvalidPod, match=f"^{where}$"):
         prepare(unreadable, SETTINGS)
+
+
+@pytest.mark.parametrize("nothing", [{}, None])
+def test_an_empty_review_object_is_refused_as_an_empty_pod(nothing: object) -> None:
+    with pytest.raises(InvalidPod, match=r"^pod: is empty$"):
+        prepare(nothing, SETTINGS)
