@@ -258,3 +258,20 @@ def test_annotations_that_cannot_be_read_are_refused_naming_them(
 def test_an_empty_review_object_is_refused_as_an_empty_pod(nothing: object) -> None:
     with pytest.raises(InvalidPod, match=r"^pod: is empty$"):
         prepare(nothing, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("part", "value", "where"),
+    [
+        ("metadata", ["web"], "/metadata: must be a mapping, not list"),
+        ("spec", "containers", "/spec: must be a mapping, not str"),
+        ("spec", {"initContainers": {"a": {}}}, "/spec/initContainers: must be a list, not dict"),
+    ],
+)
+def test_a_pod_whose_metadata_or_spec_cannot_be_read_is_refused_naming_it(
+    part: str, value: object, where: str
+) -> None:
+    unreadable = pod(container("a", command=["/a"]))
+    unreadable[part] = value
+    with pytest.raises(InvalidPod, match=f"^{where}$"):
+        prepare(unreadable, SETTINGS)
