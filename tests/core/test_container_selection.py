@@ -275,3 +275,11 @@ def test_a_pod_whose_metadata_or_spec_cannot_be_read_is_refused_naming_it(
     unreadable[part] = value
     with pytest.raises(InvalidPod, match=f"^{where}$"):
         prepare(unreadable, SETTINGS)
+
+
+def test_an_init_container_left_alone_for_its_unreadable_command_is_still_named_in_errors() -> None:
+    setup = container("setup", command="x", securityContext="privileged")
+    with pytest.raises(
+        InvalidPod, match=r"^/spec/initContainers/0/securityContext: must be a mapping, not str$"
+    ):
+        prepare(pod(container("a", command=["/a"]), initContainers=[setup]), SETTINGS)
