@@ -21,7 +21,12 @@ if str(ROOT) not in sys.path:
 
 from e2e.controlplane import ControlPlane  # noqa: E402
 from e2e.tools import Tools, ToolsMissing, find_tools  # noqa: E402
-from tests.e2e.scenario_helpers import Podinit, running_podinit  # noqa: E402
+from tests.e2e.scenario_helpers import (  # noqa: E402
+    Podinit,
+    delete_namespace,
+    new_namespace,
+    running_podinit,
+)
 from tests.unavailable import found  # noqa: E402
 
 _STARTED: list[ControlPlane] = []
@@ -55,6 +60,15 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
     control_plane.kubectl("create", "namespace", name)
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def probe_namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """An opted-in namespace where a reconciling server's dry-run probe pods are created, one
+    per test module."""
+    name = new_namespace(control_plane, "rec-probe", **{"podinit.dev/inject": "enabled"})
+    yield name
+    delete_namespace(control_plane, name)
 
 
 @pytest.fixture(scope="module")

@@ -40,13 +40,6 @@ OPT_IN = {"podinit.dev/inject": "enabled"}
 APP = [container("app", command=["sleep", "3600"])]
 
 
-@pytest.fixture(scope="module")
-def probe_namespace(control_plane: ControlPlane) -> Iterator[str]:
-    name = new_namespace(control_plane, "rec-probe", **OPT_IN)
-    yield name
-    delete_namespace(control_plane, name)
-
-
 def server_env(probe: str, release: str, release_namespace: str, name: str) -> dict[str, str]:
     return {
         "PODINIT_POD_WATCH": "true",
@@ -132,6 +125,24 @@ def act_as_kubelet(cp: ControlPlane, namespace: str) -> None:
             "--subresource=status", "--type=merge", "-p", json.dumps({"status": status}),
             check=False,
         )  # fmt: skip
+
+
+def slipped_namespace(
+    cp: ControlPlane, podinit: Podinit, *objects: dict[str, Any], count: int
+) -> str:
+    """`objects` created in a new opted-in namespace while the webhook configuration points
+    at a dead address, until `count` of its pods are Running, Ready and counted slipped."""
+    namespace = new_namespace(cp, "rec", **OPT_IN)
+    for item in objects:
+        item["metadata"]["namespace"] = namespace
+        create(cp, item)
+
+    def counted() -> bool:
+        act_as_kubelet(cp, namespace)
+        return unwrapped_gauge(podinit, namespace) == count
+
+    cp.wait_for(f"{count} slipped pods in the gauge", counted, timeout=90)
+    return namespace
 
 
 def owned_by(item: dict[str, Any], name_prefix: str) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -21,20 +20,16 @@ import pytest
 
 from e2e.controlplane import ControlPlane
 from tests.e2e.scenario_helpers import (
-    Podinit,
-    create,
     delete_namespace,
     deployment,
-    new_namespace,
 )
 from tests.e2e.test_reconcile import (
     APP,
-    OPT_IN,
     act_as_kubelet,
     events,
     metrics,
     reconciling_server,
-    unwrapped_gauge,
+    slipped_namespace,
 )
 
 # A condition the pod watch cannot evaluate (CEL only the apiserver runs): pods labelled
@@ -48,31 +43,6 @@ NOT_EXCLUDED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def probe(control_plane: ControlPlane) -> Iterator[str]:
-    name = new_namespace(control_plane, "rec-back-probe", **OPT_IN)
-    yield name
-    delete_namespace(control_plane, name)
-
-
-def slipped_namespace(
-    cp: ControlPlane, podinit: Podinit, *objects: dict[str, Any], count: int
-) -> str:
-    """`objects` created in a new opted-in namespace while the webhook is unreachable, until
-    `count` pods are Ready and counted slipped."""
-    namespace = new_namespace(cp, "rec-back", **OPT_IN)
-    for item in objects:
-        item["metadata"]["namespace"] = namespace
-        create(cp, item)
-
-    def counted() -> bool:
-        act_as_kubelet(cp, namespace)
-        return unwrapped_gauge(podinit, namespace) == count
-
-    cp.wait_for(f"{count} slipped pods in the gauge", counted, timeout=90)
-    return namespace
-
-
 def at(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(event["eventTime"].replace("Z", "+00:00")).timestamp()
 
@@ -84,11 +54,13 @@ def pause_of(event: dict[str, Any]) -> int:
 
 
 def test_a_workload_whose_replacements_slip_too_is_paused_twice_as_long_each_time(
-    control_plane: ControlPlane, probe: str, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane, probe_namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     cp = control_plane
     tmp = tmp_path_factory.mktemp("stall")
-    with reconciling_server(cp, tmp, probe, PODINIT_RECONCILE_STALL_SECONDS="2") as podinit:
+    with reconciling_server(
+        cp, tmp, probe_namespace, PODINIT_RECONCILE_STALL_SECONDS="2"
+    ) as podinit:
         loop = deployment("", "loop", *APP, replicas=3)
         loop["spec"]["template"]["metadata"]["labels"]["excluded"] = "true"
         namespace = slipped_namespace(cp, podinit, loop, count=3)
@@ -118,11 +90,13 @@ def test_a_workload_whose_replacements_slip_too_is_paused_twice_as_long_each_tim
 
 
 def test_an_eviction_a_budget_refuses_is_tried_again_later_each_time_and_reported_once(
-    control_plane: ControlPlane, probe: str, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane, probe_namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     cp = control_plane
     tmp = tmp_path_factory.mktemp("refused")
-    with reconciling_server(cp, tmp, probe, PODINIT_RECONCILE_RETRY_SECONDS="1") as podinit:
+    with reconciling_server(
+        cp, tmp, probe_namespace, PODINIT_RECONCILE_RETRY_SECONDS="1"
+    ) as podinit:
         budget = {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",

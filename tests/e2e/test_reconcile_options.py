@@ -6,61 +6,43 @@ configuration at a dead address), then the apiserver reaches the server."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from e2e.controlplane import ControlPlane
 from tests.e2e.scenario_helpers import (
     Podinit,
-    create,
     delete_namespace,
     deployment,
-    new_namespace,
 )
 from tests.e2e.test_reconcile import (
     APP,
-    OPT_IN,
     act_as_kubelet,
     events,
     metrics,
     pods,
     reconciling_server,
-    unwrapped_gauge,
+    slipped_namespace,
 )
-
-
-@pytest.fixture(scope="module")
-def probe(control_plane: ControlPlane) -> Iterator[str]:
-    name = new_namespace(control_plane, "rec-opt-probe", **OPT_IN)
-    yield name
-    delete_namespace(control_plane, name)
 
 
 def slipped(cp: ControlPlane, podinit: Podinit, *workloads: tuple[str, int]) -> str:
     """A namespace of Deployments (name, replicas) whose pods all slipped, Ready; then the
     apiserver reaches the server."""
-    namespace = new_namespace(cp, "rec-opt", **OPT_IN)
-    for name, replicas in workloads:
-        create(cp, deployment(namespace, name, *APP, replicas=replicas))
+    made = [deployment("", name, *APP, replicas=replicas) for name, replicas in workloads]
     total = sum(replicas for _, replicas in workloads)
-
-    def counted() -> bool:
-        act_as_kubelet(cp, namespace)
-        return unwrapped_gauge(podinit, namespace) == total
-
-    cp.wait_for(f"{total} slipped pods in the gauge", counted, timeout=90)
+    namespace = slipped_namespace(cp, podinit, *made, count=total)
     podinit.url = None
     podinit.upgrade("optIn")
     return namespace
 
 
 def test_a_dry_run_evicts_nothing_and_tells_each_pod_it_would_replace(
-    control_plane: ControlPlane, probe: str, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane, probe_namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     cp = control_plane
     tmp = tmp_path_factory.mktemp("dry")
-    with reconciling_server(cp, tmp, probe, PODINIT_RECONCILE_DRY_RUN="true") as podinit:
+    with reconciling_server(cp, tmp, probe_namespace, PODINIT_RECONCILE_DRY_RUN="true") as podinit:
         namespace = slipped(cp, podinit, ("web", 2))
         try:
             before = {p["metadata"]["uid"] for p in pods(cp, namespace)}
@@ -80,7 +62,7 @@ def test_a_dry_run_evicts_nothing_and_tells_each_pod_it_would_replace(
 
 
 def test_the_only_pod_of_a_workload_is_replaced_when_allowed_within_the_namespace_rate(
-    control_plane: ControlPlane, probe: str, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane, probe_namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     cp = control_plane
     tmp = tmp_path_factory.mktemp("solo")
@@ -88,7 +70,7 @@ def test_the_only_pod_of_a_workload_is_replaced_when_allowed_within_the_namespac
         "PODINIT_RECONCILE_SINGLE_POD_WORKLOADS": "true",
         "PODINIT_RECONCILE_NAMESPACE_EVICTIONS_PER_MINUTE": "1",
     }
-    with reconciling_server(cp, tmp, probe, **limits) as podinit:
+    with reconciling_server(cp, tmp, probe_namespace, **limits) as podinit:
         namespace = slipped(cp, podinit, ("solo", 1), ("pair", 2))
         try:
 
