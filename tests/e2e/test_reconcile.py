@@ -193,10 +193,16 @@ def test_slipped_pods_are_counted_then_replaced_wrapped_one_at_a_time_and_budget
 
         cp.wait_for("9 slipped pods in the gauge", all_slipped, timeout=90)
         assert all(not is_wrapped(c) for p in pods(cp, namespace) for c in p["spec"]["containers"])
-        not_serving = metrics(reconciling.server)[
-            'podinit_reconcile_actions_total{action="not-serving"}'
-        ]
-        assert not_serving > 0, "the dry-run probe must have failed while the webhook was dead"
+        # A pass asks the probe once a workload is steady (its controller has seen the pods
+        # Ready): the dry-run pod comes back unwrapped while the webhook is dead.
+        cp.wait_for(
+            "the dry-run probe to fail while the webhook is dead",
+            lambda: (
+                metrics(reconciling.server)['podinit_reconcile_actions_total{action="not-serving"}']
+                > 0
+            ),
+            timeout=60,
+        )
         assert metrics(reconciling.server)['podinit_reconcile_actions_total{action="evicted"}'] == 0
 
         reconciling.url = None  # the apiserver reaches the server from now on
