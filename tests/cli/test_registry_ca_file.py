@@ -76,6 +76,22 @@ def test_a_registry_ca_file_in_der_is_trusted_for_lookups(
     assert (code, wrapped_command(out)) == (0, ["/podinit/podinit", "--", "/entry"])
 
 
+def test_a_der_file_of_several_certificates_trusts_each_of_them(
+    registry: Registry,
+    pki: CertAuthority,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DER objects back to back (as `cat a.der b.der` makes them): the registry's CA second."""
+    other = CertAuthority(tmp_path / "other", "other")
+    der = tmp_path / "cas.der"
+    der.write_bytes(b"".join(ssl.PEM_cert_to_DER_cert(ca.cert.read_text()) for ca in (other, pki)))
+    monkeypatch.setenv("PODINIT_REGISTRY_CA_FILE", str(der))
+    code, out, _ = inject(capsys, tmp_path, f"{registry.host}/team/app:3")
+    assert (code, wrapped_command(out)) == (0, ["/podinit/podinit", "--", "/entry"])
+
+
 def test_a_pem_bundle_with_non_ascii_comments_between_certificates_is_trusted_for_lookups(
     registry: Registry,
     pki: CertAuthority,
