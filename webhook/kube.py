@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import orjson
 from kubernetes.aio import client as kube
 from kubernetes.aio import config as kube_config
 
@@ -76,6 +78,16 @@ class Calls:
         except kube.ApiException as error:
             return int(error.status or 0), _parsed(error.body)
         return int(response.status), _parsed(await response.read())
+
+
+async def listed_items(list_call: Callable[..., Awaitable[Any]], *, timeout: float) -> list[Any]:
+    """The items of a `list_*_without_preload_content` call of the generated client, parsed
+    once as plain JSON (no model objects); an error status raises."""
+    response = await list_call(_request_timeout=timeout)
+    if getattr(response, "status", 200) >= 400:
+        raise RuntimeError(f"HTTP {response.status}")
+    items = orjson.loads(await response.read()).get("items")
+    return items if isinstance(items, list) else []
 
 
 def _parsed(body: Any) -> Any:

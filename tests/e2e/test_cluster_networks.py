@@ -52,7 +52,9 @@ def node_with_pod_range(control_plane: ControlPlane) -> Iterator[str]:
 
 
 @contextmanager
-def server_as_the_chart(cp: ControlPlane, tmp: Path, *, nodes: bool = True) -> Iterator[Podinit]:
+def server_as_the_chart(
+    cp: ControlPlane, tmp: Path, *, nodes: bool = True, mode: str = "copy"
+) -> Iterator[Podinit]:
     """`podinit serve` with the chart's ServiceAccount and RBAC; `nodes=False` takes the right
     to list nodes away (a list that fails)."""
     release, release_namespace = unique("podinit-net"), unique("podinit-net-release")
@@ -70,6 +72,7 @@ def server_as_the_chart(cp: ControlPlane, tmp: Path, *, nodes: bool = True) -> I
             "PODINIT_KUBECONFIG": str(kubeconfig),
             "PODINIT_NAMESPACE": release_namespace,
             "PODINIT_WEBHOOK_CONFIGURATION": release,
+            "PODINIT_INJECTION_MODE": mode,
         }
         with running_podinit(cp, tmp, env=env, release=release) as podinit:
             yield podinit
@@ -139,4 +142,17 @@ def test_a_list_the_server_may_not_make_leaves_the_other_ranges_denied(
         read = [m for m in logged if "denied the cluster's ranges" in m]
         assert read == [
             f"registry lookups are denied the cluster's ranges: {SERVICE_CLUSTER_IP_RANGE}"
+        ]
+
+
+def test_in_auto_mode_the_pod_ranges_come_from_the_nodes_listed_for_image_volumes(
+    control_plane: ControlPlane, node_with_pod_range: str, tmp_path: Path
+) -> None:
+    """auto mode lists the nodes anyway (can they mount image volumes?); the ranges are read
+    from that list."""
+    with server_as_the_chart(control_plane, tmp_path, mode="auto") as podinit:
+        read = [m for m in messages(podinit) if "denied the cluster's ranges" in m]
+        assert read == [
+            f"registry lookups are denied the cluster's ranges: {SERVICE_CLUSTER_IP_RANGE}, "
+            f"{POD_RANGE}"
         ]

@@ -31,8 +31,7 @@ from tests.e2e.scenario_helpers import (
     unique,
 )
 from tests.server.harness import make_certs, review
-
-REFUSED = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, ssl.SSLError)
+from tests.server.test_client_certificates import REFUSED
 
 
 @contextmanager

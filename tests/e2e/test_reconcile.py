@@ -157,7 +157,9 @@ def events(cp: ControlPlane, namespace: str, reason: str) -> list[dict[str, Any]
     return [e for e in listed if e.get("reason") == reason]
 
 
-def workloads(namespace: str) -> list[dict[str, Any]]:
+def workloads() -> list[dict[str, Any]]:
+    """Without a namespace: slipped_namespace sets it."""
+    namespace = ""
     web = deployment(namespace, "web", *APP, replicas=2)
     guarded = deployment(namespace, "guarded", *APP, replicas=2)
     solo = deployment(namespace, "solo", *APP, replicas=1)
@@ -182,65 +184,71 @@ def test_slipped_pods_are_counted_then_replaced_wrapped_one_at_a_time_and_budget
     control_plane: ControlPlane, reconciling: Podinit
 ) -> None:
     cp = control_plane
-    namespace = new_namespace(cp, "rec", **OPT_IN)
+    namespace = slipped_namespace(cp, reconciling, *workloads(), count=9)
     try:
-        for obj in workloads(namespace):
-            create(cp, obj)
-
-        def all_slipped() -> bool:
-            act_as_kubelet(cp, namespace)
-            return len(pods(cp, namespace)) == 9 and unwrapped_gauge(reconciling, namespace) == 9
-
-        cp.wait_for("9 slipped pods in the gauge", all_slipped, timeout=90)
-        assert all(not is_wrapped(c) for p in pods(cp, namespace) for c in p["spec"]["containers"])
-        # A pass asks the probe once a workload is steady (its controller has seen the pods
-        # Ready): the dry-run pod comes back unwrapped while the webhook is dead.
-        cp.wait_for(
-            "the dry-run probe to fail while the webhook is dead",
-            lambda: (
-                metrics(reconciling.server)['podinit_reconcile_actions_total{action="not-serving"}']
-                > 0
-            ),
-            timeout=60,
-        )
-        assert metrics(reconciling.server)['podinit_reconcile_actions_total{action="evicted"}'] == 0
-
+        _nothing_is_evicted_while_the_webhook_is_dead(cp, reconciling, namespace)
         reconciling.url = None  # the apiserver reaches the server from now on
         reconciling.upgrade("optIn")
-        fewest_ready_web = 2
-
-        def replaced() -> bool:
-            nonlocal fewest_ready_web
-            act_as_kubelet(cp, namespace)
-            current = [p for p in pods(cp, namespace) if not p["metadata"].get("deletionTimestamp")]
-            web = [p for p in current if owned_by(p, "web-")]
-            fewest_ready_web = min(fewest_ready_web, sum(_ready(p) for p in web))
-            replaced_ones = [p for p in current if owned_by(p, "web-") or owned_by(p, "db")]
-            return len(replaced_ones) == 4 and all(_wrapped(p) for p in replaced_ones)
-
-        cp.wait_for("web and db replaced by wrapped pods", replaced, timeout=120)
-        assert fewest_ready_web >= 1, "two pods of one workload were replaced at once"
-        reported: list[str] = []
-
-        def told() -> bool:
-            reported[:] = [e["note"] for e in events(cp, namespace, "PodinitNotReplaced")]
-            return bool(events(cp, namespace, "PodinitEvictionRefused")) and len(reported) >= 3
-
-        cp.wait_for("the refused eviction and the pods never deleted reported", told, timeout=60)
-        assert len(reported) == 3, reported  # bare, the Job's, solo's
-        current = {p["metadata"]["name"]: p for p in pods(cp, namespace)}
-        assert "bare" in current and not _wrapped(current["bare"])
-        guarded = [p for p in current.values() if owned_by(p, "guarded-")]
-        assert len(guarded) == 2 and not any(_wrapped(p) for p in guarded), "the budget held"
-        batch = [p for p in current.values() if owned_by(p, "batch")]
-        assert len(batch) == 1 and not _wrapped(batch[0]), "a Job's pod is never deleted"
-        [single] = [p for p in current.values() if owned_by(p, "solo-")]
-        assert not _wrapped(single), "the one pod of a workload is not evicted by default"
-        replaced_events = events(cp, namespace, "PodinitReplacing")
-        assert {e["regarding"]["kind"] for e in replaced_events} == {"ReplicaSet", "StatefulSet"}
-        assert unwrapped_gauge(reconciling, namespace) == 5  # guarded x2, solo, bare, the Job's
+        _web_and_db_are_replaced_one_pod_at_a_time(cp, namespace)
+        _what_may_not_be_evicted_is_reported_and_left(cp, reconciling, namespace)
     finally:
         delete_namespace(cp, namespace)
+
+
+def _nothing_is_evicted_while_the_webhook_is_dead(
+    cp: ControlPlane, podinit: Podinit, namespace: str
+) -> None:
+    assert all(not is_wrapped(c) for p in pods(cp, namespace) for c in p["spec"]["containers"])
+    # A pass asks the probe once a workload is steady (its controller has seen the pods
+    # Ready): the dry-run pod comes back unwrapped while the webhook is dead.
+    cp.wait_for(
+        "the dry-run probe to fail while the webhook is dead",
+        lambda: (
+            metrics(podinit.server)['podinit_reconcile_actions_total{action="not-serving"}'] > 0
+        ),
+        timeout=60,
+    )
+    assert metrics(podinit.server)['podinit_reconcile_actions_total{action="evicted"}'] == 0
+
+
+def _web_and_db_are_replaced_one_pod_at_a_time(cp: ControlPlane, namespace: str) -> None:
+    fewest_ready_web = 2
+
+    def replaced() -> bool:
+        nonlocal fewest_ready_web
+        act_as_kubelet(cp, namespace)
+        current = [p for p in pods(cp, namespace) if not p["metadata"].get("deletionTimestamp")]
+        web = [p for p in current if owned_by(p, "web-")]
+        fewest_ready_web = min(fewest_ready_web, sum(_ready(p) for p in web))
+        replaced_ones = [p for p in current if owned_by(p, "web-") or owned_by(p, "db")]
+        return len(replaced_ones) == 4 and all(_wrapped(p) for p in replaced_ones)
+
+    cp.wait_for("web and db replaced by wrapped pods", replaced, timeout=120)
+    assert fewest_ready_web >= 1, "two pods of one workload were replaced at once"
+    replacing = events(cp, namespace, "PodinitReplacing")
+    assert {e["regarding"]["kind"] for e in replacing} == {"ReplicaSet", "StatefulSet"}
+
+
+def _what_may_not_be_evicted_is_reported_and_left(
+    cp: ControlPlane, podinit: Podinit, namespace: str
+) -> None:
+    reported: list[str] = []
+
+    def told() -> bool:
+        reported[:] = [e["note"] for e in events(cp, namespace, "PodinitNotReplaced")]
+        return bool(events(cp, namespace, "PodinitEvictionRefused")) and len(reported) >= 3
+
+    cp.wait_for("the refused eviction and the pods never deleted reported", told, timeout=60)
+    assert len(reported) == 3, reported  # bare, the Job's, solo's
+    current = {p["metadata"]["name"]: p for p in pods(cp, namespace)}
+    assert "bare" in current and not _wrapped(current["bare"])
+    guarded = [p for p in current.values() if owned_by(p, "guarded-")]
+    assert len(guarded) == 2 and not any(_wrapped(p) for p in guarded), "the budget held"
+    batch = [p for p in current.values() if owned_by(p, "batch")]
+    assert len(batch) == 1 and not _wrapped(batch[0]), "a Job's pod is never deleted"
+    [single] = [p for p in current.values() if owned_by(p, "solo-")]
+    assert not _wrapped(single), "the one pod of a workload is not evicted by default"
+    assert unwrapped_gauge(podinit, namespace) == 5  # guarded x2, solo, bare, the Job's
 
 
 def _wrapped(item: dict[str, Any]) -> bool:

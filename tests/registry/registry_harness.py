@@ -266,17 +266,7 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
         if mode == "endless":
             self._endless()
         elif "/blobs/" not in self.path:
-            body = {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": "sha256:" + "1" * 64,
-                    "size": 1234,  # what is sent is not what is declared
-                },
-                "layers": [],
-            }
-            self._send(200, json.dumps(body).encode(), {"Content-Type": OCI_MANIFEST})
+            self._manifest_of_config("sha256:" + "1" * 64, 1234)  # not what is sent
         elif mode == "bigconfig":
             self._declare_only(1 << 30)
         else:
@@ -296,17 +286,18 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
         elif "/blobs/" in self.path:
             self._send(200, b'{"config":{"Entrypoint":["/evil"]}}')
         else:
-            body = {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": "sha256:" + "0" * 64,
-                    "size": 10,
-                },
-                "layers": [],
-            }
-            self._send(200, json.dumps(body).encode(), {"Content-Type": OCI_MANIFEST})
+            self._manifest_of_config("sha256:" + "0" * 64, 10)
+
+    def _manifest_of_config(self, digest: str, size: int) -> None:
+        """An image manifest naming a config blob of `digest` and `size`, and no layers."""
+        config = {"mediaType": "application/vnd.oci.image.config.v1+json"}
+        body = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {**config, "digest": digest, "size": size},
+            "layers": [],
+        }
+        self._send(200, json.dumps(body).encode(), {"Content-Type": OCI_MANIFEST})
 
 
 ENDLESS = 128 << 20  # an endless body ends here, so that a client that reads it all survives

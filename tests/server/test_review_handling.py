@@ -11,6 +11,7 @@ import jsonpatch
 import pytest
 
 from tests.server.harness import Webhook, decoded_patch, review
+from tests.server.test_review_wire import MALFORMED
 
 POD: dict[str, Any] = {
     "apiVersion": "v1",
@@ -54,29 +55,7 @@ def test_other_operations_are_allowed_without_a_patch(webhook: Webhook, operatio
     assert response["allowed"] is True and "patch" not in response
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        (b"{not json", "body is not JSON"),
-        (b"[]", "body is not a JSON object"),
-        (
-            b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}',
-            "apiVersion must be",
-        ),
-        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "Pod"}', "kind must be AdmissionReview"),
-        (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}', "request is missing"),
-        (
-            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}',
-            "request.uid",
-        ),
-        (
-            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid":'
-            b' "u", "resource": {"group": "", "resource": "pods"}, "operation": "CREATE",'
-            b' "namespace": ["default"]}}',
-            "request.namespace must be a string",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("body", "message"), MALFORMED)
 def test_malformed_reviews_get_400_naming_the_problem(
     webhook: Webhook, body: bytes, message: str
 ) -> None:

@@ -1,6 +1,6 @@
 """The AdmissionReview wire format (webhook/server/review.py) as the apiserver reads it: what
 `parse` refuses and why, and the answers `respond` builds. test_review_handling.py sends the
-same bodies to a served `podinit serve` over TLS."""
+MALFORMED bodies to a served `podinit serve` over TLS."""
 
 from __future__ import annotations
 

@@ -80,8 +80,8 @@ class RegistryUnavailable(RegistryError):
 
 class AddressDenied(RegistryUnavailable):
     """The host resolves into registryDeniedNetworks or the cluster's ranges: no connection was
-    made. Its message is
-    an unreachable registry's, so a tenant cannot tell a refused address from a closed port."""
+    made. Its message is an unreachable registry's, so a tenant cannot tell a refused address
+    from a closed port."""
 
     result = "address_denied"
 

@@ -7,7 +7,8 @@ are read from the API rather than configured:
 
 - ServiceCIDR objects (networking.k8s.io/v1; the apiserver makes `kubernetes` from its
   --service-cluster-ip-range, and an administrator may add more);
-- nodes' spec.podCIDRs (set where the controller manager allocates node ranges; network
+- nodes' spec.podCIDRs (listed here, or in auto mode taken from the nodes webhook/server/
+  nodes.py lists anyway; set where the controller manager allocates node ranges; network
   plugins that manage their own pools leave them unset: add such a range to
   registryDeniedNetworks).
 
@@ -22,15 +23,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-import orjson
+from webhook.kube import listed_items
+from webhook.server.nodes import REFRESH_SECONDS, REQUEST_TIMEOUT_SECONDS
 
 log = logging.getLogger("podinit.clusternetworks")
-
-REFRESH_SECONDS = 30.0
-REQUEST_TIMEOUT_SECONDS = 5.0
 
 
 class ServiceCidrApi(Protocol):
@@ -82,15 +81,26 @@ class ClusterNetworks:
         core: NodeApi,
         *,
         on_change: Callable[[tuple[str, ...]], None],
+        listed_nodes: Callable[[], list[Any]] | None = None,
         refresh: float = REFRESH_SECONDS,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         self.on_change = on_change
-        self.refresh, self.request_timeout = refresh, request_timeout
+        self.refresh = refresh
         self.ranges: tuple[str, ...] = ()
-        self._lists: dict[str, Callable[..., Any]] = {
-            "servicecidrs": networking.list_service_cidr_without_preload_content,
-            "nodes": core.list_node_without_preload_content,
+
+        async def nodes() -> list[Any]:  # another reader's list, when there is one: no I/O
+            if listed_nodes is not None:
+                return listed_nodes()
+            return await listed_items(
+                core.list_node_without_preload_content, timeout=request_timeout
+            )
+
+        self._lists: dict[str, Callable[[], Awaitable[list[Any]]]] = {
+            "servicecidrs": lambda: listed_items(
+                networking.list_service_cidr_without_preload_content, timeout=request_timeout
+            ),
+            "nodes": nodes,
         }
         self._items: dict[str, list[Any]] = {name: [] for name in self._lists}
         self._failing: set[str] = set()
@@ -99,7 +109,7 @@ class ClusterNetworks:
         """List both; a list that fails keeps its previous items (logged once)."""
         for name, list_call in self._lists.items():
             try:
-                self._items[name] = await self._list(list_call)
+                self._items[name] = await list_call()
             except Exception as error:
                 if name not in self._failing:
                     log.warning(
@@ -117,13 +127,6 @@ class ClusterNetworks:
             self.ranges = ranges
             self.on_change(ranges)
         return ranges
-
-    async def _list(self, list_call: Callable[..., Any]) -> list[Any]:
-        response = await list_call(_request_timeout=self.request_timeout)
-        if getattr(response, "status", 200) >= 400:
-            raise RuntimeError(f"HTTP {response.status}")
-        items = orjson.loads(await response.read()).get("items")
-        return items if isinstance(items, list) else []
 
     async def run(self) -> None:
         """Re-read every `refresh` seconds until cancelled."""

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-import orjson
+from webhook.kube import listed_items
 
 log = logging.getLogger("podinit.nodes")
 
@@ -82,24 +82,23 @@ class NodeCapabilities:
         self.refresh = refresh
         self.request_timeout = request_timeout
         self.mount: bool | None = None
+        self.nodes: list[Any] = []  # as last listed (ClusterNetworks reads their podCIDRs)
         self.on_change: Callable[[bool | None], None] = lambda _: None
         self._failing = False
 
     async def read(self) -> bool | None:
         """List the nodes; a failure is logged once and keeps the previous answer."""
         try:
-            response = await self.core.list_node_without_preload_content(
-                _request_timeout=self.request_timeout
+            items = await listed_items(
+                self.core.list_node_without_preload_content, timeout=self.request_timeout
             )
-            if getattr(response, "status", 200) >= 400:
-                raise RuntimeError(f"listing nodes: {response.status}")
-            items = orjson.loads(await response.read()).get("items") or []
         except Exception as error:
             if not self._failing:
                 log.warning("cannot list nodes (%s): auto mode follows the apiserver", error)
             self._failing = True
             return self.mount
         self._failing = False
+        self.nodes = items
         self.mount = nodes_mount_image_volumes(items)
         return self.mount
 

@@ -9,7 +9,7 @@ import logging
 import signal
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import uvicorn
 from kubernetes.aio import client as kube
 
 from webhook.config import Config, ConfigError, read_setting_file
+from webhook.core import InjectSettings
 from webhook.kube import api_client, close
 from webhook.registry import ImageResolver
 from webhook.registry_lookups import PullSecretReader, make_resolver
@@ -41,15 +42,23 @@ STOP_SECONDS = 5.0  # for background tasks to finish once cancelled
 
 
 @dataclass
+class ClusterReads:
+    """What the server reads of the cluster beside admissions, each once before serving (the
+    first admissions need no read) and again by a background task of serve."""
+
+    nodes: NodeCapabilities | None = None  # auto mode: can the nodes mount image volumes?
+    networks: ClusterNetworks | None = None  # ranges registry lookups never connect into
+    namespaces: NamespaceGate | None = None  # which namespaces the webhook selects
+
+
+@dataclass
 class Parts:
     admitter: Admitter
     resolver: ImageResolver
     metrics: Metrics
     api: kube.ApiClient | None
     events: EventRecorder | None = None  # its writer runs as a background task of serve
-    namespaces: NamespaceGate | None = None  # refreshed by a background task of serve
-    nodes: NodeCapabilities | None = None  # auto mode: re-read by a background task of serve
-    networks: ClusterNetworks | None = None  # re-read by a background task of serve
+    reads: ClusterReads = field(default_factory=ClusterReads)
 
 
 async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | None:
@@ -63,6 +72,45 @@ async def _kubernetes_version(api: kube.ApiClient | None) -> tuple[int, int] | N
         return None
 
 
+async def _cluster_reads(
+    config: Config, api: kube.ApiClient | None, resolver: ImageResolver
+) -> ClusterReads:
+    reads = ClusterReads()
+    if api is None:
+        return reads
+    if config.injection_mode == "auto":
+        reads.nodes = NodeCapabilities(kube.CoreV1Api(api))
+        await reads.nodes.read()
+    if config.registry_deny_cluster_networks:
+        reads.networks = ClusterNetworks(
+            kube.NetworkingV1Api(api),
+            kube.CoreV1Api(api),
+            on_change=resolver.deny_cluster_networks,
+            listed_nodes=(lambda: nodes.nodes) if (nodes := reads.nodes) is not None else None,
+        )
+        await reads.networks.read()
+    reads.namespaces = NamespaceGate(
+        admission=kube.AdmissionregistrationV1Api(api),
+        core=kube.CoreV1Api(api),
+        configuration=config.webhook_configuration,
+    )
+    await reads.namespaces.read()
+    return reads
+
+
+def _event_recorder(
+    config: Config, api: kube.ApiClient | None, metrics: Metrics
+) -> EventRecorder | None:
+    if api is None or not config.events:
+        return None
+    return EventRecorder(
+        kube.EventsV1Api(api),
+        metrics,
+        queue_size=config.event_queue_size,
+        owners=OwnerCheck(KubeObjects(api)),
+    )
+
+
 @contextlib.asynccontextmanager
 async def build(config: Config) -> AsyncIterator[Parts]:
     # What the config files hold is checked before anything connects: a bad file is one error.
@@ -74,55 +122,30 @@ async def build(config: Config) -> AsyncIterator[Parts]:
     try:
         api = await api_client(config, user_kubeconfig=False)
         version = await _kubernetes_version(api)
-        nodes = None
-        if api is not None and config.injection_mode == "auto":
-            nodes = NodeCapabilities(kube.CoreV1Api(api))  # can they mount image volumes?
-        mount = await nodes.read() if nodes is not None else None
-        networks = None
-        if api is not None and config.registry_deny_cluster_networks:
-            networks = ClusterNetworks(
-                kube.NetworkingV1Api(api),
-                kube.CoreV1Api(api),
-                on_change=resolver.deny_cluster_networks,
-            )
-            await networks.read()  # before serving: no lookup reaches into the cluster
-        settings = config.inject_settings(kubernetes_version=version, nodes_mount=mount)
+        reads = await _cluster_reads(config, api, resolver)
+        nodes = reads.nodes
+
+        def settings() -> InjectSettings:  # the nodes' answer may change while serving
+            mount = nodes.mount if nodes is not None else None
+            return config.inject_settings(kubernetes_version=version, nodes_mount=mount)
+
         metrics = Metrics(resolver.stats)
         if api is not None and config.pull_secret_lookups:
             reader = PullSecretReader(kube.CoreV1Api(api))
-        events: EventRecorder | None = None
-        if api is not None and config.events:
-            events = EventRecorder(
-                kube.EventsV1Api(api),
-                metrics,
-                queue_size=config.event_queue_size,
-                owners=OwnerCheck(KubeObjects(api)),
-            )
-        namespaces: NamespaceGate | None = None
-        if api is not None:
-            namespaces = NamespaceGate(
-                admission=kube.AdmissionregistrationV1Api(api),
-                core=kube.CoreV1Api(api),
-                configuration=config.webhook_configuration,
-            )
-            await namespaces.read()  # before serving: the first admissions need no read
+        events = _event_recorder(config, api, metrics)
         admitter = Admitter(
-            settings=settings,
+            settings=settings(),
             metrics=metrics,
             resolver=resolver,
             pull_secrets=reader,
             extra_docker_config=extra,
             budget=config.lookup_budget,
             events=events,
-            namespaces=namespaces,
+            namespaces=reads.namespaces,
         )
         if nodes is not None:  # a node that joins later changes the mode of new pods
-            nodes.on_change = lambda mount: setattr(
-                admitter,
-                "settings",
-                config.inject_settings(kubernetes_version=version, nodes_mount=mount),
-            )
-        yield Parts(admitter, resolver, metrics, api, events, namespaces, nodes, networks)
+            nodes.on_change = lambda _: setattr(admitter, "settings", settings())
+        yield Parts(admitter, resolver, metrics, api, events, reads)
     finally:
         if reader is not None:
             reader.close()
@@ -270,14 +293,15 @@ async def _start_background(
     if config.certificates == "selfManaged":
         manager = await _self_managed(config, parts.api, files)
         background.append(asyncio.create_task(manager.run(config.certificate_check_seconds)))
-    for part in (parts.events, parts.namespaces, parts.nodes, parts.networks):
+    reads = parts.reads
+    for part in (parts.events, reads.namespaces, reads.nodes, reads.networks):
         if part is not None:
             background.append(asyncio.create_task(part.run()))
     if config.pod_watch:
-        if parts.api is None or parts.namespaces is None:
+        if parts.api is None or parts.reads.namespaces is None:
             raise ConfigError("podWatch needs Kubernetes API access (in cluster or kubeconfig)")
         leader = watching(
-            config, api=parts.api, settings=parts.admitter.settings, gate=parts.namespaces,
+            config, api=parts.api, settings=parts.admitter.settings, gate=parts.reads.namespaces,
             ready=ready,
         )  # fmt: skip
         parts.metrics.watching.watching = leader
