@@ -221,3 +221,38 @@ def test_a_namespace_labelled_just_after_a_read_is_served_after_the_next_read_no
         return before, await gate.check("shop")
 
     assert asyncio.run(main()) == (False, True)
+
+
+def test_a_read_begun_before_the_namespace_was_labelled_is_not_taken_as_the_answer() -> None:
+    """A slow read (a busy apiserver) that listed the namespaces before `kubectl label`, still
+    under way when the pod arrives: the pod waits for a read begun after it, and is served."""
+
+    class Slow(Cluster):
+        def __init__(self, labels: dict[str, dict[str, str]]) -> None:
+            super().__init__(labels)
+            self.held = asyncio.Event()
+
+        async def list_namespace_without_preload_content(
+            self, *, label_selector: str, **kwargs: Any
+        ) -> Body:
+            answer = await super().list_namespace_without_preload_content(
+                label_selector=label_selector, **kwargs
+            )
+            if self.lists == 1:
+                await self.held.wait()
+            return answer
+
+    cluster = Slow({"shop": {}})
+
+    async def main() -> tuple[bool, int]:
+        gate = NamespaceGate(admission=cluster, core=cluster, configuration="podinit", recheck=0.05)
+        first = asyncio.ensure_future(gate.read())
+        await asyncio.sleep(0.01)  # listed without the label, not answered yet
+        cluster.labels["shop"] = {"podinit.dev/inject": "enabled"}
+        asked = asyncio.ensure_future(gate.check("shop"))
+        await asyncio.sleep(0.2)  # longer than recheck: the first read is still under way
+        cluster.held.set()
+        await first
+        return await asked, cluster.lists
+
+    assert asyncio.run(main()) == (True, 2)

@@ -90,25 +90,32 @@ class NamespaceGate:
 
     async def check(self, namespace: str) -> bool:
         """Selected, or nothing can be told (no configuration with the webhook, or none could
-        be read yet). A namespace not known to be selected waits for the next read, at most
-        one every `recheck` seconds whoever asks: a namespace labelled a moment ago (`kubectl
-        create namespace`, `label`, `apply` in one go) is served, never refused for being
-        new. With no podinit webhook installed every namespace is allowed at once, and a read
-        in the background notices an install within a second."""
+        be read yet). A namespace not known to be selected waits for a read that started after
+        it was asked, at most one every `recheck` seconds whoever asks: a namespace labelled a
+        moment ago (`kubectl create namespace`, `label`, `apply` in one go) is served, never
+        refused for being new, even when a read under way began before the label. With no
+        podinit webhook installed every namespace is allowed at once, and a read in the
+        background notices an install within a second."""
         if self.allows(namespace):
             return True
-        wait = self._read_at + self.recheck - time.monotonic()
+        asked = time.monotonic()
         if self.installed is False:
-            if wait <= 0 and (self._reading is None or self._reading.done()):
+            if asked - self._read_at >= self.recheck and not self._read_under_way():
                 self._reading = asyncio.ensure_future(self._read())  # kept until the next
             return True
-        if wait > 0:
-            await asyncio.sleep(wait)
-        if time.monotonic() - self._read_at >= self.recheck:
-            await self.read()
-        elif self._reading is not None and not self._reading.done():
-            await asyncio.shield(self._reading)  # the read another waiter started
+        while self._read_at < asked or self._read_under_way():
+            if self._reading is not None and not self._reading.done():
+                await asyncio.shield(self._reading)  # one read at a time, whoever started it
+                continue
+            wait = self._read_at + self.recheck - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._reading = asyncio.ensure_future(self._read())
         return self.allows(namespace) or self.installed is not True
+
+    def _read_under_way(self) -> bool:
+        return self._reading is not None and not self._reading.done()
 
     async def read(self) -> None:
         """Read the configurations and the namespaces they select: one read at a time, its
