@@ -160,13 +160,17 @@ MUTANTS       ?=
 # A mutant that grows a list forever eats ~100 MB/s until its CPU limit (minutes): each
 # process gets at most this much address space, so it fails with MemoryError (killed) first.
 MUTATION_MEMORY_KB ?= 3000000
+# Every test covering a mutant runs once per mutant: the property tests draw a third of their
+# examples (tests/scale.py), and a test past 30 s is a mutant that loops (tests/conftest.py).
+MUTATION_TEST_SCALE ?= 0.34
 mutation: venv
 	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
 	git ls-files -z --cached --others --exclude-standard | \
 		tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C $(MUTATION_DIR) -xf -
 	$(if $(MUTATE),sed -i 's|^only_mutate = .*|only_mutate = $(MUTATE)|' $(MUTATION_DIR)/pyproject.toml)
 	$(if $(MUTATION_TESTS),sed -i 's|^pytest_add_cli_args_test_selection = .*|pytest_add_cli_args_test_selection = $(MUTATION_TESTS)|' $(MUTATION_DIR)/pyproject.toml)
-	cd $(MUTATION_DIR) && ulimit -v $(MUTATION_MEMORY_KB) && $(abspath $(VENV))/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
+	cd $(MUTATION_DIR) && ulimit -v $(MUTATION_MEMORY_KB) && PODINIT_TEST_SCALE=$(MUTATION_TEST_SCALE) \
+		$(abspath $(VENV))/bin/mutmut run --max-children $(MUTATION_JOBS) $(MUTANTS)
 	cd $(MUTATION_DIR) && $(abspath $(PY)) -m tests.core.mutation_report --doc docs/mutation.md \
 		| tee mutation-report.txt
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.core.helpers import container, mutated, pod
 from tests.core.strategies import lookups, pods
+from tests.scale import examples
 from webhook.core import (
     UNWRAPPED,
     ImageLookup,
@@ -35,7 +36,7 @@ def unwrapped(running: dict[str, Any], lookup: ImageLookup, settings: InjectSett
 
 @pytest.mark.parametrize("mode", MODES, ids=["copy", "image-volume"])
 @given(original=pods(), lookup=lookups)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_pod_the_webhook_left_unwrapped_or_never_saw_passes_the_metadata_test(
     mode: InjectSettings, original: dict[str, Any], lookup: ImageLookup
 ) -> None:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from tests.core.helpers import apply, container, images, mutated, pod, status
 from tests.core.strategies import lookups, pods
+from tests.scale import examples
 from webhook.core import ImageLookup, InjectionMode, InjectSettings, mutate
 
 COPY = InjectSettings()
@@ -250,7 +251,7 @@ MUTATORS = {
     steps=st.lists(st.sampled_from(sorted(MUTATORS)), min_size=1, max_size=6),
     last=st.sampled_from([COPY, IMAGE_VOLUME]),
 )
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_any_interleaving_with_other_mutators_gives_a_valid_pod_with_one_podinit_per_container(
     original: Pod, lookup: ImageLookup, steps: list[str], last: InjectSettings
 ) -> None:

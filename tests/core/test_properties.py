@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from e2e.ocispec import container_env, expand
 from tests.core.strategies import DIGEST, lookups, pods
+from tests.scale import examples
 from webhook.core import ImageLookup, InjectionMode, InjectSettings, mutate
 from webhook.core.images import ImageConfig
 
@@ -50,7 +51,7 @@ def unpinned(image: str) -> str:
 
 @pytest.mark.parametrize("mode", MODES, ids=["copy", "image-volume"])
 @given(pod=pods(), lookup=lookups)
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_every_patch_applies_and_a_second_pass_changes_nothing(
     mode: InjectSettings, pod: dict[str, Any], lookup: ImageLookup
 ) -> None:
@@ -61,7 +62,7 @@ def test_every_patch_applies_and_a_second_pass_changes_nothing(
 
 @pytest.mark.parametrize("mode", MODES, ids=["copy", "image-volume"])
 @given(pod=pods(), lookup=lookups)
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_wrapped_containers_run_their_original_argv_and_nothing_else_changes(
     mode: InjectSettings, pod: dict[str, Any], lookup: ImageLookup
 ) -> None:
@@ -104,7 +105,7 @@ def test_wrapped_containers_run_their_original_argv_and_nothing_else_changes(
 
 @pytest.mark.parametrize("version", SCHEMA_VERSIONS)
 @given(pod=pods(), lookup=lookups)
-@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(25), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_mutated_pods_validate_against_the_kubernetes_schema(
     version: str, pod: dict[str, Any], lookup: ImageLookup
 ) -> None:

@@ -1,7 +1,7 @@
 """Runs podinit as a real PID 1 (a new PID namespace) or as a plain subreaper.
 
 PODINIT_BIN picks the binary (default build/podinit), PODINIT_WRAPPER a command
-to run it under (valgrind), PODINIT_TEST_SCALE shrinks storms for slow builds.
+to run it under (valgrind), PODINIT_TEST_SCALE (tests/scale.py) shrinks storms for slow builds.
 """
 
 from __future__ import annotations
@@ -28,16 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 HELPERS = Path(__file__).resolve().parent / "helpers"
 BIN = Path(os.environ.get("PODINIT_BIN", ROOT / "build" / "podinit")).resolve()
 WRAPPER = shlex.split(os.environ.get("PODINIT_WRAPPER", ""))
-SCALE = float(os.environ.get("PODINIT_TEST_SCALE", "1"))
 # Generous: these bound a hang, they never measure speed.
 TIMEOUT = 120.0 if WRAPPER else 60.0
 PYTHON = sys.executable
 # valgrind keeps SIGRTMAX for itself: its client can neither wait for it nor send it.
 RESERVED = {signal.SIGRTMAX} if any("valgrind" in w for w in WRAPPER) else set()
-
-
-def scaled(n: int) -> int:
-    return max(1, int(n * SCALE))
 
 
 def need_tool(tool: str, package: str) -> str:

@@ -5,7 +5,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from .conftest import PYTHON, SCALE
+from tests.scale import SCALE
+
+from .conftest import PYTHON
 
 DIE_BY = (
     "import os, resource, signal, sys; n = int(sys.argv[1]);"

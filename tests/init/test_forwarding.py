@@ -4,7 +4,9 @@ import os
 import signal
 from typing import Any
 
-from .conftest import RESERVED, descendants_of, helper, scaled, stat_fields, wait_until
+from tests.scale import scaled
+
+from .conftest import RESERVED, descendants_of, helper, stat_fields, wait_until
 
 # The synchronous faults belong to whoever caused them; SIGCHLD is podinit's.
 NOT_FORWARDED = {

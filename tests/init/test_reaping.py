@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from .conftest import TIMEOUT, helper, scaled
+from tests.scale import scaled
+
+from .conftest import TIMEOUT, helper
 
 
 def test_no_zombie_is_left_after_a_storm_of_ten_thousand_orphans(run: Any) -> None:

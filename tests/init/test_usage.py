@@ -7,7 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import SCALE, Init
+from tests.scale import SCALE
+
+from .conftest import Init
 
 BAD_ARGS = [
     (["--frobnicate", "true"], "'--frobnicate'"),
