@@ -9,7 +9,9 @@ the Dockerfile, in one run:
   * both split, from containerd's log, into the runtime's part and the kubelet's
     (bench/cluster/phases.py);
   * the webhook's admission latency as the apiserver measures it
-    (apiserver_admission_webhook_admission_duration_seconds).
+    (apiserver_admission_webhook_admission_duration_seconds);
+  * pods that slipped through replaced by the reconciler vs `kubectl rollout restart`
+    (bench/cluster/replacing.py; its own doc section; `--only-replacing` runs just that).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.cluster import replacing  # noqa: E402
 from bench.cluster.phases import Sample, start_table, stop_table, wall_times  # noqa: E402
 from bench.docsection import replace_section  # noqa: E402
 from e2e.node import disruption, workloads  # noqa: E402
@@ -34,6 +37,7 @@ from e2e.node.cluster import Cluster  # noqa: E402
 from e2e.node.runtimelog import PodTimes  # noqa: E402
 
 SECTION = "Cluster"
+REPLACING_SECTION = "Cluster: replacing slipped pods"
 KEEP = "<!-- end of the generated part: text below is kept by bench_cluster.py -->"
 WEBHOOK = "pods.podinit.dev"
 
@@ -395,20 +399,33 @@ def main() -> int:
         metavar="NAME=BOOL",
         help="run the kubelet with this feature gate (e.g. EventedPLEG=true); own doc section",
     )
+    parser.add_argument(
+        "--only-replacing", action="store_true", help=f"only the ## {REPLACING_SECTION} part"
+    )
     args = parser.parse_args()
     gates = dict(args.kubelet_feature_gate)
     with Cluster.start(kubelet_feature_gates=gates) as cluster:
-        start = {mode: startup(cluster, mode, args.pods) for mode in ("copy", "imageVolume")}
-        stop = deletion(cluster, args.stop_pods)
-        disrupted = disruptions(cluster, args.stream_seconds)
-        latency = admission_latency(cluster)
-        seen = cluster.runtime_log.pods()
-    section = markdown(start, stop, seen, disrupted, latency, args.pods, gates)
-    print(section)
-    if args.write_doc:
-        replace_section(args.write_doc, section_title(gates), section, keep=KEEP)
-        print(f"wrote the ## {section_title(gates)} section of {args.write_doc}")
+        sections = {} if args.only_replacing else {section_title(gates): _main_part(cluster, args)}
+        if not gates:
+            sections[REPLACING_SECTION] = replacing.markdown(
+                replacing.replacing(cluster), title=REPLACING_SECTION
+            )
+    for title, section in sections.items():
+        print(section)
+        if args.write_doc:
+            keep = KEEP if title != REPLACING_SECTION else None
+            replace_section(args.write_doc, title, section, keep=keep)
+            print(f"wrote the ## {title} section of {args.write_doc}")
     return 0
+
+
+def _main_part(cluster: Cluster, args: argparse.Namespace) -> str:
+    gates = dict(args.kubelet_feature_gate)
+    start = {mode: startup(cluster, mode, args.pods) for mode in ("copy", "imageVolume")}
+    stop = deletion(cluster, args.stop_pods)
+    disrupted = disruptions(cluster, args.stream_seconds)
+    latency = admission_latency(cluster)
+    return markdown(start, stop, cluster.runtime_log.pods(), disrupted, latency, args.pods, gates)
 
 
 if __name__ == "__main__":

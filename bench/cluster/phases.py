@@ -9,7 +9,7 @@ spends it: the container runtime running a container (an init container's run; S
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from e2e.node.runtimelog import PodTimes
@@ -86,7 +86,7 @@ def _row(
     variant: str,
     samples: list[Sample],
     pods: dict[tuple[str, str], PodTimes],
-    phases: list[Callable[[PodTimes, Sample], float | None]],
+    phases: Sequence[Callable[[PodTimes, Sample], float | None]],
 ) -> str:
     found = [(pods[(s.namespace, s.name)], s) for s in samples if (s.namespace, s.name) in pods]
     cells = [_median([phase(pod, sample) for pod, sample in found]) for phase in phases]

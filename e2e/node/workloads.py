@@ -162,3 +162,31 @@ def fresh_namespace(cluster: Cluster, *, prefix: str, labelled: bool = True) -> 
         lambda: cluster.cp.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
     )
     return name
+
+
+WEBHOOK_PODS = "app.kubernetes.io/component=webhook"
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def wrapped(pod: dict[str, Any]) -> bool:
+    """Every container runs under podinit."""
+    return all(
+        (c.get("command") or [""])[0] == "/podinit/podinit" for c in pod["spec"]["containers"]
+    )
+
+
+def scale_webhook(cluster: Cluster, replicas: int) -> None:
+    """The webhook's Deployment at `replicas`, waiting until exactly that many serve."""
+    cp = cluster.cp
+    cp.kubectl("scale", "-n", RELEASE_NAMESPACE, f"deployment/{RELEASE}", f"--replicas={replicas}")
+
+    def scaled() -> bool:
+        pods = cp.kubectl_json("get", "pods", "-n", RELEASE_NAMESPACE, "-l", WEBHOOK_PODS)["items"]
+        live = [p for p in pods if ready(p) and not p["metadata"].get("deletionTimestamp")]
+        return len(pods) == replicas and len(live) == replicas
+
+    cp.wait_for(f"{replicas} webhook replicas", scaled, timeout=180)

@@ -1,7 +1,8 @@
 """podinit replaces what slipped through, on the real node (issue 20): the webhook scaled to 0,
 workloads created (all slipped), the webhook back with `reconcile.enabled`: every pod of a
-Deployment or StatefulSet is replaced by a wrapped one, one at a time, PodDisruptionBudgets
-hold, bare pods are only reported; and the leader SIGKILLed mid-way changes none of that.
+Deployment, StatefulSet or DaemonSet is replaced by a wrapped one, one at a time,
+PodDisruptionBudgets hold, bare pods are only reported; and the leader SIGKILLed mid-way
+changes none of that. The DaemonSet has one pod (one node), so `singlePodWorkloads` is on.
 
 Measured and printed: seconds from the webhook's return to the last replacement Ready.
 """
@@ -18,10 +19,9 @@ import pytest
 
 from e2e.node import disruption, workloads
 from e2e.node.cluster import Cluster
-from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE
+from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE, ready, scale_webhook, wrapped
 
 STATUS = "podinit.dev/status"
-WEBHOOK_PODS = "app.kubernetes.io/component=webhook"
 GRACE = 15  # an unwrapped shell-form app ignores SIGTERM: its pods linger this long, Ready
 
 
@@ -33,33 +33,11 @@ def reconciling(cluster: Cluster) -> Iterator[None]:
         "evictionsPerMinute": 120,
         "namespaceEvictionsPerMinute": 60,
         "readyTimeoutSeconds": 180,
+        "singlePodWorkloads": True,  # the DaemonSet's one pod on the one node
     }
     workloads.helm_install(cluster, values=values)
     yield
     cluster.cp.helm("uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", check=False)
-
-
-def scale_webhook(cluster: Cluster, replicas: int) -> None:
-    cp = cluster.cp
-    cp.kubectl("scale", "-n", RELEASE_NAMESPACE, f"deployment/{RELEASE}", f"--replicas={replicas}")
-
-    def scaled() -> bool:
-        pods = cp.kubectl_json("get", "pods", "-n", RELEASE_NAMESPACE, "-l", WEBHOOK_PODS)["items"]
-        ready = [p for p in pods if _ready(p) and not p["metadata"].get("deletionTimestamp")]
-        return len(pods) == replicas and len(ready) == replicas
-
-    cp.wait_for(f"{replicas} webhook replicas", scaled, timeout=180)
-
-
-def _ready(item: dict[str, Any]) -> bool:
-    conditions = item.get("status", {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def _wrapped(item: dict[str, Any]) -> bool:
-    return all(
-        (c.get("command") or [""])[0] == "/podinit/podinit" for c in item["spec"]["containers"]
-    )
 
 
 def workload(
@@ -67,10 +45,11 @@ def workload(
 ) -> dict[str, Any]:
     template = workloads.app_pod(name, namespace, cluster, grace=GRACE)
     spec: dict[str, Any] = {
-        "replicas": replicas,
         "selector": {"matchLabels": {"app": name}},
         "template": {"metadata": {"labels": {"app": name}}, "spec": template["spec"]},
     }
+    if kind != "DaemonSet":  # a DaemonSet has a pod per node: one here
+        spec["replicas"] = replicas
     if kind == "StatefulSet":
         spec["serviceName"] = name
     return {
@@ -95,7 +74,10 @@ REPLACED = {
     "web": ("Deployment", 3, 2),  # its PDB allows one pod down
     "api": ("Deployment", 2, 1),
     "db": ("StatefulSet", 2, 1),
+    "agent": ("DaemonSet", 1, 0),  # down while its one pod is replaced (singlePodWorkloads)
 }
+EVICTED = sum(replicas for _, replicas, _ in REPLACED.values())
+SLIPPED = EVICTED + 3  # and guarded's 2 pods, and the bare pod
 
 
 @dataclass
@@ -120,9 +102,9 @@ def slipped_workloads(cluster: Cluster) -> str:
 
     def running() -> bool:
         pods = _pods(cluster, namespace)
-        return len(pods) == 10 and all(_ready(p) for p in pods)
+        return len(pods) == SLIPPED and all(ready(p) for p in pods)
 
-    cluster.cp.wait_for("10 slipped pods Ready", running, timeout=240)
+    cluster.cp.wait_for(f"{SLIPPED} slipped pods Ready", running, timeout=240)
     assert not any(
         STATUS in (p["metadata"].get("annotations") or {}) for p in _pods(cluster, namespace)
     )
@@ -152,9 +134,9 @@ def replaced(cluster: Cluster, namespace: str, watched: Watched) -> Callable[[],
         done = True
         for name, (_, replicas, _) in REPLACED.items():
             mine = [p for p in current if _owned(p, name)]
-            ready = sum(_ready(p) for p in mine)
-            watched.fewest_ready[name] = min(watched.fewest_ready.get(name, replicas), ready)
-            done &= len(mine) == replicas and all(_ready(p) and _wrapped(p) for p in mine)
+            up = sum(ready(p) for p in mine)
+            watched.fewest_ready[name] = min(watched.fewest_ready.get(name, replicas), up)
+            done &= len(mine) == replicas and all(ready(p) and wrapped(p) for p in mine)
         return done
 
     return check
@@ -177,9 +159,9 @@ def assert_left_alone(cluster: Cluster, namespace: str) -> None:
     )
     current = _pods(cluster, namespace)
     guarded = [p for p in current if _owned(p, "guarded")]
-    assert len(guarded) == 2 and all(_ready(p) and not _wrapped(p) for p in guarded)
+    assert len(guarded) == 2 and all(ready(p) and not wrapped(p) for p in guarded)
     [bare] = [p for p in current if p["metadata"]["name"] == "bare"]
-    assert not _wrapped(bare) and not bare["metadata"].get("deletionTimestamp")
+    assert not wrapped(bare) and not bare["metadata"].get("deletionTimestamp")
 
 
 def test_slipped_workloads_are_replaced_wrapped_while_budgets_and_bare_pods_hold(
@@ -193,11 +175,14 @@ def test_slipped_workloads_are_replaced_wrapped_while_budgets_and_bare_pods_hold
             "every replaceable pod wrapped", replaced(cluster, namespace, watched), 300
         )
         took = time.monotonic() - started
-        measured(f"reconcile: 7 slipped pods of 3 workloads replaced in {took:.0f}s")
+        measured(
+            f"reconcile: {EVICTED} slipped pods of {len(REPLACED)} workloads replaced in "
+            f"{took:.0f}s"
+        )
         for name, (_, _, fewest) in REPLACED.items():
             assert watched.fewest_ready[name] >= fewest, (name, watched.fewest_ready)
         assert_left_alone(cluster, namespace)
-        assert len(events(cluster, namespace, "PodinitReplacing")) == 7, "one eviction per pod"
+        assert len(events(cluster, namespace, "PodinitReplacing")) == EVICTED, "one per pod"
     finally:
         cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
@@ -230,7 +215,7 @@ def test_the_leader_killed_mid_reconcile_hands_over_and_no_pod_is_evicted_twice(
         for name, (_, _, fewest) in REPLACED.items():
             assert watched.fewest_ready[name] >= fewest, (name, watched.fewest_ready)
         replacing = events(cluster, namespace, "PodinitReplacing")
-        assert len(replacing) == 7, json.dumps([e["note"] for e in replacing])
+        assert len(replacing) == EVICTED, json.dumps([e["note"] for e in replacing])
         assert {e["reportingInstance"] for e in replacing} >= {first}
         assert_left_alone(cluster, namespace)
     finally:
@@ -258,7 +243,7 @@ def _all_wrapped_and_ready(cluster: Cluster, namespace: str) -> Callable[[], boo
         current = [
             p for p in _pods(cluster, namespace) if not p["metadata"].get("deletionTimestamp")
         ]
-        return len(current) == 2 * STREAM and all(_ready(p) and _wrapped(p) for p in current)
+        return len(current) == 2 * STREAM and all(ready(p) and wrapped(p) for p in current)
 
     return check
 
