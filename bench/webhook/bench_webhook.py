@@ -87,6 +87,10 @@ def bench(args: argparse.Namespace) -> int:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-webhook-")))
         certs = CertAuthority(tmp / "pki", "bench")
         ca = ssl.create_default_context(cafile=str(certs.cert))
+        # Offered to every server, sent only to the one that asks (podinit-mtls), as the
+        # apiserver's AdmissionConfiguration would.
+        apiserver_cert = certs.issue_client("kube-apiserver", "kube-apiserver")
+        ca.load_cert_chain(apiserver_cert.cert, apiserver_cert.key)
         client = stack.enter_context(httpx.Client(verify=ca, timeout=30))
         registry_host = _registry_with_images(stack, tmp)
         api, worker = f"{registry_host}/shop/api:1.0", f"{registry_host}/shop/worker:2.3"
@@ -100,12 +104,20 @@ def bench(args: argparse.Namespace) -> int:
             ca=ca,
             tmp=tmp,
             env=_podinit_env(args, registry_host=registry_host, apiserver=apiserver),
+            client_ca=certs.cert,
         )
         _warm_up_and_check(servers, client, bodies.first)
         print(
             f"AdmissionReview: {len(bodies.first)} bytes; servers: {', '.join(servers)}", flush=True
         )
-        load = Load(tool=tool, body_files=bodies.files, ca_file=certs.cert, tmp=tmp, client=client)
+        load = Load(
+            tool=tool,
+            body_files=bodies.files,
+            ca_file=certs.cert,
+            client_cert=apiserver_cert,
+            tmp=tmp,
+            client=client,
+        )
         results = _measure_rounds(args, servers, load)
         burst = cold_burst(servers["podinit"], client, certs.cert, cold_body, args.burst)
         print(f"cold burst: {burst}", flush=True)
@@ -178,7 +190,7 @@ def _podinit_env(args: argparse.Namespace, *, registry_host: str, apiserver: Any
 
 def _server_command(name: str, *, port: int, cert_file: Path, key_file: Path) -> list[str]:
     """podinit as the tests start it, or a baseline `name` = app[-loop] run by this script."""
-    if name == "podinit":
+    if name.startswith("podinit"):
         return [sys.executable, "-m", "webhook.cli.main", "serve", "--host", "127.0.0.1",
                 "--port", str(port), "--tls-cert-file", str(cert_file),
                 "--tls-key-file", str(key_file)]  # fmt: skip
@@ -196,10 +208,15 @@ def _start_servers(
     ca: ssl.SSLContext,
     tmp: Path,
     env: dict[str, str],
+    client_ca: Path,
 ) -> dict[str, Server]:
+    """The baselines, podinit, and podinit with mutual TLS (`clientCaFile`: it refuses a
+    caller without a certificate of `client_ca` at the handshake)."""
     from e2e.processes import free_port
 
-    names = ["noop-uvloop", "podinit", "rawnoop-uvloop"] + (["noop"] if args.uvloop else [])
+    names = ["noop-uvloop", "podinit", "podinit-mtls", "rawnoop-uvloop"]
+    names += ["noop"] if args.uvloop else []
+    mutual_tls = {"PODINIT_CLIENT_CA_FILE": str(client_ca)}
     servers: dict[str, Server] = {}
     for name in names:
         port = free_port()
@@ -209,7 +226,7 @@ def _start_servers(
                 name,
                 command,
                 port=port,
-                env=env,
+                env={**env, **mutual_tls} if name == "podinit-mtls" else env,
                 tmp=tmp,
                 ca=ca,
                 cpu=SERVER_CPU if args.pin else None,
@@ -238,6 +255,7 @@ class Load:
     tool: str
     body_files: list[Path]
     ca_file: Path
+    client_cert: Any  # e2e.pki.IssuedCert: what the apiserver presents
     tmp: Path
     client: Any  # for podinit's /metrics
 
@@ -251,7 +269,8 @@ def _measure_rounds(
         for name, server in servers.items():
             # a short warm-up so every round starts with open connections and warm caches
             attack(load.tool, server, load.body_files, load.ca_file, load.tmp, mode="saturation",
-                   duration=1, rate=args.rate, workers=args.workers, timeout=args.timeout)  # fmt: skip
+                   duration=1, rate=args.rate, workers=args.workers, timeout=args.timeout,
+                   client_cert=load.client_cert)  # fmt: skip
             for mode in ["saturation", *(f"rate@{r}" for r in rates(args))]:
                 run = _measure(args, server, load, mode=mode)
                 results.setdefault(name, {}).setdefault(mode, []).append(run)
@@ -280,6 +299,7 @@ def _measure(args: argparse.Namespace, server: Server, load: Load, *, mode: str)
         rate=int(mode.partition("@")[2] or 0),
         workers=args.workers,
         timeout=args.timeout,
+        client_cert=load.client_cert,
     )
     if server.has_metrics:
         run.server_outcomes = outcome_deltas(before, server.metrics(load.client))
@@ -304,7 +324,9 @@ def _meta(*, load_before: str, body: bytes, with_apiserver: bool) -> dict[str, A
         "apiserver": (
             "podinit reads the pod's pull secret through a real kube-apiserver (tests/e2e's "
             "control plane, pinned to the load CPU), as with the default "
-            "`pullSecretLookups: true`; the no-ops do nothing of the kind."
+            "`pullSecretLookups: true`, and its namespace gate reads the webhook "
+            "configuration the chart installs (`webhookConfiguration`), which selects the "
+            "pod's namespace; the no-ops do nothing of the kind."
             if with_apiserver
             else "No apiserver ran (see `--apiserver`): podinit read no pull secrets, unlike "
             "with the default `pullSecretLookups: true`."

@@ -89,6 +89,7 @@ def attack(
     rate: int,
     workers: int,
     timeout: float,
+    client_cert: Any = None,
 ) -> Run:
     targets = tmp / "targets.txt"
     # vegeta sends the targets in turn
@@ -106,6 +107,8 @@ def attack(
         "-keepalive=true",
         "-http2=false",
     ]
+    if client_cert is not None:  # e2e.pki.IssuedCert, sent to a server that asks for one
+        flags += [f"-cert={client_cert.cert}", f"-key={client_cert.key}"]
     if mode == "saturation":
         flags += ["-rate=0", f"-workers={workers}", f"-max-workers={workers}"]
     else:

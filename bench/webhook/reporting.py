@@ -57,6 +57,7 @@ def best_run(runs: list[Run]) -> Run:
 LABELS = {
     "noop-uvloop": "FastAPI no-op on uvloop (baseline: the stack of podinit serve)",
     "podinit": "podinit /mutate, 3-container pod, cache hit",
+    "podinit-mtls": "the same, with mutual TLS (`clientCaFile`; the client presents a cert)",
     "noop": "FastAPI no-op on the stdlib asyncio loop (diagnostic)",
     "rawnoop-uvloop": "plain ASGI no-op on uvloop (diagnostic: the stack without FastAPI)",
 }

@@ -175,6 +175,7 @@ def start_apiserver(stack: ExitStack) -> Any:
     for process in control_plane.procs:
         os.sched_setaffinity(process.popen.pid, {LOAD_CPU})
     control_plane.kubectl("create", "namespace", "shop")
+    control_plane.kubectl("label", "namespace", "shop", "podinit.dev/inject=enabled")
     config = {"auths": {"registry.shop.example": {"auth": "c2hvcDpzZWNyZXQ="}}}
     control_plane.apply(
         {
@@ -190,5 +191,36 @@ def start_apiserver(stack: ExitStack) -> Any:
             "metadata": {"name": "shop", "namespace": "shop"},
             "imagePullSecrets": [{"name": "shop-registry"}],
         },
+        _webhook_configuration(),
     )
     return control_plane
+
+
+def _webhook_configuration() -> dict[str, Any]:
+    """The chart's selection (`webhookConfiguration: podinit`, the default): the server's
+    namespace gate reads it and serves `shop` from its set, as in a cluster. The apiserver
+    never calls it: the run creates no pods through it."""
+    selector = {"matchLabels": {"podinit.dev/inject": "enabled"}}
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "podinit"},
+        "webhooks": [
+            {
+                "name": "pods.podinit.dev",
+                "clientConfig": {"url": "https://127.0.0.1:1/mutate"},
+                "rules": [
+                    {
+                        "operations": ["CREATE"],
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["pods"],
+                    }
+                ],
+                "namespaceSelector": selector,
+                "failurePolicy": "Ignore",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }
+        ],
+    }
