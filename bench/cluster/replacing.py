@@ -36,25 +36,11 @@ class Replacement:
 
 
 def _objects(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
-    template = workloads.app_pod(APP, namespace, cluster, grace=GRACE)
-    labels = {"app": APP}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": APP, "namespace": namespace},
-        "spec": {
-            "replicas": REPLICAS,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": template["spec"]},
-        },
-    }
-    budget = {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"name": APP, "namespace": namespace},
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}},
-    }
-    return [deployment, budget]
+    pod_spec = workloads.app_pod(APP, namespace, cluster, grace=GRACE)["spec"]
+    return [
+        workloads.workload("Deployment", APP, namespace, pod_spec, replicas=REPLICAS),
+        workloads.disruption_budget(namespace, APP, maxUnavailable=1),
+    ]
 
 
 def _pods(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:

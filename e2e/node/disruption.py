@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from e2e.node.cluster import Cluster
-from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE
+from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE, workload
 
 STATUS = "podinit.dev/status"
 
@@ -136,16 +136,7 @@ def stream_deployments(
     names = []
     for index in range(count):
         name = f"d{index:03d}"
-        deployment = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {"metadata": {"labels": {"app": name}}, "spec": template},
-            },
-        }
+        deployment = workload("Deployment", name, namespace, template, replicas=replicas)
         cluster.cp.api("POST", f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment)
         names.append(name)
         time.sleep(max(0.0, (index + 1) / rate - (time.monotonic() - started)))

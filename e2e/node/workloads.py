@@ -190,3 +190,32 @@ def scale_webhook(cluster: Cluster, replicas: int) -> None:
         return len(pods) == replicas and len(live) == replicas
 
     cp.wait_for(f"{replicas} webhook replicas", scaled, timeout=180)
+
+
+def workload(
+    kind: str, name: str, namespace: str, pod_spec: dict[str, Any], *, replicas: int = 1
+) -> dict[str, Any]:
+    """An apps/v1 Deployment, StatefulSet or DaemonSet of `pod_spec`, its pods labelled
+    app=`name` (a DaemonSet has a pod per node, whatever `replicas`)."""
+    labels = {"app": name}
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if kind != "DaemonSet":
+        spec["replicas"] = replicas
+    if kind == "StatefulSet":
+        spec["serviceName"] = name
+    metadata = {"name": name, "namespace": namespace}
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": metadata, "spec": spec}
+
+
+def disruption_budget(namespace: str, name: str, **rule: int) -> dict[str, Any]:
+    """A PodDisruptionBudget over the pods labelled app=`name`; `rule`: minAvailable or
+    maxUnavailable."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {**rule, "selector": {"matchLabels": {"app": name}}},
+    }

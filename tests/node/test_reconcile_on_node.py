@@ -40,35 +40,6 @@ def reconciling(cluster: Cluster) -> Iterator[None]:
     cluster.cp.helm("uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", check=False)
 
 
-def workload(
-    cluster: Cluster, namespace: str, name: str, replicas: int, kind: str = "Deployment"
-) -> dict[str, Any]:
-    template = workloads.app_pod(name, namespace, cluster, grace=GRACE)
-    spec: dict[str, Any] = {
-        "selector": {"matchLabels": {"app": name}},
-        "template": {"metadata": {"labels": {"app": name}}, "spec": template["spec"]},
-    }
-    if kind != "DaemonSet":  # a DaemonSet has a pod per node: one here
-        spec["replicas"] = replicas
-    if kind == "StatefulSet":
-        spec["serviceName"] = name
-    return {
-        "apiVersion": "apps/v1",
-        "kind": kind,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-def budget(namespace: str, name: str, **rule: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {**rule, "selector": {"matchLabels": {"app": name}}},
-    }
-
-
 # name -> (kind, replicas, fewest Ready pods allowed while it is being replaced)
 REPLACED = {
     "web": ("Deployment", 3, 2),  # its PDB allows one pod down
@@ -90,11 +61,15 @@ def slipped_workloads(cluster: Cluster) -> str:
     """The webhook at 0 replicas, then a namespace of workloads, all running unwrapped."""
     scale_webhook(cluster, 0)
     namespace = workloads.fresh_namespace(cluster, prefix="slipped")
-    objects = [workload(cluster, namespace, n, r, kind) for n, (kind, r, _) in REPLACED.items()]
+    pod_spec = workloads.app_pod("app", namespace, cluster, grace=GRACE)["spec"]
+    objects = [
+        workloads.workload(kind, name, namespace, pod_spec, replicas=replicas)
+        for name, (kind, replicas, _) in REPLACED.items()
+    ]
     objects += [
-        workload(cluster, namespace, "guarded", 2),
-        budget(namespace, "web", maxUnavailable=1),
-        budget(namespace, "guarded", minAvailable=2),
+        workloads.workload("Deployment", "guarded", namespace, pod_spec, replicas=2),
+        workloads.disruption_budget(namespace, "web", maxUnavailable=1),
+        workloads.disruption_budget(namespace, "guarded", minAvailable=2),
         workloads.app_pod("bare", namespace, cluster, grace=GRACE),
     ]
     for obj in objects:
