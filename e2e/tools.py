@@ -216,6 +216,14 @@ def find_oras() -> Path:
     return _locate(wanted)["ORAS"]
 
 
+def find_helm(major: int = 3) -> Path:
+    """Helm 3 (``HELM_VERSION``) or 4 (``HELM4_VERSION``) of the tools cache, ``$HELM`` or
+    ``$HELM4`` overriding it; never a helm from PATH, whose version nobody chose."""
+    name, key = ("HELM", "HELM_VERSION") if major == 3 else ("HELM4", "HELM4_VERSION")
+    built = (_cached(read_versions(), "helm", key), "`make e2e-tools`")
+    return _locate({name: built})[name]
+
+
 def find_kube_router() -> Path:
     """kube-router, whose firewall alone enforces NetworkPolicies on the node when a test
     starts it (e2e.node.netpol); not part of ``find_node_tools``: the node runs without it."""

@@ -10,7 +10,8 @@
     scripts/chart/generate.py           write them
     scripts/chart/generate.py --check   exit 1, naming the stale files, if they are out of date
 
-helm: $HELM, else the e2e tools cache (`make e2e-tools`), else helm on PATH.
+helm: the pinned Helm 3 of the e2e tools cache (`make e2e-tools`), or $HELM; never one on
+PATH, whose version nobody chose.
 """
 
 from __future__ import annotations
@@ -88,22 +89,16 @@ Files = dict[Path, str]
 
 
 def find_helm() -> str:
-    if os.environ.get("HELM"):
-        return os.environ["HELM"]
-    versions: dict[str, str] = {}
-    for line in (ROOT / "e2e" / "versions.env").read_text().splitlines():
-        key, sep, value = line.strip().partition("=")
-        if sep and not key.startswith("#"):
-            versions[key.strip()] = value.strip()
-    cache = Path(os.environ.get("PODINIT_TOOLS_CACHE") or Path.home() / ".cache" / "podinit-tools")
-    version = versions.get("HELM_VERSION", "")
-    cached = cache / f"helm-{version}" / "helm"
-    if version and cached.is_file() and os.access(cached, os.X_OK):
-        return str(cached)
-    found = shutil.which("helm")
-    if found:
-        return found
-    raise FileNotFoundError(f"helm not found ({cached} nor on PATH): run `make e2e-tools`")
+    """The pinned Helm 3 of the tools cache ($HELM overrides it); FileNotFoundError saying
+    how to build it."""
+    sys.path.insert(0, str(ROOT))
+    from e2e.tools import ToolsMissing
+    from e2e.tools import find_helm as pinned_helm
+
+    try:
+        return str(pinned_helm(3))
+    except ToolsMissing as missing:
+        raise FileNotFoundError(str(missing)) from None
 
 
 def helm_template(

@@ -3,14 +3,12 @@ apiserver tests install, upgrade and uninstall it with both: test_chart_on_apise
 
 from __future__ import annotations
 
-import os
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from e2e.tools import read_versions, tools_cache
+from e2e.tools import ToolsMissing, find_helm
 from scripts.chart import generate
 from tests.chart.conftest import MODES, Objects, Render
 from tests.unavailable import unavailable
@@ -19,11 +17,10 @@ from tests.unavailable import unavailable
 @pytest.fixture(scope="module")
 def helm4() -> str:
     """HELM4 of `e2e/tools.sh --paths` ($HELM4 overrides it)."""
-    default = tools_cache() / f"helm-{read_versions()['HELM4_VERSION']}" / "helm"
-    path = Path(os.environ.get("HELM4") or default)
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        unavailable(f"helm 4 ({path}): `make e2e-tools`")
-    return str(path)
+    try:
+        return str(find_helm(4))
+    except ToolsMissing as missing:
+        unavailable(str(missing))
 
 
 def test_the_helm_4_binary_is_helm_4(helm4: str) -> None:
