@@ -104,3 +104,19 @@ def test_a_node_joining_later_is_told_to_the_server_by_the_refresh() -> None:
         return changes
 
     assert asyncio.run(main()) == [False]
+
+
+def test_nodes_that_cannot_be_listed_from_the_start_mean_copy_mode_until_a_list_succeeds() -> None:
+    """No right to list nodes (or no answer at start): nothing is known of the nodes, and a
+    pod with an image volume would never start on one that cannot mount it."""
+
+    async def main() -> list[bool | None]:
+        nodes = Nodes(NEW, status=403)
+        capabilities = NodeCapabilities(nodes, refresh=0)
+        seen = [await capabilities.read()]
+        nodes.status = 200
+        seen.append(await capabilities.read())
+        return seen
+
+    assert asyncio.run(main()) == [False, True]
+    assert mode(False) == InjectionMode.COPY

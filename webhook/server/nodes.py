@@ -12,8 +12,10 @@ copy mode for every new pod (any pod may land on any node).
 
 Nodes are listed at start and every ``refresh`` seconds (RBAC: list nodes): a node that joins
 later turns new pods to copy mode within that time; pods admitted in between keep their image
-volume. With no node yet, or when nodes cannot be listed, only the apiserver's version
-decides, as before this check (the log says why once).
+volume. With no node yet, only the apiserver's version decides. When the nodes cannot be
+listed before any list succeeded (no right to list them, the API not answering at start),
+nothing is known of them: copy mode, which every node runs, until a list succeeds; a list that
+fails later keeps the last answer (the log says why once).
 """
 
 from __future__ import annotations
@@ -85,19 +87,24 @@ class NodeCapabilities:
         self.nodes: list[Any] = []  # as last listed (ClusterNetworks reads their podCIDRs)
         self.on_change: Callable[[bool | None], None] = lambda _: None
         self._failing = False
+        self._listed = False  # a list has succeeded
 
     async def read(self) -> bool | None:
-        """List the nodes; a failure is logged once and keeps the previous answer."""
+        """List the nodes; a failure is logged once and keeps the previous answer, or, before
+        any list succeeded, answers False (nothing is known of the nodes: copy mode)."""
         try:
             items = await listed_items(
                 self.core.list_node_without_preload_content, timeout=self.request_timeout
             )
         except Exception as error:
+            if not self._listed:
+                self.mount = False
             if not self._failing:
-                log.warning("cannot list nodes (%s): auto mode follows the apiserver", error)
+                keeps = "keeps the last answer" if self._listed else "uses copy mode meanwhile"
+                log.warning("cannot list nodes (%s): auto mode %s", error, keeps)
             self._failing = True
             return self.mount
-        self._failing = False
+        self._failing, self._listed = False, True
         self.nodes = items
         self.mount = nodes_mount_image_volumes(items)
         return self.mount
