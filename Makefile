@@ -21,7 +21,7 @@ help:
 	@echo "make test       - set up the venv, build the init, lint, run every test (sanitizers and e2e included)"
 	@echo "make e2e-tools  - build kube-apiserver, kube-controller-manager, etcd, helm (cached outside the repo)"
 	@echo "make bench      - benchmarks, as ratios against baselines measured in the same run"
-	@echo "make mutation   - mutation testing of the decision core on a copy (~30 min), score per file"
+	@echo "make mutation   - mutation testing of the decision core on a copy (~15 min), score per file"
 	@echo "make cluster    - a one-node cluster in the background (root); make cluster-down removes it"
 	@echo "make images REGISTRY=host:port - build both images from the Dockerfile and push them"
 
@@ -152,7 +152,7 @@ bench-runtime: venv $(BUILD)/podinit
 # Mutation testing of the decision core ([tool.mutmut], docs/mutation.md): mutmut runs on a copy
 # of the checkout (tracked and untracked files, in MUTATION_DIR), so the working tree others run
 # tests from is never touched; then the score per file, equivalent mutants counted apart.
-# Not part of `make test`: about 30 min with 2 jobs. One module: MUTANTS='webhook.core.layout.*';
+# Not part of `make test`: about 15 min with 2 jobs. One module: MUTANTS='webhook.core.layout.*';
 # other code: MUTATE='["webhook/server/review.py"]' MUTATION_TESTS='["tests/server"]'.
 MUTATION_DIR  ?= $(BUILD)/mutation
 MUTATION_JOBS ?= 2
