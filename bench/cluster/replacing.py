@@ -23,7 +23,7 @@ from e2e.node import workloads
 from e2e.node.cluster import Cluster
 
 REPLICAS = 4
-GRACE = 5  # seconds: the shell-form app ignores SIGTERM, so each old pod takes this long
+GRACE = 5  # seconds: an unwrapped pod's shell is PID 1 and ignores SIGTERM: each takes this long
 APP = "app"
 TIMEOUT = 600.0
 
@@ -116,7 +116,7 @@ def markdown(found: dict[str, Replacement], *, title: str) -> str:
 
 `make bench-cluster BENCH_CLUSTER_ARGS=--only-replacing` (bench/cluster/replacing.py), on the
 one-node cluster of `make cluster`. A Deployment of {REPLICAS} shell-form pods (a PodDisruptionBudget allows one down,
-{GRACE} s grace: the app ignores SIGTERM) created while the webhook was scaled to 0, so all
+{GRACE} s grace: unwrapped, its shell is PID 1 and ignores SIGTERM) created while the webhook was scaled to 0, so all
 slipped through unwrapped; then the webhook back, and the pods replaced by wrapped ones (from
 the webhook serving again to the last pod wrapped and Ready, fewest Ready sampled twice a
 second):
