@@ -187,3 +187,20 @@ def test_a_forged_deployment_in_kube_system_gets_no_event(
     answer = post(served, review)
     assert "patch" not in answer
     assert events(control_plane, "kube-system") == []
+
+
+def test_a_forged_pod_named_by_generatename_gets_no_event(
+    control_plane: ControlPlane, served: Podinit, selected: str
+) -> None:
+    """No pod of that generateName is created after the review: nothing to write about (an
+    Event on the namespace, as before, let any caller write into any selected namespace)."""
+    review = forged(selected, "unused")
+    review["request"]["object"]["metadata"] = {"generateName": "forged-", "namespace": selected}
+    before = events_total(served).get("unverified", 0)
+    post(served, review)
+    control_plane.wait_for(
+        "the forged pod to be judged",
+        lambda: events_total(served).get("unverified", 0) > before,
+        timeout=60,  # asked for until POD_GIVE_UP after the admission
+    )
+    assert events(control_plane, selected) == []

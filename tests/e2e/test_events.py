@@ -79,6 +79,27 @@ def test_a_bare_pod_gets_its_event_on_the_pod_it_became_with_its_uid(
     assert status(stored) is not None  # the admission itself was answered as before
 
 
+def test_a_bare_pod_named_by_generatename_gets_its_event_on_the_pod_the_apiserver_named(
+    control_plane: ControlPlane, podinit: Podinit, opted_in: str
+) -> None:
+    """Its name is chosen after admission: the writer finds the pod its admission created."""
+    cp = control_plane
+    manifest = pod(opted_in, "unused", container("app", image=UNREACHABLE_IMAGE))
+    manifest["metadata"] = {"generateName": "gen-", "namespace": opted_in}
+    stored, _ = create(cp, manifest)
+    [event] = wait_for_events(cp, opted_in)
+    assert event["regarding"] == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": stored["metadata"]["name"],
+        "namespace": opted_in,
+        "uid": stored["metadata"]["uid"],
+    }
+    assert NOTE.match(event["note"]), event["note"]
+    described = cp.kubectl("describe", "pod", stored["metadata"]["name"], "-n", opted_in).stdout
+    assert REASON in described[described.index("Events:") :], described
+
+
 def test_a_server_side_dry_run_writes_no_event(
     control_plane: ControlPlane, podinit: Podinit, opted_in: str
 ) -> None:

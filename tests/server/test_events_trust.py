@@ -77,11 +77,22 @@ class Api:
 
 
 class Reads:
-    """ObjectReads from a dict; counts reads."""
+    """ObjectReads from a dict, and the pods of generateName `web-` in `pods`; counts reads."""
 
-    def __init__(self, objects: dict[tuple[str, str, str, str], Found | Unverifiable]) -> None:
+    def __init__(
+        self,
+        objects: dict[tuple[str, str, str, str], Found | Unverifiable],
+        pods: list[Found] | Unverifiable | None = None,
+    ) -> None:
         self.objects = objects
+        self.pods = pods or []
         self.calls = 0
+
+    async def generated(self, namespace: str, generate_name: str) -> list[Found]:
+        assert (namespace, generate_name) == ("shop", "web-")
+        if isinstance(self.pods, Unverifiable):
+            raise self.pods
+        return self.pods
 
     async def read(self, api_version: str, kind: str, namespace: str, name: str) -> Found | None:
         self.calls += 1
@@ -173,3 +184,83 @@ def test_a_bare_pod_that_was_never_created_or_is_older_than_its_admission_gets_n
     created, metrics = written(reads, [many(1, name="never"), many(1, name="old")])
     assert created == []
     assert metrics.events["unverified"] == 2
+
+
+def test_a_pod_named_by_generatename_gets_the_event_on_the_one_pod_its_admission_created() -> None:
+    now = datetime.now(UTC)
+    older = Found("older-uid", now - timedelta(hours=1), "web-old")  # same prefix, not this one
+    reads = Reads({}, pods=[older, Found("new-uid", now, "web-x7k2p")])
+    [event], _ = written(reads, [many(1)])
+    assert event["regarding"] == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": "web-x7k2p",
+        "namespace": "shop",
+        "uid": "new-uid",
+    }
+    assert event["note"] == 'container "c0": registry r.local timed out', event["note"]
+
+
+def test_a_generatename_pod_that_was_never_created_gets_no_event() -> None:
+    """A review sent to /mutate by anyone but the apiserver names a pod nobody creates."""
+    old = Found("old-uid", datetime.now(UTC) - timedelta(hours=1), "web-old")
+    created, metrics = written(Reads({}, pods=[old]), [many(1)])
+    assert created == []
+    assert metrics.events["unverified"] == 1
+
+
+def test_several_pods_of_one_generatename_failing_alike_get_one_event_on_the_namespace() -> None:
+    now = datetime.now(UTC)
+    reads = Reads({}, pods=[Found("a", now, "web-a"), Found("b", now, "web-b")])
+    [event], _ = written(reads, [many(1), many(1)])
+    assert event["regarding"]["kind"] == "Namespace"
+    assert event["note"] == 'pod "web-"*: container "c0": registry r.local timed out'
+
+
+def test_pods_that_cannot_be_listed_leave_the_event_on_the_namespace() -> None:
+    [event], _ = written(Reads({}, pods=Unverifiable("HTTP 403")), [many(1)])
+    assert event["regarding"] == {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "name": "shop",
+        "namespace": "shop",
+    }
+
+
+def test_a_pod_with_neither_name_nor_generatename_gets_no_event() -> None:
+    """The apiserver refuses to create it, after the mutating webhooks have seen it."""
+    pod = many(1)
+    del pod["metadata"]["generateName"]
+    created, metrics = written(Reads({}), [pod])
+    assert created == []
+    assert metrics.events["unverified"] == 1
+
+
+def test_a_second_generatename_pod_failing_alike_later_gets_an_event_of_its_own() -> None:
+    """The first failure's Event is about the first pod: a repeat after it was found is
+    another pod's, not a count in the first one's series."""
+
+    async def main() -> list[dict[str, Any]]:
+        first = Found("uid-1", datetime.now(UTC), "web-1")
+        reads = Reads({}, pods=[first])
+        api, metrics = Api(), Metrics()
+        owners = OwnerCheck(reads, pod_settle=0.0, pod_give_up=0.0)
+        recorder = EventRecorder(api, metrics, queue_size=100, instance="t", owners=owners)
+        writer = asyncio.create_task(recorder.run())
+        recorder.notice("shop", many(1), failing(many(1)))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if api.created:
+                break
+        await asyncio.sleep(2.5)  # the first pod now older than the next admission by CLOCK_SLACK
+        reads.pods = [first, Found("uid-2", datetime.now(UTC), "web-2")]
+        recorder.notice("shop", many(1), failing(many(1)))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if len(api.created) == 2:
+                break
+        writer.cancel()
+        return api.created
+
+    created = asyncio.run(main())
+    assert [e["regarding"]["name"] for e in created] == ["web-1", "web-2"]

@@ -16,10 +16,11 @@ what does have them: the pod's controller (its ownerReference with `controller: 
 its first), which `kubectl describe replicaset|job|statefulset|daemonset` shows. A pod without
 owners is referred to by name (`kubectl events --for pod/NAME` shows it; `kubectl describe pod`
 does not, since it selects Events by the pod's uid, which no admission can know). A pod with
-neither owner nor name (generateName only) is referred to by its Namespace, the one object of
-the namespace every such pod shares, with the generateName in the note (`kubectl events -n NS`
-shows it; an Event about a cluster-scoped object must name a namespace to be stored in the
-pod's, so `regarding.namespace` is the namespace itself).
+neither owner nor name (generateName only) is noticed about its Namespace, with the
+generateName in the note; the writer then looks for the pod the apiserver created
+(owners.py): one found, the Event is about it; several, about the namespace (`kubectl events
+-n NS`; `regarding.namespace` is the namespace itself, so the Event is stored there); none,
+no Event.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any, NotRequired, Protocol, TypedDict
 
 from webhook.core import Mutation, Outcome
 from webhook.server.metrics import Metrics
-from webhook.server.owners import OwnerCheck, Unverifiable
+from webhook.server.owners import Found, OwnerCheck, Unverifiable
 
 log = logging.getLogger("podinit.events")
 
@@ -133,6 +134,8 @@ class _Entry:
     checked: bool = False  # what `regarding` names was read and is as named (OwnerCheck)
     discarded: bool = False  # it is not: repeats are folded into nothing
     creating: bool = False  # a task is checking and creating it (EventRecorder._creating)
+    generated: str | None = None  # about the namespace: the pod's generateName, if it had one
+    pod_note: str = ""  # and the note once the pod it became is found
 
 
 def regarding_of(namespace: str, pod: object) -> tuple[ObjectReference, str]:
@@ -165,6 +168,12 @@ def regarding_of(namespace: str, pod: object) -> tuple[ObjectReference, str]:
 
 def _namespace_reference(namespace: str) -> ObjectReference:
     return {"apiVersion": "v1", "kind": "Namespace", "name": namespace, "namespace": namespace}
+
+
+def _generate_name(pod: object) -> str | None:
+    metadata = pod.get("metadata") if isinstance(pod, Mapping) else None
+    prefix = metadata.get("generateName") if isinstance(metadata, Mapping) else None
+    return prefix if isinstance(prefix, str) and prefix else None
 
 
 def _is_reference(owner: object) -> bool:
@@ -276,9 +285,12 @@ class EventRecorder:
         if found is None:
             return
         regarding, who = regarding_of(namespace, pod)
-        self._observe(namespace, regarding, _cut(who + found, NOTE_LIMIT))
+        entry = self._observe(namespace, regarding, _cut(who + found, NOTE_LIMIT))
+        if entry is not None and regarding["kind"] == "Namespace":
+            entry.generated, entry.pod_note = _generate_name(pod), _cut(found, NOTE_LIMIT)
 
-    def _observe(self, namespace: str, regarding: ObjectReference, note: str) -> None:
+    def _observe(self, namespace: str, regarding: ObjectReference, note: str) -> _Entry | None:
+        """The new entry for a failure not seen recently; None: folded into one, or dropped."""
         key = _key(namespace, regarding, note)
         seen, now = time.monotonic(), datetime.now(UTC)
         entry = self._entries.get(key)
@@ -287,18 +299,18 @@ class EventRecorder:
             entry.last, entry.seen = now, seen
             self._entries.move_to_end(key)
             self.metrics.count_event("aggregated")
-            return
+            return None
         self._entries.pop(key, None)
         try:
             self._queue.put_nowait(key)
         except asyncio.QueueFull:
             self.metrics.count_event("dropped")
-            return
-        self._entries[key] = _Entry(
-            namespace, regarding, note, now, now, seen, started=seen, key=key
-        )
+            return None
+        entry = _Entry(namespace, regarding, note, now, now, seen, started=seen, key=key)
+        self._entries[key] = entry
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+        return entry
 
     # ----------------------------------------------------------------- the writer
 
@@ -360,8 +372,10 @@ class EventRecorder:
         Event is about the namespace instead, naming the object in the note."""
         if entry.discarded:
             return False
-        if entry.checked or self.owners is None or entry.regarding["kind"] == "Namespace":
+        if entry.checked or self.owners is None:
             return True
+        if entry.regarding["kind"] == "Namespace":
+            return await self._check_generated(entry, self.owners)
         regarding = entry.regarding
         try:
             uid = await self.owners.uid(regarding, admitted=entry.first, admitted_at=entry.started)
@@ -376,6 +390,44 @@ class EventRecorder:
             self.metrics.count_event("unverified")
             return False
         entry.regarding = {**regarding, "uid": uid}
+        entry.checked = True
+        return True
+
+    async def _check_generated(self, entry: _Entry, owners: OwnerCheck) -> bool:
+        """A pod named by generateName only: about the one pod its admission created, if
+        exactly one; about the namespace if several (or they cannot be listed); no Event if
+        none was (or it had no generateName either: the apiserver refuses such a pod)."""
+        created: list[Found] = []
+        if entry.generated:
+            try:
+                created = await owners.created_pods(
+                    entry.namespace,
+                    entry.generated,
+                    admitted=entry.first,
+                    admitted_at=entry.started,
+                )
+            except Unverifiable:
+                entry.checked = True
+                return True
+        if not created:
+            entry.discarded = True
+            self.metrics.count_event("unverified")
+            return False
+        if len(created) == 1:
+            [pod] = created
+            entry.regarding = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": pod.name,
+                "namespace": entry.namespace,
+                "uid": pod.uid,
+            }
+            entry.note = entry.pod_note
+            # Its own entry from now on: the next pod failing alike is another pod.
+            if self._entries.get(entry.key) is entry:
+                del self._entries[entry.key]
+            entry.key = _key(entry.namespace, entry.regarding, entry.note)
+            self._entries[entry.key] = entry
         entry.checked = True
         return True
 

@@ -8,6 +8,11 @@ exist and be no older than its admission (it is created after admission, so the 
 shows it). Answers are cached for `ttl` seconds, so a ReplicaSet's thousand pods cost one read.
 Reads run in the writer, never on the admission path.
 
+A bare pod named only by generateName gets its name from the apiserver after admission: the
+writer lists the namespace's pods (metadata only) for one with that generateName created since
+the admission. None: it was never created, and there is no Event; one: the Event is about it;
+several (a burst of them failing alike): about the namespace, as the admission named it.
+
 What cannot be read is `Unverifiable` (the kind is not served, the read is forbidden, the API
 did not answer): the writer then refers to the namespace instead, which the admission's
 namespace check has shown to exist.
@@ -30,6 +35,8 @@ POD_GIVE_UP = 15.0  # seconds after its admission a pod not found counts as neve
 # A pod's creationTimestamp has whole seconds; admission and storage are milliseconds apart.
 CLOCK_SLACK = timedelta(seconds=2)
 REQUEST_TIMEOUT_SECONDS = 5.0
+PODS_PAGE = 500  # pods listed at most to find one by generateName
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 
 class Unverifiable(Exception):
@@ -40,6 +47,7 @@ class Unverifiable(Exception):
 class Found:
     uid: str
     created: datetime | None
+    name: str = ""
 
 
 class ObjectReads(Protocol):
@@ -49,6 +57,10 @@ class ObjectReads(Protocol):
     async def read(
         self, api_version: str, kind: str, namespace: str, name: str
     ) -> Found | None: ...
+
+    async def generated(self, namespace: str, generate_name: str) -> list[Found]:
+        """The namespace's pods with this generateName."""
+        ...
 
 
 class KubeObjects:
@@ -94,10 +106,33 @@ class KubeObjects:
             if getattr(error, "status", None) == 404:
                 return None
             raise Unverifiable(type(error).__name__) from error
-        metadata = body.get("metadata") or {}
-        created = metadata.get("creationTimestamp")
-        when = datetime.fromisoformat(created) if isinstance(created, str) else None
-        return Found(str(metadata.get("uid", "")), when)
+        return _found(body.get("metadata") or {})
+
+    async def generated(self, namespace: str, generate_name: str) -> list[Found]:
+        """One page of the namespace's pods, metadata only; a namespace with more pods than a
+        page is Unverifiable rather than read further on the Event writer's time."""
+        try:
+            response = await self.core.list_namespaced_pod_without_preload_content(
+                namespace,
+                limit=PODS_PAGE,
+                _headers={"Accept": f"{METADATA_LIST},application/json"},
+                _request_timeout=self.timeout,
+            )
+            status = getattr(response, "status", 200)
+            if status >= 400:
+                raise Unverifiable(f"HTTP {status}")
+            body = orjson.loads(await response.read())
+        except Unverifiable:
+            raise
+        except Exception as error:
+            raise Unverifiable(type(error).__name__) from error
+        if (body.get("metadata") or {}).get("continue"):
+            raise Unverifiable(f"more than {PODS_PAGE} pods")
+        return [
+            _found(item.get("metadata") or {})
+            for item in body.get("items") or []
+            if (item.get("metadata") or {}).get("generateName") == generate_name
+        ]
 
     async def _kinds(self, group: str, version: str) -> dict[str, str]:
         api_version = f"{group}/{version}" if group else version
@@ -112,6 +147,12 @@ class KubeObjects:
             }
             self._resources[api_version] = known
         return known
+
+
+def _found(metadata: dict[str, Any]) -> Found:
+    created = metadata.get("creationTimestamp")
+    when = datetime.fromisoformat(created) if isinstance(created, str) else None
+    return Found(str(metadata.get("uid", "")), when, str(metadata.get("name", "")))
 
 
 Verdict = Found | None | Unverifiable
@@ -164,6 +205,24 @@ class OwnerCheck:
             recent = created is not None and created >= admitted - CLOCK_SLACK
             return verdict.uid if recent else None
         return verdict.uid if verdict.uid == reference.get("uid") else None
+
+    async def created_pods(
+        self, namespace: str, generate_name: str, *, admitted: datetime, admitted_at: float
+    ) -> list[Found]:
+        """The pods with this generateName created since `admitted`, asked again until one
+        shows or `pod_give_up` seconds have passed since the admission (a busy apiserver may
+        store it seconds later); none: never created. Raises Unverifiable. Not cached: each
+        admission's pods are its own."""
+        await asyncio.sleep(max(0.0, admitted_at + self.pod_settle - time.monotonic()))
+        while True:
+            found = [
+                pod
+                for pod in await self.reads.generated(namespace, generate_name)
+                if pod.created is not None and pod.created >= admitted - CLOCK_SLACK
+            ]
+            if found or time.monotonic() >= admitted_at + self.pod_give_up:
+                return found
+            await asyncio.sleep(1.0)
 
     async def _verdict(self, key: tuple[str, str, str, str], *, fresh: bool) -> Verdict:
         hit = self._cache.get(key)
