@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -77,55 +78,42 @@ class KubeObjects:
         group, _, version = api_version.rpartition("/")
         try:
             resource = (await self._kinds(group, version)).get(kind)
-            if resource is None:
-                raise Unverifiable(f"{api_version} serves no namespaced {kind}")
-            if group:
-                call = self.custom.get_namespaced_custom_object_without_preload_content
-                response = await call(
-                    group, version, namespace, resource, name, _request_timeout=self.timeout
-                )
-            elif kind == "Pod":
-                response = await self.core.read_namespaced_pod_without_preload_content(
-                    name, namespace, _request_timeout=self.timeout
-                )
-            elif kind == "ReplicationController":
-                read_rc = self.core.read_namespaced_replication_controller_without_preload_content
-                response = await read_rc(name, namespace, _request_timeout=self.timeout)
-            else:  # no core kind but these two owns pods
-                raise Unverifiable(f"v1 {kind} is not read")
-            # Calls without preload content return error answers instead of raising them.
-            status = getattr(response, "status", 200)
-            if status == 404:
-                return None
-            if status >= 400:
-                raise Unverifiable(f"HTTP {status}")
-            body = orjson.loads(await response.read())
-        except Unverifiable:
-            raise
         except Exception as error:
-            if getattr(error, "status", None) == 404:
+            if getattr(error, "status", None) == 404:  # no such group or version
                 return None
             raise Unverifiable(type(error).__name__) from error
-        return _found(body.get("metadata") or {})
+        if resource is None:
+            raise Unverifiable(f"{api_version} serves no namespaced {kind}")
+        timeout = self.timeout
+        if group:
+            call = self.custom.get_namespaced_custom_object_without_preload_content(
+                group, version, namespace, resource, name, _request_timeout=timeout
+            )
+        elif kind == "Pod":
+            call = self.core.read_namespaced_pod_without_preload_content(
+                name, namespace, _request_timeout=timeout
+            )
+        elif kind == "ReplicationController":
+            read_rc = self.core.read_namespaced_replication_controller_without_preload_content
+            call = read_rc(name, namespace, _request_timeout=timeout)
+        else:  # no core kind but these two owns pods
+            raise Unverifiable(f"v1 {kind} is not read")
+        body = await _answer(call)
+        return None if body is None else _found(body.get("metadata") or {})
 
     async def generated(self, namespace: str, generate_name: str) -> list[Found]:
         """One page of the namespace's pods, metadata only; a namespace with more pods than a
         page is Unverifiable rather than read further on the Event writer's time."""
-        try:
-            response = await self.core.list_namespaced_pod_without_preload_content(
+        body = await _answer(
+            self.core.list_namespaced_pod_without_preload_content(
                 namespace,
                 limit=PODS_PAGE,
                 _headers={"Accept": f"{METADATA_LIST},application/json"},
                 _request_timeout=self.timeout,
             )
-            status = getattr(response, "status", 200)
-            if status >= 400:
-                raise Unverifiable(f"HTTP {status}")
-            body = orjson.loads(await response.read())
-        except Unverifiable:
-            raise
-        except Exception as error:
-            raise Unverifiable(type(error).__name__) from error
+        )
+        if body is None:
+            return []
         if (body.get("metadata") or {}).get("continue"):
             raise Unverifiable(f"more than {PODS_PAGE} pods")
         return [
@@ -147,6 +135,26 @@ class KubeObjects:
             }
             self._resources[api_version] = known
         return known
+
+
+async def _answer(call: Awaitable[Any]) -> dict[str, Any] | None:
+    """The JSON body a call without preload content answers (such calls return error answers
+    instead of raising them); None for 404; Unverifiable for any other failure."""
+    try:
+        response = await call
+        status = getattr(response, "status", 200)
+        if status == 404:
+            return None
+        if status >= 400:
+            raise Unverifiable(f"HTTP {status}")
+        body: dict[str, Any] = orjson.loads(await response.read())
+    except Unverifiable:
+        raise
+    except Exception as error:
+        if getattr(error, "status", None) == 404:
+            return None
+        raise Unverifiable(type(error).__name__) from error
+    return body
 
 
 def _found(metadata: dict[str, Any]) -> Found:
