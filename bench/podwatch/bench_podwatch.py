@@ -105,7 +105,9 @@ async def watched(cp: ControlPlane) -> tuple[int, float, int, int]:
         return body if status < 300 else None
 
     async def sync() -> tuple[UnwrappedPods, float]:
-        pods = UnwrappedPods(settings=SETTINGS, sends=lambda ns, labels: True, read_pod=read_pod)
+        pods = UnwrappedPods(
+            settings=lambda: SETTINGS, sends=lambda ns, labels: True, read_pod=read_pod
+        )
         watch = PodWatch(
             kube.CoreV1Api(api), changed=pods.changed, deleted=pods.deleted, relisted=pods.relisted
         )

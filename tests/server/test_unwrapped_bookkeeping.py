@@ -48,7 +48,7 @@ def test_a_pod_deleted_while_its_spec_is_read_is_not_brought_back_by_the_answer(
     async def scenario() -> None:
         pod = slipped_pod("web-1", "uid-1")
         reads = HeldReads(pod)
-        pods = UnwrappedPods(settings=InjectSettings(), sends=selected, read_pod=reads)
+        pods = UnwrappedPods(settings=InjectSettings, sends=selected, read_pod=reads)
         reading = asyncio.ensure_future(pods.changed(pod["metadata"]))
         await reads.started.wait()
         pods.deleted(pod["metadata"])  # the watch's DELETED arrives before the read's answer
@@ -64,7 +64,7 @@ def test_a_pod_whose_spec_is_read_undisturbed_is_counted_slipped() -> None:
         pod = slipped_pod("web-1", "uid-1")
         reads = HeldReads(pod)
         reads.release.set()
-        pods = UnwrappedPods(settings=InjectSettings(), sends=selected, read_pod=reads)
+        pods = UnwrappedPods(settings=InjectSettings, sends=selected, read_pod=reads)
         await pods.changed(pod["metadata"])
         assert [(p.name, str(p.state)) for p in pods.pods.values()] == [("web-1", "slipped")]
 
@@ -82,10 +82,35 @@ def test_a_failed_read_is_read_again_and_then_counted() -> None:
                 raise answer
             return answer
 
-        pods = UnwrappedPods(settings=InjectSettings(), sends=selected, read_pod=read)
+        pods = UnwrappedPods(settings=InjectSettings, sends=selected, read_pod=read)
         await pods.changed(pod["metadata"])
         assert pods.pods == {} and list(pods.unread) == ["uid-1"]
         await pods.read_again()
         assert list(pods.pods) == ["uid-1"] and pods.unread == {}
+
+    asyncio.run(scenario())
+
+
+def test_each_pod_is_judged_with_the_settings_admissions_use_at_that_moment() -> None:
+    """`auto` mode changes the admissions' settings while serving (nodes join and leave): the
+    watch reads them anew for every pod instead of keeping those it started with."""
+
+    async def scenario() -> None:
+        current = [InjectSettings()]  # tini is a known init: a new admission would skip it
+        pods = UnwrappedPods(
+            settings=lambda: current[0], sends=selected, read_pod=lambda ns, name: stored(name)
+        )
+
+        async def stored(name: str) -> dict[str, Any]:
+            pod = slipped_pod(name, f"uid-{name}")
+            pod["spec"]["containers"][0]["command"] = ["/sbin/tini", "--", "/app"]
+            return pod
+
+        await pods.changed((await stored("before"))["metadata"])
+        current[0] = InjectSettings(known_inits=())
+        await pods.changed((await stored("after"))["metadata"])
+        # both slipped past the webhook; only with tini unknown would an admission wrap one
+        judged = [(p.name, p.wrappable) for p in pods.pods.values()]
+        assert judged == [("before", False), ("after", True)]
 
     asyncio.run(scenario())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +33,9 @@ class Eviction(enum.Enum):
 
 
 class ClusterActions:
-    def __init__(self, *, api: JsonApi, settings: InjectSettings, identity: str) -> None:
+    def __init__(
+        self, *, api: JsonApi, settings: Callable[[], InjectSettings], identity: str
+    ) -> None:
         self.api, self.settings, self.identity = api, settings, identity
 
     async def evict(self, pod: UnwrappedPod) -> Eviction:
@@ -68,7 +71,7 @@ class ClusterActions:
                 "containers": [
                     {
                         "name": "probe",
-                        "image": self.settings.init_image,
+                        "image": self.settings().init_image,
                         # never run (a dry run); any argv the webhook wraps
                         "command": ["/serving-probe"],
                         "securityContext": {
@@ -86,7 +89,7 @@ class ClusterActions:
         if status >= 300:
             log.warning("serving probe in %s: HTTP %s %s", namespace, status, _message(answer))
             return False
-        return _wrapped(answer, self.settings)
+        return _wrapped(answer, self.settings())
 
     async def event(
         self,

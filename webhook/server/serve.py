@@ -301,7 +301,8 @@ async def _start_background(
         if parts.api is None or parts.reads.namespaces is None:
             raise ConfigError("podWatch needs Kubernetes API access (in cluster or kubeconfig)")
         leader = watching(
-            config, api=parts.api, settings=parts.admitter.settings, gate=parts.reads.namespaces,
+            config, api=parts.api, settings=lambda: parts.admitter.settings,
+            gate=parts.reads.namespaces,
             ready=ready,
         )  # fmt: skip
         parts.metrics.watching.watching = leader

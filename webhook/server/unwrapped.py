@@ -66,8 +66,10 @@ class UnwrappedPod:
 
 
 class UnwrappedPods:
-    def __init__(self, *, settings: InjectSettings, sends: Sends, read_pod: ReadPod) -> None:
-        self.settings = settings
+    def __init__(
+        self, *, settings: Callable[[], InjectSettings], sends: Sends, read_pod: ReadPod
+    ) -> None:
+        self.settings = settings  # the admissions' current ones (`auto` follows the nodes)
         self.sends = sends
         self.read_pod = read_pod
         self.pods: dict[str, UnwrappedPod] = {}  # by uid
@@ -121,7 +123,7 @@ class UnwrappedPods:
     def _observed(self, pod: dict[str, Any]) -> UnwrappedPod | None:
         metadata = pod.get("metadata") or {}
         try:
-            plan = prepare(pod, self.settings)
+            plan = prepare(pod, self.settings())
             mutation = plan.decide({})
             seen = observe(plan, mutation, selected=True)
         except InvalidPod as error:  # the apiserver stored it; the core cannot read it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes.aio import client as kube
@@ -27,11 +28,12 @@ def watching(
     config: Config,
     *,
     api: kube.ApiClient,
-    settings: InjectSettings,
+    settings: Callable[[], InjectSettings],
     gate: NamespaceGate,
     ready: Any,
 ) -> Watching:
-    """`ready()`: this replica serves admissions (its readiness)."""
+    """`ready()`: this replica serves admissions (its readiness); `settings()`: the
+    admissions' current settings (`auto` mode changes with the nodes)."""
     if config.reconcile and not config.reconcile_probe_namespace:
         raise ConfigError(
             "reconcile needs reconcileProbeNamespace: a namespace the webhook selects, where a "

@@ -15,6 +15,7 @@ ones that sit out their whole grace period.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,7 @@ class Workload:
 
 
 class Workloads:
-    def __init__(self, *, api: JsonApi, settings: InjectSettings) -> None:
+    def __init__(self, *, api: JsonApi, settings: Callable[[], InjectSettings]) -> None:
         self.api, self.settings = api, settings
         self._forbidden: set[str] = set()  # resources a 403 was logged for (once each)
 
@@ -110,7 +111,7 @@ class Workloads:
                     uid=str(metadata.get("uid", "")),
                     ready=_ready(pod),
                     terminating=metadata.get("deletionTimestamp") is not None,
-                    settled=settled(pod, self.settings),
+                    settled=settled(pod, self.settings()),
                 )
             )
         return states
