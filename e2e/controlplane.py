@@ -47,7 +47,7 @@ from e2e.components import (
 )
 from e2e.pki import CertAuthority, IssuedCert
 from e2e.processes import Process, StartupError, free_port, port_taken, spawn, wait_until
-from e2e.tools import Tools, find_node_tools, kubectl_within_skew
+from e2e.tools import Tools, kubectl_within_skew
 from e2e.webhookconfig import http_ok
 
 
@@ -73,6 +73,7 @@ class ControlPlane(ClusterClient):
     core: list[Process] = field(default_factory=list)  # etcd, apiserver, controller-manager
     address: str = LOOPBACK
     feature_gates: dict[str, bool] = field(default_factory=dict)  # the apiserver's
+    scheduler: Path | None = None  # kube-scheduler, run beside the controller manager
     # Issues the certificate the apiserver presents to every admission webhook: a webhook
     # that trusts it (clientCaFile) answers only the apiserver.
     webhook_client_ca: CertAuthority | None = None
@@ -100,6 +101,7 @@ class ControlPlane(ClusterClient):
         startup_timeout: float = 180.0,
         address: str = LOOPBACK,
         feature_gates: Mapping[str, bool] | None = None,
+        scheduler: Path | None = None,
     ) -> ControlPlane:
         """Start etcd, kube-apiserver and kube-controller-manager; raises StartupError
         (with log tails; the logs are kept) if one exits or is not ready in time.
@@ -108,8 +110,9 @@ class ControlPlane(ClusterClient):
         in between, so a start that fails on a port in use is retried with new ports.
 
         ``address``: where the apiserver listens and what it advertises; a node's pods
-        reach it there (through the ``kubernetes`` Service). Not loopback, the scheduler
-        runs too and the apiserver can reach kubelets (client certificate, InternalIP).
+        reach it there (through the ``kubernetes`` Service). Not loopback, the apiserver
+        can reach kubelets (client certificate, InternalIP). ``scheduler``: a
+        kube-scheduler binary to run too (a node's, of the node's release).
 
         ``feature_gates``: the apiserver's ``--feature-gates`` (it drops the fields of a
         gate that is off, e.g. ``lifecycle.stopSignal`` without ContainerStopSignals)."""
@@ -121,6 +124,7 @@ class ControlPlane(ClusterClient):
                     startup_timeout,
                     address=address,
                     feature_gates=gates,
+                    scheduler=scheduler,
                     last_attempt=attempt == 2,
                 )
             except StartupError as e:
@@ -136,6 +140,7 @@ class ControlPlane(ClusterClient):
         *,
         address: str,
         feature_gates: dict[str, bool],
+        scheduler: Path | None,
         last_attempt: bool,
     ) -> ControlPlane:
         workdir = Path(tempfile.mkdtemp(prefix="podinit-e2e-"))
@@ -152,6 +157,7 @@ class ControlPlane(ClusterClient):
             etcd_url="",
             address=address,
             feature_gates=feature_gates,
+            scheduler=scheduler,
         )
         # also stop if the test process ends without calling stop (the processes would
         # die with it anyway, through PR_SET_PDEATHSIG; this removes the temp dirs)
@@ -223,8 +229,8 @@ class ControlPlane(ClusterClient):
         kcm = self._start_controller_manager(
             self.tools.kube_controller_manager, keys, watched=[etcd, apiserver]
         )
-        if self.address != LOOPBACK:
-            self._start_scheduler()
+        if self.scheduler is not None:
+            self._start_scheduler(self.scheduler)
         # The serviceaccount controller creates `default` in every namespace; pods
         # cannot be admitted before it exists, so this means controllers are running.
         wait_until(
@@ -332,12 +338,12 @@ class ControlPlane(ClusterClient):
         )
         return kcm
 
-    def _start_scheduler(self) -> None:
+    def _start_scheduler(self, binary: Path) -> None:
         kubeconfig = self.workdir / "scheduler.kubeconfig"
         client = self.ca.issue_client("scheduler", "system:kube-scheduler")
         self.write_kubeconfig(kubeconfig, client, "kube-scheduler")
         port = free_port()
-        argv = scheduler_argv(find_node_tools().kube_scheduler, kubeconfig=kubeconfig, port=port)
+        argv = scheduler_argv(binary, kubeconfig=kubeconfig, port=port)
         scheduler = self._core_spawn("kube-scheduler", argv)
         wait_until(
             "kube-scheduler /healthz",

@@ -8,10 +8,14 @@ is missing and how to get it; an environment variable per tool (``ETCD``,
 ``KUBE_APISERVER``, ``KUBE_CONTROLLER_MANAGER``, ``HELM``, ``HELM4``, ``KUBECTL``)
 overrides its path. ``find_tools(version)`` for a release of the version matrix
 (``KUBE_MATRIX``, ``matrix_versions()``) is its kube-apiserver and kubectl
-(``KUBE_APISERVER_1_34``, ``KUBECTL_1_34``, ...) and no controller manager.
+(``KUBE_APISERVER_1_34``, ``KUBECTL_1_34``, ...) and no controller manager, unless it
+is the oldest cluster's release (``controllers=True``).
 ``find_node_tools()`` does the same for what a one-node cluster adds (``KUBELET``,
-``KUBE_SCHEDULER``, ``KUBE_PROXY``, ``CONTAINERD``, ``CONTAINERD_SHIM``, ``CTR``,
-``CRICTL``, and ``RUNC`` from PATH); ``find_oras()`` the one ``make images`` needs
+``KUBE_SCHEDULER``, ``KUBE_PROXY``, ``CONTAINERD``, ``CONTAINERD_SHIM``,
+``CRICTL``, and ``RUNC`` from PATH); ``CLUSTERS`` names the one-node clusters tests/node
+runs on (the newest release, and the oldest supported one: ``OLDEST_KUBE_SCHEDULER``,
+``OLDEST_KUBE_PROXY``, ``OLDEST_KUBE_CONTROLLER_MANAGER``, ``OLD_NODE_KUBELET``,
+``OLD_NODE_CONTAINERD``); ``find_oras()`` the one ``make images`` needs
 (``ORAS``); ``find_kube_router()`` the NetworkPolicy enforcer a node test may start
 (``KUBE_ROUTER``). The names are those of ``e2e/tools.sh --paths``.
 """
@@ -56,10 +60,43 @@ class NodeTools:
     kube_proxy: Path
     containerd: Path
     containerd_shim: Path  # containerd-shim-runc-v2, beside containerd
-    ctr: Path
     crictl: Path
     runc: Path
     versions: dict[str, str]
+    containerd_version: str = ""
+
+    @property
+    def containerd_v1(self) -> bool:
+        """containerd 1.x, whose configuration file has another layout."""
+        return self.containerd_version.startswith("v1.")
+
+
+@dataclass(frozen=True)
+class ClusterRelease:
+    """What a one-node cluster runs: its control plane's and node's Kubernetes release
+    (apiserver, controller manager, scheduler, kubelet, kube-proxy, kubectl) and containerd."""
+
+    name: str  # the tests' id, the minor: "1.37"
+    kube_version: str
+    containerd_version: str
+
+    @property
+    def newest(self) -> bool:
+        return self.kube_version == read_versions()["KUBE_VERSION"]
+
+
+def cluster_releases(versions: dict[str, str] | None = None) -> list[ClusterRelease]:
+    """The clusters tests/node runs on, newest first: KUBE_VERSION on CONTAINERD_VERSION,
+    and the oldest supported release (OLD_NODE_KUBE_VERSION on OLD_NODE_CONTAINERD_VERSION,
+    the older node's programs under a control plane of their own release)."""
+    versions = versions or read_versions()
+    return [
+        ClusterRelease(f"1.{minor_of(versions[kube])}", versions[kube], versions[containerd])
+        for kube, containerd in (
+            ("KUBE_VERSION", "CONTAINERD_VERSION"),
+            ("OLD_NODE_KUBE_VERSION", "OLD_NODE_CONTAINERD_VERSION"),
+        )
+    ]
 
 
 def read_versions(path: Path = E2E_DIR / "versions.env") -> dict[str, str]:
@@ -118,10 +155,11 @@ def kubectl_within_skew(kubectl_version: str, server_version: str) -> bool:
     return abs(minor_of(kubectl_version) - minor_of(server_version)) <= 1
 
 
-def find_tools(kube_version: str | None = None) -> Tools:
+def find_tools(kube_version: str | None = None, *, controllers: bool = False) -> Tools:
     """Locate the binaries built by ``make e2e-tools`` (env vars override each path):
     KUBE_VERSION's control plane, or with ``kube_version`` a release of ``KUBE_MATRIX``
-    (its kube-apiserver and kubectl, no controller manager)."""
+    (its kube-apiserver and kubectl; its controller manager too with ``controllers``, which
+    only the oldest cluster's release has)."""
     versions = read_versions()
     built = "`make e2e-tools`"
     release = kube_version or versions["KUBE_VERSION"]
@@ -150,11 +188,19 @@ def find_tools(kube_version: str | None = None) -> Tools:
             cached("kube-controller-manager", "KUBE_VERSION"),
             built,
         )
+    elif controllers:
+        if release != versions["OLD_NODE_KUBE_VERSION"]:
+            raise ValueError(f"no controller manager is built for {release}")
+        wanted["OLDEST_KUBE_CONTROLLER_MANAGER"] = (
+            _release(release, "kube-controller-manager"),
+            built,
+        )
     paths = _locate(wanted)
     return Tools(
         etcd=paths["ETCD"],
         kube_apiserver=paths["KUBE_APISERVER" + suffix],
-        kube_controller_manager=paths.get("KUBE_CONTROLLER_MANAGER"),
+        kube_controller_manager=paths.get("KUBE_CONTROLLER_MANAGER")
+        or paths.get("OLDEST_KUBE_CONTROLLER_MANAGER"),
         helm=paths["HELM"],
         helm4=paths["HELM4"],
         kubectl=paths["KUBECTL" + suffix],
@@ -174,37 +220,40 @@ def find_kubectl() -> Path:
     return _locate({"KUBECTL": built})["KUBECTL"]
 
 
-def find_node_tools() -> NodeTools:
+def find_node_tools(release: ClusterRelease | None = None) -> NodeTools:
     """Locate what a one-node cluster adds to the control plane: kubelet, kube-scheduler,
-    kube-proxy, containerd (with containerd-shim-runc-v2 and ctr beside it) and crictl,
-    built by ``make e2e-tools``, and runc on PATH (env vars override each path)."""
+    kube-proxy, containerd (with containerd-shim-runc-v2 beside it) and crictl,
+    built by ``make e2e-tools``, and runc on PATH (env vars override each path); of the
+    newest release, or of ``release`` (the oldest: its own names, ``OLDEST_KUBE_PROXY``...).
+    crictl is the newest's for both (the CRI is v1 on either runtime)."""
     versions = read_versions()
+    release = release or cluster_releases(versions)[0]
     built = "`make e2e-tools`"
     runc_found = shutil.which("runc")
+    kube, containerd, newest = release.kube_version, release.containerd_version, release.newest
+    prefix = "" if newest else "OLDEST_"
+    runtime = "CONTAINERD" if newest else "OLD_NODE_CONTAINERD"
+    containerd_dir = tools_cache() / f"containerd-{containerd}"
     wanted = {
-        "KUBELET": (_cached(versions, "kubelet", "KUBE_VERSION"), built),
-        "KUBE_SCHEDULER": (_cached(versions, "kube-scheduler", "KUBE_VERSION"), built),
-        "KUBE_PROXY": (_cached(versions, "kube-proxy", "KUBE_VERSION"), built),
-        "CONTAINERD": (_cached(versions, "containerd", "CONTAINERD_VERSION"), built),
-        "CONTAINERD_SHIM": (
-            _cached(versions, "containerd", "CONTAINERD_VERSION", "containerd-shim-runc-v2"),
-            built,
-        ),
-        "CTR": (_cached(versions, "containerd", "CONTAINERD_VERSION", "ctr"), built),
+        ("KUBELET" if newest else "OLD_NODE_KUBELET"): (_release(kube, "kubelet"), built),
+        prefix + "KUBE_SCHEDULER": (_release(kube, "kube-scheduler"), built),
+        prefix + "KUBE_PROXY": (_release(kube, "kube-proxy"), built),
+        runtime: (containerd_dir / "containerd", built),
+        runtime + "_SHIM": (containerd_dir / "containerd-shim-runc-v2", built),
         "CRICTL": (_cached(versions, "crictl", "CRICTL_VERSION"), built),
         "RUNC": (Path(runc_found or "runc"), "runc on PATH (apt-get install runc)"),
     }
     paths = _locate(wanted)
     return NodeTools(
-        kubelet=paths["KUBELET"],
-        kube_scheduler=paths["KUBE_SCHEDULER"],
-        kube_proxy=paths["KUBE_PROXY"],
-        containerd=paths["CONTAINERD"],
-        containerd_shim=paths["CONTAINERD_SHIM"],
-        ctr=paths["CTR"],
+        kubelet=paths["KUBELET" if newest else "OLD_NODE_KUBELET"],
+        kube_scheduler=paths[prefix + "KUBE_SCHEDULER"],
+        kube_proxy=paths[prefix + "KUBE_PROXY"],
+        containerd=paths[runtime],
+        containerd_shim=paths[runtime + "_SHIM"],
         crictl=paths["CRICTL"],
         runc=paths["RUNC"],
         versions=versions,
+        containerd_version=containerd,
     )
 
 

@@ -17,8 +17,8 @@
 #   e2e/tools.sh --paths         print TOOL=path lines (nothing is built)
 #   e2e/tools.sh --check         exit 1 unless every tool is cached (nothing is built)
 #   e2e/tools.sh --oras          build only oras (what `make images` needs)
-#   e2e/tools.sh --base          build all but the version matrix and the older node
-#   e2e/tools.sh --matrix        build only the version matrix and the older node (`make
+#   e2e/tools.sh --base          build all but the version matrix and the older node/cluster
+#   e2e/tools.sh --matrix        build only the version matrix and the older node/cluster (`make
 #                                test` builds these while the Python tests run)
 #   e2e/tools.sh --regen-kube-mod [VERSION]  rewrite the throwaway module of VERSION
 #                                (default KUBE_VERSION; e2e/tools-mod/kubernetes/, or
@@ -84,6 +84,10 @@ print_paths() {
     echo "KUBE_ROUTER=$(tool_path kube-router "$KUBE_ROUTER_VERSION")"
     echo "ORAS=$(tool_path oras "$ORAS_VERSION")"
     echo "OLD_NODE_KUBELET=$(tool_path kubelet "$OLD_NODE_KUBE_VERSION")"
+    local old_tool
+    for old_tool in kube-controller-manager kube-scheduler kube-proxy; do
+        echo "OLDEST_$(tr a-z- A-Z_ <<<"$old_tool")=$(tool_path "$old_tool" "$OLD_NODE_KUBE_VERSION")"
+    done
     containerd=$(tool_path containerd "$OLD_NODE_CONTAINERD_VERSION")
     echo "OLD_NODE_CONTAINERD=$containerd"
     echo "OLD_NODE_CONTAINERD_SHIM=${containerd%/*}/containerd-shim-runc-v2"
@@ -343,4 +347,9 @@ done
 # kubelet of OLD_NODE_KUBE_VERSION (a KUBE_MATRIX release: its module is there) on containerd 1.7.
 kube_version=$OLD_NODE_KUBE_VERSION tool_cmd=kubelet build kubelet "$OLD_NODE_KUBE_VERSION" build_kube
 build containerd "$OLD_NODE_CONTAINERD_VERSION" build_containerd_1
+# The oldest supported cluster (tests/node, cluster "1.34"): the same kubelet and containerd
+# under a control plane of OLD_NODE_KUBE_VERSION, with its own controllers and kube-proxy.
+for old_tool in kube-controller-manager kube-scheduler kube-proxy; do
+    kube_version=$OLD_NODE_KUBE_VERSION tool_cmd=$old_tool build "$old_tool" "$OLD_NODE_KUBE_VERSION" build_kube
+done
 print_paths

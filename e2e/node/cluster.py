@@ -37,7 +37,14 @@ from e2e.node.network import NODE_IP, PodNetwork
 from e2e.node.runtimelog import RuntimeLog
 from e2e.processes import Process, StartupError, free_port, wait_until
 from e2e.registry import Registry, start_registry
-from e2e.tools import NodeTools, find_node_tools, find_oras, find_tools
+from e2e.tools import (
+    ClusterRelease,
+    NodeTools,
+    cluster_releases,
+    find_node_tools,
+    find_oras,
+    find_tools,
+)
 from e2e.webhookconfig import http_ok
 
 DEFAULT_STATE = Path(os.environ.get("PODINIT_NODE_STATE", "/var/lib/podinit-node"))
@@ -57,6 +64,7 @@ class Cluster:
     containerd: Containerd
     dns: DnsServer
     lock: int  # flock on the machine's node lock, held while this cluster runs
+    release: ClusterRelease  # the Kubernetes and containerd releases it runs
     node_procs: list[Process] = field(default_factory=list)  # kubelet, kube-proxy
 
     @classmethod
@@ -66,10 +74,15 @@ class Cluster:
         state: Path = DEFAULT_STATE,
         startup_timeout: float = 180,
         kubelet_feature_gates: Mapping[str, bool] | None = None,
+        release: ClusterRelease | None = None,
     ) -> Cluster:
         """Everything up and the node Ready; raises StartupError (logs kept) otherwise.
-        ``kubelet_feature_gates`` are set on top of NODE_FEATURE_GATES."""
-        tools, node_tools = find_tools(), find_node_tools()
+        ``kubelet_feature_gates`` are set on top of NODE_FEATURE_GATES. ``release``: the
+        newest (default) or the oldest of ``e2e.tools.cluster_releases()``; every
+        Kubernetes program of the cluster and its containerd are of that release."""
+        release = release or cluster_releases()[0]
+        tools = find_tools(release.kube_version, controllers=True)
+        node_tools = find_node_tools(release)
         lock = _take_node_lock(state)
         try:
             teardown(state, node_tools)
@@ -81,12 +94,13 @@ class Cluster:
                 address=NODE_IP,
                 startup_timeout=startup_timeout,
                 feature_gates=NODE_FEATURE_GATES,
+                scheduler=node_tools.kube_scheduler,
             )
         except BaseException:
             os.close(lock)
             raise
         try:
-            cluster = cls._start_node(cp, node_tools, network, state, lock)
+            cluster = cls._start_node(cp, node_tools, network, state, lock, release)
             gates = {**NODE_FEATURE_GATES, **(kubelet_feature_gates or {})}
             cluster._start_kubelet(startup_timeout, gates)
             cluster._start_kube_proxy()
@@ -105,12 +119,13 @@ class Cluster:
         network: PodNetwork,
         state: Path,
         lock: int,
+        release: ClusterRelease,
     ) -> Cluster:
         registry = start_registry(state / "registry", ca=cp.ca, address=NODE_IP)
         cp.procs.append(registry.process)
         images = push_images(registry, cp.logdir / "images")
 
-        containerd = Containerd(node_tools.containerd, state)
+        containerd = Containerd(node_tools.containerd, state, v1=node_tools.containerd_v1)
         containerd.trust_registry(registry.host, cp.ca.cert)
         config = containerd.write_config(
             sandbox_image=images["pause"].reference, cni_conf_dir=network.conf_dir
@@ -120,7 +135,7 @@ class Cluster:
         wait_until("containerd's socket", containerd.answers, 30, [runtime])
 
         dns = DnsServer(NODE_IP, _service_lookup(cp)).start()
-        return cls(cp, registry, images, node_tools, state, containerd, dns, lock)
+        return cls(cp, registry, images, node_tools, state, containerd, dns, lock, release)
 
     def _start_kubelet(self, timeout: float, feature_gates: dict[str, bool]) -> None:
         cp, directory = self.cp, self.state / "kubelet"

@@ -22,17 +22,25 @@ from pathlib import Path
 # quotes escaped as \"
 _LINE = re.compile(r'^time="(?P<time>[^"]+)" level=\w+ msg="(?P<msg>(?:[^"\\]|\\.)*)"')
 _Q = r'\\"([^"\\]+)\\"'  # a quoted value inside msg
+# containerd 2 prints the CRI metadata in protobuf's text form (name:\"web\" uid:\"...\"),
+# containerd 1.7 as a Go struct (&PodSandboxMetadata{Name:web,Uid:...,Namespace:...,}).
+_V = r"([^,]+)"  # a value inside a Go struct
 _SANDBOX_REQUESTED = re.compile(
-    rf"^RunPodSandbox for name:{_Q}\s+uid:{_Q}\s+namespace:{_Q}(?: returns sandbox id {_Q})?"
+    rf"^RunPodSandbox for (?:name:{_Q}\s+uid:{_Q}\s+namespace:{_Q}"
+    rf"|&PodSandboxMetadata\{{Name:{_V},Uid:{_V},Namespace:{_V},)"
+    rf".*?(?: returns sandbox id {_Q})?$"
 )
-_CREATE = re.compile(rf"^CreateContainer within sandbox {_Q} for (?:container )?name:{_Q}")
+_CREATE = re.compile(
+    rf"^CreateContainer within sandbox {_Q} for (?:container )?"
+    rf"(?:name:{_Q}|&ContainerMetadata\{{Name:{_V},)"
+)
 _CREATED = re.compile(rf"returns container id {_Q}$")
 _STOP = re.compile(rf"^StopContainer for {_Q} with timeout")
 # Go's name of the signal: "terminated" (SIGTERM), "quit", "interrupt", ...
 _STOP_SIGNAL = re.compile(rf"^Stop container {_Q} with signal (.+)$")
 _KILL = re.compile(rf"^Kill container {_Q}")
 _EXIT = re.compile(
-    rf"^received container exit event container_id:{_Q}"
+    rf"^received (?:container )?exit event container_id:{_Q}"  # 2.x; 1.7 says "exit event"
     # protobuf's text form leaves out a zero: no exit_status is status 0
     r".*?(?:exit_status:(\d+)\s+)?exited_at:\{seconds:(\d+)\s+nanos:(\d+)\}"
 )
@@ -72,7 +80,8 @@ class RuntimeLog:
         by_container: dict[str, ContainerTimes] = {}
         for when, message in self._messages():
             if found := _SANDBOX_REQUESTED.match(message):
-                name, uid, namespace, sandbox = found.groups()
+                name, uid, namespace = _either(found.groups()[:6])
+                sandbox = found.group(7)
                 if sandbox is None:
                     requested[uid] = pods[(namespace, name)] = PodTimes(namespace, name)
                 elif uid in requested:
@@ -80,7 +89,8 @@ class RuntimeLog:
                     ready.sandbox_ready = when
                     by_sandbox[sandbox] = ready
             elif (found := _CREATE.match(message)) and found.group(1) in by_sandbox:
-                _created(by_sandbox[found.group(1)], found.group(2), when, message, by_container)
+                [container] = _either(found.groups()[1:])
+                _created(by_sandbox[found.group(1)], container, when, message, by_container)
             else:
                 _record(by_container, when, message)
         return pods
@@ -90,6 +100,13 @@ class RuntimeLog:
             for line in lines:
                 if found := _LINE.match(line):
                     yield _epoch(found["time"]), found["msg"]
+
+
+def _either(groups: tuple[str | None, ...]) -> list[str]:
+    """The values of whichever of two alternatives matched (its half of ``groups``)."""
+    half = len(groups) // 2
+    first, second = groups[:half], groups[half:]
+    return [g or "" for g in (first if first[0] is not None else second)]
 
 
 def _created(

@@ -1,6 +1,12 @@
 """A real one-node cluster for the session: images built from the Dockerfile, containerd,
 kubelet, kube-proxy (e2e.node). Needs root and ``make e2e-tools``; otherwise the tests skip
-naming what is missing, or fail when ``CI`` is set."""
+naming what is missing, or fail when ``CI`` is set.
+
+Every test runs on the newest release's cluster (Kubernetes 1.37, containerd 2.4). A module
+or test marked ``@pytest.mark.clusters("newest", "oldest")`` runs on the oldest supported
+one too (every program 1.34, containerd 1.7): its id ends in the minor, ``[1.34]``. Only one
+cluster runs at a time (one node per machine); pytest runs every test of one cluster, then
+stops it and starts the next."""
 
 from __future__ import annotations
 
@@ -15,7 +21,13 @@ import pytest
 from e2e.images.buildah import BuildError
 from e2e.node import cleanup
 from e2e.node.cluster import Cluster
-from e2e.tools import ToolsMissing, find_node_tools, find_tools
+from e2e.tools import (
+    ClusterRelease,
+    ToolsMissing,
+    cluster_releases,
+    find_node_tools,
+    find_tools,
+)
 from tests.unavailable import unavailable
 
 _PACKAGES = {
@@ -27,8 +39,31 @@ _PACKAGES = {
 }
 
 
+_RELEASES = cluster_releases()
+_BY_AGE = {"newest": _RELEASES[0], "oldest": _RELEASES[-1]}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", 'clusters(*names): the clusters a node test runs on ("newest", "oldest")'
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cluster" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("clusters")
+    names = marker.args if marker else ("newest",)
+    releases = [_BY_AGE[name] for name in names]
+    # session scope: pytest groups the tests by cluster, so each starts once
+    metafunc.parametrize(
+        "cluster", releases, ids=[r.name for r in releases], indirect=True, scope="session"
+    )
+
+
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    release: ClusterRelease = request.param
     if os.geteuid() != 0:
         unavailable("the node needs root (network, mounts, cgroups)")
     for tool, package in _PACKAGES.items():
@@ -37,11 +72,12 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if not os.path.isfile("/usr/lib/cni/bridge"):
         unavailable("needs the CNI plugins (Debian package containernetworking-plugins)")
     try:
-        find_tools(), find_node_tools()
+        find_node_tools(release)
+        find_tools(release.kube_version, controllers=True)
     except ToolsMissing as e:
         unavailable(str(e))
     try:
-        started = Cluster.start()
+        started = Cluster.start(release=release)
     except BuildError as e:
         pytest.fail(f"building the images failed: {e}", pytrace=False)
     try:

@@ -3,7 +3,8 @@
 
 Helm 4 changes what `--wait` means (kstatus's "watcher": every object Current, a Deployment
 once its rollout is done) and applies server-side. The tests run in file order and share
-one release.
+one release, on the newest cluster and on the oldest supported one (every Kubernetes program
+1.34, containerd 1.7).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE
 
 HELM4 = 4
 PROMPT = 5.0  # seconds: a wrapped app's delete, as in test_user_journey
+
+pytestmark = pytest.mark.clusters("newest", "oldest")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """The user's journey on a real node: `helm install` the chart with the images built from
 the Dockerfile, label a namespace, roll out a shell-form app, delete its pods.
 
-The tests run in file order and share one release: install, use, upgrade, uninstall.
+The tests run in file order and share one release: install, use, upgrade, uninstall. They
+run on the newest cluster and on the oldest supported one (every Kubernetes program 1.34,
+containerd 1.7), where `auto` is copy mode.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ GRACE = 10  # seconds: long enough to tell a grace-period stop from a prompt one
 # The node's own teardown of a pod whose app exits at once on SIGTERM takes 1.2-2.3 s here
 # (kubelet and containerd, measured with an exec-form app): "prompt" allows for that.
 PROMPT = 5.0
+
+pytestmark = pytest.mark.clusters("newest", "oldest")
+
+
+def mounts_image_volumes(cluster: Cluster) -> bool:
+    """Whether `auto` gives the init as an image volume: that needs an apiserver and kubelets
+    of 1.35+ (ImageVolume is off in 1.34) and containerd 2.1+; the oldest cluster has none."""
+    return cluster.release.newest
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +98,9 @@ def test_a_deployment_in_a_labelled_namespace_runs_podinit_as_pid_1(
     )
     pod = cluster.cp.kubectl_json("get", "pods", "-n", labelled, "-l", "app=web")["items"][0]
     assert _status(pod)["containers"] == {"app": "injected"}
+    [init] = [v for v in pod["spec"]["volumes"] if v["name"] == "podinit"]
+    assert ("image" in init) == mounts_image_volumes(cluster), init
+    assert ("emptyDir" in init) != mounts_image_volumes(cluster), init
     # the image's shell-form ENTRYPOINT, read from the registry, now runs under podinit
     argv = workloads.pid1(cluster, labelled, pod["metadata"]["name"])
     assert argv[:4] == ["/podinit/podinit", "--", "/bin/sh", "-c"], argv
@@ -160,6 +173,7 @@ def test_a_pod_left_unwrapped_is_a_warning_event_on_its_replicaset(
     cluster.cp.kubectl("delete", "deployment", "lost", "-n", labelled)
 
 
+@pytest.mark.clusters("newest")  # the oldest mounts no image volume: `auto` is copy there
 @pytest.mark.parametrize("mode", ["imageVolume", "copy"])
 def test_both_injection_modes_start_the_app_under_podinit(
     cluster: Cluster, release: str, labelled: str, mode: str
