@@ -18,7 +18,8 @@ from tests.server.mutator import cases
 from webhook.core import InjectSettings, LookupFailure, LookupFailurePolicy, Mutation, mutate
 from webhook.registry import ImageResolver, ResolverSettings
 from webhook.server.admission import Admitter
-from webhook.server.events import EventRecorder, note, regarding_of
+from webhook.server.event_content import note, regarding_of
+from webhook.server.events import EventRecorder
 from webhook.server.metrics import Metrics
 from webhook.server.review import AdmissionRequest, BadReview, parse
 

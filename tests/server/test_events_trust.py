@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from webhook.core import InjectSettings, LookupFailure, mutate
-from webhook.server.events import EventRecorder, note
+from webhook.server.event_content import note
+from webhook.server.events import EventRecorder
 from webhook.server.metrics import Metrics
 from webhook.server.owners import Found, OwnerCheck, Unverifiable
 

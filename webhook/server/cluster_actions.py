@@ -13,7 +13,7 @@ from typing import Any
 
 from webhook.core import InjectSettings, State
 from webhook.kube import JsonApi
-from webhook.server.events import ObjectReference, clean
+from webhook.server.event_content import ObjectReference, clean
 from webhook.server.unwrapped import UnwrappedPod, observed
 
 log = logging.getLogger("podinit.reconcile")

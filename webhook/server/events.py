@@ -10,17 +10,7 @@ entry, and at most once per `interval` per entry a merge patch of that Event's `
 (count, lastObservedTime) for the repeats folded in since. Every outcome is a count in
 `podinit_events_total{result}`; API errors are counted and logged as counts, never raised.
 
-What an Event is about (`regarding`): the pod has no name yet when a controller creates it
-(generateName), and no uid in any case (both are set after admission), so the Event goes to
-what does have them: the pod's controller (its ownerReference with `controller: true`, else
-its first), which `kubectl describe replicaset|job|statefulset|daemonset` shows. A pod without
-owners is referred to by name (`kubectl events --for pod/NAME` shows it; `kubectl describe pod`
-does not, since it selects Events by the pod's uid, which no admission can know). A pod with
-neither owner nor name (generateName only) is noticed about its Namespace, with the
-generateName in the note; the writer then looks for the pod the apiserver created
-(owners.py): one found, the Event is about it; several, about the namespace (`kubectl events
--n NS`; `regarding.namespace` is the namespace itself, so the Event is stored there); none,
-no Event.
+What an Event says and is about: webhook/server/event_content.py.
 """
 
 from __future__ import annotations
@@ -28,16 +18,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NotRequired, Protocol, TypedDict
 
-from webhook.core import Mutation, Outcome
+from webhook.core import Mutation
+from webhook.server.event_content import (
+    ObjectReference,
+    generate_name,
+    namespace_reference,
+    note,
+    quoted,
+    regarding_of,
+)
 from webhook.server.metrics import Metrics
 from webhook.server.owners import Found, OwnerCheck, Unverifiable
 
@@ -49,11 +45,6 @@ REPORTING_CONTROLLER = "podinit.dev/webhook"
 NOTE_LIMIT = 1024  # bytes: the API refuses a longer note
 NAME_LIMIT = 253  # an Event's name is a DNS subdomain
 INSTANCE_LIMIT = 128  # reportingInstance
-# One Event per pod, whatever its number of containers: at most this many are named in it,
-# each reason and name cut to these many characters (a valid name has at most 63).
-LISTED_CONTAINERS = 3
-REASON_LIMIT = 240
-NAME_TEXT_LIMIT = 63
 # A failure seen again within this many seconds of the previous time continues its Event's
 # series; later, it starts a new Event (client-go's events library uses 6 minutes too).
 WINDOW_SECONDS = 360.0
@@ -66,16 +57,6 @@ MAX_ENTRIES = 10_000
 REQUEST_TIMEOUT_SECONDS = 5.0
 # Failed writes are logged as a count at most this often.
 FAILURE_LOG_SECONDS = 60.0
-
-
-class ObjectReference(TypedDict):
-    """`regarding` as the API takes it."""
-
-    apiVersion: str
-    kind: str
-    name: str
-    namespace: str
-    uid: NotRequired[str]
 
 
 class Series(TypedDict):
@@ -136,88 +117,6 @@ class _Entry:
     creating: bool = False  # a task is checking and creating it (EventRecorder._creating)
     generated: str | None = None  # about the namespace: the pod's generateName, if it had one
     pod_note: str = ""  # and the note once the pod it became is found
-
-
-def regarding_of(namespace: str, pod: object) -> tuple[ObjectReference, str]:
-    """The object an Event about this pod refers to, and what the note must add to name the
-    pod (see the module's docstring)."""
-    metadata = pod.get("metadata") if isinstance(pod, Mapping) else None
-    if not isinstance(metadata, Mapping):
-        metadata = {}
-    owners = metadata.get("ownerReferences")
-    owners = [o for o in owners if _is_reference(o)] if isinstance(owners, list) else []
-    owner = next((o for o in owners if o.get("controller") is True), None) or next(
-        iter(owners), None
-    )
-    if owner is not None:
-        reference: ObjectReference = {
-            "apiVersion": owner["apiVersion"],
-            "kind": owner["kind"],
-            "name": owner["name"],
-            "namespace": namespace,
-            "uid": owner["uid"],
-        }
-        return reference, ""
-    name = metadata.get("name")
-    if isinstance(name, str) and name:
-        return {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": namespace}, ""
-    prefix = metadata.get("generateName")
-    who = f"pod {quoted(prefix)}*: " if isinstance(prefix, str) and prefix else "pod: "
-    return _namespace_reference(namespace), who
-
-
-def _namespace_reference(namespace: str) -> ObjectReference:
-    return {"apiVersion": "v1", "kind": "Namespace", "name": namespace, "namespace": namespace}
-
-
-def _generate_name(pod: object) -> str | None:
-    metadata = pod.get("metadata") if isinstance(pod, Mapping) else None
-    prefix = metadata.get("generateName") if isinstance(metadata, Mapping) else None
-    return prefix if isinstance(prefix, str) and prefix else None
-
-
-def _is_reference(owner: object) -> bool:
-    fields = ("apiVersion", "kind", "name", "uid")
-    return isinstance(owner, Mapping) and all(isinstance(owner.get(k), str) for k in fields)
-
-
-def note(mutation: Mutation) -> str | None:
-    """What went wrong, one note per pod: a denied pod, its failed containers (at most
-    LISTED_CONTAINERS named, then how many more), or the pod's own failure (a bad option
-    annotation). None when nothing should have been wrapped. Text the pod's author chose
-    (container names, images in the reasons) is quoted or cleaned and cut (`clean`)."""
-    if mutation.denied:
-        return f"pod denied: {clean(mutation.denied, REASON_LIMIT)}"
-    failed = [d for d in mutation.decisions if d.outcome is Outcome.FAILED]
-    if failed:
-        listed = "; ".join(
-            f"{quoted(d.container)}: {clean(d.reason, REASON_LIMIT)}"
-            for d in failed[:LISTED_CONTAINERS]
-        )
-        more = len(failed) - LISTED_CONTAINERS
-        head = "container" if len(failed) == 1 else f"{len(failed)} containers not wrapped:"
-        return f"{head} {listed}" + (f"; and {more} more" if more > 0 else "")
-    if mutation.warnings and mutation.pod_reason:
-        return f"pod not wrapped: {clean(mutation.pod_reason, REASON_LIMIT)}"
-    return None
-
-
-# C0 and C1 controls, and the invisible format characters that reorder or hide text (bidi
-# overrides and isolates, zero-width ones, the BOM): a note is shown by kubectl on a terminal.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
-
-
-def clean(text: str, limit: int) -> str:
-    """`text` with control and invisible characters replaced by "?", at most `limit`
-    characters (cut with "...")."""
-    text = _UNPRINTABLE.sub("?", text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def quoted(name: str) -> str:
-    """A name the pod's author chose (a container's, a generateName), cleaned, cut and in
-    double quotes, so that it cannot pass for podinit's own words."""
-    return '"' + clean(name, NAME_TEXT_LIMIT).replace('"', "'") + '"'
 
 
 def _cut(text: str, limit: int) -> str:
@@ -287,7 +186,7 @@ class EventRecorder:
         regarding, who = regarding_of(namespace, pod)
         entry = self._observe(namespace, regarding, _cut(who + found, NOTE_LIMIT))
         if entry is not None and regarding["kind"] == "Namespace":
-            entry.generated, entry.pod_note = _generate_name(pod), _cut(found, NOTE_LIMIT)
+            entry.generated, entry.pod_note = generate_name(pod), _cut(found, NOTE_LIMIT)
 
     def _observe(self, namespace: str, regarding: ObjectReference, note: str) -> _Entry | None:
         """The new entry for a failure not seen recently; None: folded into one, or dropped."""
@@ -382,7 +281,7 @@ class EventRecorder:
         except Unverifiable:
             what = f"{regarding['kind']} {quoted(regarding['name'])}"
             entry.note = _cut(f"pod of {what}: {entry.note}", NOTE_LIMIT)
-            entry.regarding = _namespace_reference(entry.namespace)
+            entry.regarding = namespace_reference(entry.namespace)
             entry.checked = True
             return True
         if uid is None:

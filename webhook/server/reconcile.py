@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from webhook.core import State
 from webhook.server.cluster_actions import ClusterActions, Eviction, owner_reference
-from webhook.server.events import quoted
+from webhook.server.event_content import quoted
 from webhook.server.reconcile_state import Bucket, ReconcileCounts, Waiting
 from webhook.server.unwrapped import UnwrappedPod, UnwrappedPods
 from webhook.server.workloads import Workload, Workloads, replaceable
