@@ -10,6 +10,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ from e2e.processes import Process, wait_until
 from e2e.tools import Tools
 
 
+@dataclass(kw_only=True)
 class ClusterClient:
-    """What tests do with a cluster once it runs; ControlPlane sets these attributes."""
+    """What tests do with a cluster once it runs (e2e.controlplane.ControlPlane starts it)."""
 
     tools: Tools
     workdir: Path
@@ -32,8 +34,8 @@ class ClusterClient:
     ca: CertAuthority
     apiserver_url: str
     kubeconfig: Path
-    core: list[Process]  # whose death fails a wait
-    _admin: IssuedCert | None
+    core: list[Process] = field(default_factory=list)  # whose death fails a wait
+    _admin: IssuedCert | None = None
 
     def write_kubeconfig(self, path: Path, cred: IssuedCert, user: str) -> None:
         """A kubeconfig for this cluster with ``cred`` embedded (for node components)."""

@@ -45,13 +45,13 @@ from e2e.components import (
     scheduler_argv,
     write_admission_configuration,
 )
-from e2e.pki import CertAuthority, IssuedCert
+from e2e.pki import CertAuthority
 from e2e.processes import Process, StartupError, free_port, port_taken, spawn, wait_until
 from e2e.tools import Tools, kubectl_within_skew
 from e2e.webhookconfig import http_ok
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ControlPlane(ClusterClient):
     """A running etcd + kube-apiserver + kube-controller-manager.
 
@@ -62,22 +62,15 @@ class ControlPlane(ClusterClient):
     ``audit.log``), ``tools``.
     """
 
-    tools: Tools
-    workdir: Path
-    logdir: Path
-    ca: CertAuthority
-    apiserver_url: str
-    kubeconfig: Path
     etcd_url: str
-    procs: list[Process] = field(default_factory=list)  # everything spawned
-    core: list[Process] = field(default_factory=list)  # etcd, apiserver, controller-manager
+    procs: list[Process] = field(default_factory=list)  # everything spawned; `core`: etcd,
+    # the apiserver, the controller manager and the scheduler
     address: str = LOOPBACK
     feature_gates: dict[str, bool] = field(default_factory=dict)  # the apiserver's
     scheduler: Path | None = None  # kube-scheduler, run beside the controller manager
     # Issues the certificate the apiserver presents to every admission webhook: a webhook
     # that trusts it (clientCaFile) answers only the apiserver.
     webhook_client_ca: CertAuthority | None = None
-    _admin: IssuedCert | None = None
 
     # ---- lifecycle
 
