@@ -12,10 +12,11 @@ overrides its path. ``find_tools(version)`` for a release of the version matrix
 is the oldest cluster's release (``controllers=True``).
 ``find_node_tools()`` does the same for what a one-node cluster adds (``KUBELET``,
 ``KUBE_SCHEDULER``, ``KUBE_PROXY``, ``CONTAINERD``, ``CONTAINERD_SHIM``,
-``CRICTL``, and ``RUNC`` from PATH); ``CLUSTERS`` names the one-node clusters tests/node
-runs on (the newest release, and the oldest supported one: ``OLDEST_KUBE_SCHEDULER``,
-``OLDEST_KUBE_PROXY``, ``OLDEST_KUBE_CONTROLLER_MANAGER``, ``OLD_NODE_KUBELET``,
-``OLD_NODE_CONTAINERD``); ``find_oras()`` the one ``make images`` needs
+``CRICTL``, and ``RUNC`` from PATH), of the newest release or of another of
+``cluster_releases()``: the oldest supported one (``OLD_NODE_KUBELET``,
+``OLD_NODE_CONTAINERD``, ``OLDEST_KUBE_SCHEDULER``, ``OLDEST_KUBE_PROXY``; its control
+plane adds ``OLDEST_KUBE_CONTROLLER_MANAGER``), whose kubelet and containerd also make the
+older node joined to the newest cluster (e2e.node.oldnode); ``find_oras()`` the one ``make images`` needs
 (``ORAS``); ``find_kube_router()`` the NetworkPolicy enforcer a node test may start
 (``KUBE_ROUTER``). The names are those of ``e2e/tools.sh --paths``.
 """
@@ -63,12 +64,12 @@ class NodeTools:
     crictl: Path
     runc: Path
     versions: dict[str, str]
-    containerd_version: str = ""
+    release: ClusterRelease  # of kubelet, kube-scheduler, kube-proxy and containerd
 
     @property
     def containerd_v1(self) -> bool:
         """containerd 1.x, whose configuration file has another layout."""
-        return self.containerd_version.startswith("v1.")
+        return self.release.containerd_version.startswith("v1.")
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def find_node_tools(release: ClusterRelease | None = None) -> NodeTools:
         crictl=paths["CRICTL"],
         runc=paths["RUNC"],
         versions=versions,
-        containerd_version=containerd,
+        release=release,
     )
 
 
@@ -279,38 +280,3 @@ def find_kube_router() -> Path:
     versions = read_versions()
     built = (_cached(versions, "kube-router", "KUBE_ROUTER_VERSION"), "`make e2e-tools`")
     return _locate({"KUBE_ROUTER": built})["KUBE_ROUTER"]
-
-
-@dataclass(frozen=True)
-class OldNodeTools:
-    """The second, older node's own programs (its kube-proxy, crictl and runc are the first
-    node's: one machine, one network namespace)."""
-
-    kubelet: Path
-    containerd: Path
-    containerd_shim: Path  # containerd-shim-runc-v2, beside containerd
-    kube_version: str
-    containerd_version: str
-
-
-def find_old_node_tools() -> OldNodeTools:
-    """kubelet ``OLD_NODE_KUBE_VERSION`` and containerd ``OLD_NODE_CONTAINERD_VERSION``
-    (``OLD_NODE_KUBELET``, ``OLD_NODE_CONTAINERD``, ``OLD_NODE_CONTAINERD_SHIM``)."""
-    versions = read_versions()
-    built = "`make e2e-tools`"
-    kubelet = _cached(versions, "kubelet", "OLD_NODE_KUBE_VERSION")
-    containerd = _cached(versions, "containerd", "OLD_NODE_CONTAINERD_VERSION")
-    paths = _locate(
-        {
-            "OLD_NODE_KUBELET": (kubelet, built),
-            "OLD_NODE_CONTAINERD": (containerd, built),
-            "OLD_NODE_CONTAINERD_SHIM": (containerd.parent / "containerd-shim-runc-v2", built),
-        }
-    )
-    return OldNodeTools(
-        kubelet=paths["OLD_NODE_KUBELET"],
-        containerd=paths["OLD_NODE_CONTAINERD"],
-        containerd_shim=paths["OLD_NODE_CONTAINERD_SHIM"],
-        kube_version=versions["OLD_NODE_KUBE_VERSION"],
-        containerd_version=versions["OLD_NODE_CONTAINERD_VERSION"],
-    )

@@ -35,7 +35,7 @@ from e2e.node.containerd import Containerd
 from e2e.node.kubelet import kubelet_argv, kubelet_config, write_yaml
 from e2e.node.network import NODE_IP, OLD_NODE_POD_RANGE, PodNetwork
 from e2e.processes import Process, free_port, wait_until
-from e2e.tools import OldNodeTools, find_old_node_tools
+from e2e.tools import NodeTools, cluster_releases, find_node_tools
 
 OLD_NODE_NAME = "podinit-node-old"
 KUBELET_PORT = 10251  # the first node's kubelet has 10250 on the same address
@@ -44,7 +44,7 @@ KUBELET_PORT = 10251  # the first node's kubelet has 10250 on the same address
 @dataclass
 class OldNode:
     cluster: Cluster
-    tools: OldNodeTools
+    tools: NodeTools  # the oldest release's; of them it runs the kubelet and containerd
     state: Path
     containerd: Containerd
     procs: list[Process] = field(default_factory=list)  # containerd, kubelet
@@ -54,7 +54,7 @@ class OldNode:
     @contextlib.contextmanager
     def join(cls, cluster: Cluster, *, timeout: float = 180) -> Iterator[OldNode]:
         """The older node, Ready; it leaves the cluster on exit."""
-        tools = find_old_node_tools()
+        tools = find_node_tools(cluster_releases()[-1])
         state = cluster.state / "old-node"
         node = cls(cluster, tools, state, Containerd(tools.containerd, state, v1=True))
         try:

@@ -23,7 +23,7 @@ from e2e.node.cluster import Cluster
 from e2e.node.kubelet import NODE_NAME
 from e2e.node.oldnode import OldNode
 from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE
-from e2e.tools import ToolsMissing, find_old_node_tools
+from e2e.tools import ToolsMissing, cluster_releases, find_node_tools
 from tests.unavailable import found
 
 INIT = "/podinit/podinit"
@@ -33,7 +33,7 @@ REFRESH = 30.0  # webhook/server/nodes.py REFRESH_SECONDS
 
 @pytest.fixture(scope="module")
 def release(cluster: Cluster) -> Iterator[str]:
-    found(find_old_node_tools, ToolsMissing)  # before installing anything
+    found(lambda: find_node_tools(cluster_releases()[-1]), ToolsMissing)  # before installing
     yield workloads.helm_install(cluster, values=workloads.chart_values(cluster))
     cluster.cp.helm("uninstall", RELEASE, "-n", RELEASE_NAMESPACE, check=False)
 
@@ -81,8 +81,8 @@ def test_new_pods_get_copy_mode_while_a_node_without_image_volumes_is_joined_and
     with OldNode.join(cluster) as old:
         info = old.node()["status"]["nodeInfo"]  # type: ignore[index]
         assert (info["kubeletVersion"], info["containerRuntimeVersion"]) == (
-            old.tools.kube_version,
-            f"containerd://{old.tools.containerd_version.removeprefix('v')}",
+            old.tools.release.kube_version,
+            f"containerd://{old.tools.release.containerd_version.removeprefix('v')}",
         )
         switched = wait_for_injection(cluster, labelled, "copy")
         assert switched <= REFRESH + 5, switched
