@@ -16,9 +16,9 @@ is the oldest cluster's release (``controllers=True``).
 ``cluster_releases()``: the oldest supported one (``OLD_NODE_KUBELET``,
 ``OLD_NODE_CONTAINERD``, ``OLDEST_KUBE_SCHEDULER``, ``OLDEST_KUBE_PROXY``; its control
 plane adds ``OLDEST_KUBE_CONTROLLER_MANAGER``), whose kubelet and containerd also make the
-older node joined to the newest cluster (e2e.node.oldnode); ``find_oras()`` the one ``make images`` needs
-(``ORAS``); ``find_kube_router()`` the NetworkPolicy enforcer a node test may start
-(``KUBE_ROUTER``). The names are those of ``e2e/tools.sh --paths``.
+older node joined to the newest cluster (e2e.node.oldnode); ``find_oras()`` the one
+``make images`` needs (``ORAS``); ``find_kube_router()`` the NetworkPolicy enforcer a node
+test may start (``KUBE_ROUTER``). The names are those of ``e2e/tools.sh --paths``.
 """
 
 from __future__ import annotations
