@@ -11,6 +11,13 @@ webhook adds without a uid inherits the pod's. A ValidatingAdmissionPolicy then 
 every mutation, a pod or container whose uid is outside the range. Both apply to namespaces
 labelled ``LABEL=restricted-v2``. (OpenShift also sets an fsGroup from another range; the tests
 leave it out, so nothing they show depends on one.)
+
+The SCC may give the uid to each container instead of the pod. Namespaces labelled
+``LABEL=PER_CONTAINER`` get that variant: a second pair of policies sets ``runAsUser`` on every
+container and init container that names none, and refuses a container left without one (its
+own or the pod's). A container a webhook adds after the first pass gets its uid only because
+the policy runs again (``reinvocationPolicy: IfNeeded``), as Kubernetes re-runs its built-in
+mutating plugins (OpenShift's SCC among them) after a webhook changed the object.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 RANGE_ANNOTATION = "openshift.io/sa.scc.uid-range"
 LABEL = "podinit-test.dev/scc"
 NAME = "podinit-test-restricted-v2"
+PER_CONTAINER = "restricted-v2-per-container"  # LABEL's value for the per-container variant
 _API = "admissionregistration.k8s.io/v1"
 _PODS = {
     "resourceRules": [
@@ -45,26 +53,36 @@ _UIDS = """
 """
 
 
-def namespace_metadata(name: str, first: int, size: int = 10000) -> dict[str, Any]:
+def namespace_metadata(
+    name: str, first: int, size: int = 10000, *, per_container: bool = False
+) -> dict[str, Any]:
     """A namespace the policies apply to, with OpenShift's range annotation and Pod Security
     'restricted' enforced (the default for OpenShift's user namespaces)."""
+    variant = PER_CONTAINER if per_container else "restricted-v2"
     return {
         "name": name,
         "annotations": {RANGE_ANNOTATION: f"{first}/{size}"},
-        "labels": {LABEL: "restricted-v2", "pod-security.kubernetes.io/enforce": "restricted"},
+        "labels": {LABEL: variant, "pod-security.kubernetes.io/enforce": "restricted"},
     }
 
 
 def policies() -> list[dict[str, Any]]:
-    """The two policies and their bindings, to apply in this order."""
+    """Both variants' policies and bindings, to apply in this order; ``names()`` to delete."""
+    per_container = {"namespaceSelector": {"matchLabels": {LABEL: PER_CONTAINER}}}
     return [
         _assigns_the_first_uid(),
-        _binding("MutatingAdmissionPolicyBinding", NAME),
+        _binding("MutatingAdmissionPolicyBinding", NAME, _SELECTED),
         _refuses_uids_outside(),
-        {**_binding("ValidatingAdmissionPolicyBinding", NAME), "spec": {
-            "policyName": NAME, "matchResources": _SELECTED, "validationActions": ["Deny"],
-        }},
-    ]  # fmt: skip
+        _binding("ValidatingAdmissionPolicyBinding", NAME, _SELECTED),
+        _assigns_each_container_the_first_uid(),
+        _binding("MutatingAdmissionPolicyBinding", NAME + "-per-container", per_container),
+        _refuses_containers_outside_or_without_uid(),
+        _binding("ValidatingAdmissionPolicyBinding", NAME + "-per-container", per_container),
+    ]
+
+
+def names() -> list[str]:
+    return [NAME, NAME + "-per-container"]
 
 
 def _assigns_the_first_uid() -> dict[str, Any]:
@@ -127,10 +145,82 @@ def _refuses_uids_outside() -> dict[str, Any]:
     }
 
 
-def _binding(kind: str, policy: str) -> dict[str, Any]:
+def _assigns_each_container_the_first_uid() -> dict[str, Any]:
+    """Every container and init container that names no uid (of a pod that names none) gets
+    the range's first; run again whenever a later mutation changed the pod."""
+    unnamed = "{}.filter(c, !has(c.securityContext) || !has(c.securityContext.runAsUser))"
+    init = "(has(object.spec.initContainers) ? object.spec.initContainers : [])"
+
+    def assign(field: str) -> dict[str, Any]:
+        item = f"Object.spec.{field}"
+        return {
+            "patchType": "ApplyConfiguration",
+            "applyConfiguration": {
+                "expression": f"Object{{spec: Object.spec{{{field}: variables.{field}.map(n,"
+                f" {item}{{name: n, securityContext: {item}.securityContext{{"
+                "runAsUser: variables.first}})}}"
+            },
+        }
+
     return {
         "apiVersion": _API,
-        "kind": kind,
-        "metadata": {"name": policy},
-        "spec": {"policyName": policy, "matchResources": _SELECTED},
+        "kind": "MutatingAdmissionPolicy",
+        "metadata": {"name": NAME + "-per-container"},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": _PODS,
+            "matchConditions": [
+                {
+                    "name": "pod-names-no-uid",
+                    "expression": "!has(object.spec.securityContext)"
+                    " || !has(object.spec.securityContext.runAsUser)",
+                }
+            ],
+            "variables": [
+                *_RANGE,
+                {
+                    "name": "containers",
+                    "expression": unnamed.format("object.spec.containers") + ".map(c, c.name)",
+                },
+                {"name": "initContainers", "expression": unnamed.format(init) + ".map(c, c.name)"},
+            ],
+            "reinvocationPolicy": "IfNeeded",
+            "mutations": [assign("containers"), assign("initContainers")],
+        },
     }
+
+
+def _refuses_containers_outside_or_without_uid() -> dict[str, Any]:
+    """A container with no uid, its own or the pod's, or one outside the range, is refused."""
+    refusal = _refuses_uids_outside()
+    refusal["metadata"]["name"] = NAME + "-per-container"
+    pod_uid = "has(object.spec.securityContext) && has(object.spec.securityContext.runAsUser)"
+    containers = (
+        "object.spec.containers"
+        " + (has(object.spec.initContainers) ? object.spec.initContainers : [])"
+    )
+    refusal["spec"]["variables"].append(
+        {
+            "name": "without",
+            "expression": f"{pod_uid} ? [] : ({containers})"
+            ".filter(c, !has(c.securityContext) || !has(c.securityContext.runAsUser))"
+            ".map(c, c.name)",
+        }
+    )
+    refusal["spec"]["validations"].insert(
+        0,
+        {
+            "expression": "size(variables.without) == 0",
+            "messageExpression": "'runAsUser: Required value: container '"
+            " + variables.without[0] + ' has no uid'",
+            "reason": "Forbidden",
+        },
+    )
+    return refusal
+
+
+def _binding(kind: str, policy: str, selected: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"policyName": policy, "matchResources": selected}
+    if kind.startswith("Validating"):
+        spec["validationActions"] = ["Deny"]
+    return {"apiVersion": _API, "kind": kind, "metadata": {"name": policy}, "spec": spec}

@@ -36,28 +36,43 @@ RESTRICTED = {
 def policies(cluster: Cluster) -> Iterator[None]:
     cp = cluster.cp
     cp.apply(*uid_range.policies())
-    probe = _ranged_namespace(cluster, "probe", FIRST)
+    probes = [
+        _ranged_namespace(cluster, "probe", FIRST, per_container=per_container)
+        for per_container in (False, True)
+    ]
 
-    def refused() -> bool:
-        # policies take effect a moment after they are stored: wait for a refusal
-        pod = _pod(probe, "probe", cluster, container_uid=65532)
-        done = cp.kubectl(
-            "create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod), check=False
-        )
-        return done.returncode != 0 and "must be in the ranges" in done.stderr
+    def dry_run(pod: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        argv = ("create", "--dry-run=server", "-o", "json", "-f", "-")
+        return cp.kubectl(*argv, input=yaml.safe_dump(pod), check=False)
 
-    cp.wait_for("the uid-range policies in force", refused, timeout=30)
+    def in_force() -> bool:
+        # policies take effect a moment after they are stored: wait until each refuses a uid
+        # outside its range and gives one to a pod that names none
+        for probe in probes:
+            outside = dry_run(_pod(probe, "probe", cluster, container_uid=65532))
+            if outside.returncode == 0 or "must be in the ranges" not in outside.stderr:
+                return False
+            given = dry_run(_pod(probe, "probe", cluster))
+            if given.returncode != 0 or str(FIRST) not in given.stdout:
+                return False
+        return True
+
+    cp.wait_for("the uid-range policies in force", in_force, timeout=30)
     yield
-    cp.kubectl("delete", "namespace", probe, "--wait=false", check=False)
-    for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
-        cp.kubectl("delete", kind, uid_range.NAME, check=False)
-    for kind in ("mutatingadmissionpolicybinding", "mutatingadmissionpolicy"):
-        cp.kubectl("delete", kind, uid_range.NAME, check=False)
+    for probe in probes:
+        cp.kubectl("delete", "namespace", probe, "--wait=false", check=False)
+    for name in uid_range.names():
+        for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
+            cp.kubectl("delete", kind, name, check=False)
+        for kind in ("mutatingadmissionpolicybinding", "mutatingadmissionpolicy"):
+            cp.kubectl("delete", kind, name, check=False)
 
 
-def _ranged_namespace(cluster: Cluster, prefix: str, first: int) -> str:
+def _ranged_namespace(
+    cluster: Cluster, prefix: str, first: int, *, per_container: bool = False
+) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    metadata = uid_range.namespace_metadata(name, first)
+    metadata = uid_range.namespace_metadata(name, first, per_container=per_container)
     metadata["labels"]["podinit.dev/inject"] = "enabled"
     return _namespace(cluster, metadata)
 
@@ -163,12 +178,14 @@ def mode(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
         cluster.cp.helm("uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", check=False)
 
 
-def _assert_injected(pod: dict[str, Any], mode: str) -> None:
+def _assert_injected(pod: dict[str, Any], mode: str, *, copy_uid: int | None = None) -> None:
+    """Wrapped in `mode`; the copy container's uid is `copy_uid`: podinit names none, only a
+    platform that gives every container one does."""
     volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "podinit")
     if mode == "copy":
         copy = pod["spec"]["initContainers"][0]
         assert copy["name"] == "podinit-install"
-        assert "runAsUser" not in copy["securityContext"], copy["securityContext"]
+        assert copy["securityContext"].get("runAsUser") == copy_uid, copy["securityContext"]
         assert "emptyDir" in volume
     else:
         assert "image" in volume and not pod["spec"].get("initContainers")
@@ -196,6 +213,30 @@ def test_a_wrapped_pod_runs_under_the_uid_its_namespaces_range_assigns(
             f"runAsUser: Invalid value: 65532: must be in the ranges: [{FIRST}, {FIRST + 9999}]"
             in refused.value.stderr
         )
+    finally:
+        cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_a_wrapped_pod_runs_where_the_platform_gives_each_container_its_uid(
+    cluster: Cluster, policies: None, mode: str
+) -> None:
+    """The SCC's other way: a uid on every container, none on the pod. The copy container
+    arrives after the platform's first pass; it gets its uid when the platform's policy runs
+    again, and a container left without one would be refused."""
+    namespace = _ranged_namespace(cluster, "per-container", FIRST, per_container=True)
+    try:
+        pod = _create_ready(cluster, _pod(namespace, "app", cluster))
+        _assert_injected(pod, mode, copy_uid=FIRST)
+        assert "runAsUser" not in (pod["spec"].get("securityContext") or {})
+        given = {
+            c["name"]: c["securityContext"].get("runAsUser")
+            for c in [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]
+        }
+        expected = {"app": FIRST} | ({"podinit-install": FIRST} if mode == "copy" else {})
+        assert given == expected
+        assert _uids(pod) == expected
+        assert workloads.pid1(cluster, namespace, "app")[:2] == ["/podinit/podinit", "--"]
+        assert workloads.timed_delete(cluster, namespace, "app") < PROMPT
     finally:
         cluster.cp.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
