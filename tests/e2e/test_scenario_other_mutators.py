@@ -7,6 +7,7 @@ which the apiserver runs before any webhook), reinvocation included, and pods re
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -297,3 +298,39 @@ def test_a_pod_recreated_from_its_own_wrapped_spec_is_admitted_with_one_podinit(
     assert_one_podinit(stored, {"app"})
     command = edits.get("command", SLEEP)
     assert stored["spec"]["containers"][0]["command"] == [INIT, "--", *command]
+
+
+def admissions_by(cp: ControlPlane, plugin: str) -> int:
+    """How many times the apiserver's built-in `plugin` has admitted a pod creation so far."""
+    metrics = cp.kubectl("get", "--raw", "/metrics").stdout
+    pattern = re.compile(
+        r"^apiserver_admission_controller_admission_duration_seconds_count\{(?P<labels>[^}]*)\}"
+        r" (?P<count>\d+)$",
+        re.M,
+    )
+    wanted = {f'name="{plugin}"', 'operation="CREATE"', 'type="admit"', 'rejected="false"'}
+    return sum(
+        int(m["count"]) for m in pattern.finditer(metrics) if wanted <= set(m["labels"].split(","))
+    )
+
+
+def test_the_apiservers_built_in_mutating_plugins_run_again_after_podinit_changed_the_pod(
+    control_plane: ControlPlane, podinit: Podinit, injected: str
+) -> None:
+    """Built-in mutating plugins run a second time when a webhook changed the object, with
+    nothing else asking for it: that second run is how a platform's own plugin treats the copy
+    container podinit added like the app's (OpenShift's SCC giving each container its uid,
+    reproduced in tests/node/test_uid_ranges.py). The apiserver's own count of the
+    ServiceAccount plugin's admissions shows it; a pod podinit leaves alone is the baseline."""
+    cp = control_plane
+    plain = new_namespace(cp, "e2e-plain")
+    try:
+        before = admissions_by(cp, "ServiceAccount")
+        create(cp, pod(plain, "left-alone", container("app", SLEEP)))
+        after_plain = admissions_by(cp, "ServiceAccount")
+        stored, _ = create(cp, pod(injected, "wrapped", container("app", SLEEP)))
+        after_wrapped = admissions_by(cp, "ServiceAccount")
+    finally:
+        delete_namespace(cp, plain)
+    assert stored["spec"]["initContainers"][0]["name"] == COPY_CONTAINER
+    assert (after_plain - before, after_wrapped - after_plain) == (1, 2)
