@@ -62,9 +62,10 @@ COVERAGE := --cov=webhook --cov-branch --cov-report=term-missing:skip-covered --
 test-py: venv init
 	$(PYTEST) tests --ignore=tests/node $(COVERAGE)
 
-# The version matrix and the older node (half of a cold tools build) build in the background,
-# at a lower priority, while the other Python tests run (they mostly wait on servers); then
-# their tests run, adding to the same coverage; then the node and the sanitizers.
+# The version matrix and the oldest release's node and cluster (half of a cold tools build)
+# build in the background, at a lower priority, while the other Python tests run (they mostly
+# wait on servers); then their tests run, adding to the same coverage; then the node and the
+# sanitizers.
 COVERAGE_PART := --cov=webhook --cov-branch --cov-report=
 test: system-packages venv init
 	bash e2e/tools.sh --base

@@ -2,10 +2,11 @@
 
 etcd, kube-apiserver and kube-controller-manager are the real programs (built by
 ``make e2e-tools``, see e2e/tools.sh; their flags are in e2e.components); there is no
-kubelet, so pods stay Pending, unless e2e.node adds one (then kube-scheduler runs too).
-A release of the version matrix (``find_tools("v1.34.4")``) runs etcd and its
-kube-apiserver only: ``create_namespace`` then makes the ``default`` ServiceAccount the
-serviceaccount controller would.
+kubelet, so pods stay Pending, unless e2e.node adds one (and a kube-scheduler,
+``scheduler``). A release of the version matrix (``find_tools("v1.34.4")``) runs etcd and
+its kube-apiserver only (the oldest cluster's, its controller manager too):
+``create_namespace`` then makes the ``default`` ServiceAccount the serviceaccount controller
+would.
 
 Usage (the pytest session fixture in tests/e2e/conftest.py does this)::
 

@@ -40,8 +40,9 @@ class ToolsMissing(Exception):
 class Tools:
     etcd: Path
     kube_apiserver: Path
-    # None for a release of the version matrix: only KUBE_VERSION's is built (the matrix
-    # scenarios need no controller; e2e.controlplane then creates what they would)
+    # None for a release of the version matrix but the oldest cluster's: only KUBE_VERSION's
+    # and OLD_NODE_KUBE_VERSION's are built (the matrix scenarios need no controller;
+    # e2e.controlplane then creates what they would)
     kube_controller_manager: Path | None
     helm: Path
     helm4: Path
@@ -80,10 +81,7 @@ class ClusterRelease:
     name: str  # the tests' id, the minor: "1.37"
     kube_version: str
     containerd_version: str
-
-    @property
-    def newest(self) -> bool:
-        return self.kube_version == read_versions()["KUBE_VERSION"]
+    newest: bool  # KUBE_VERSION's, the one every node test runs on
 
 
 def cluster_releases(versions: dict[str, str] | None = None) -> list[ClusterRelease]:
@@ -91,13 +89,20 @@ def cluster_releases(versions: dict[str, str] | None = None) -> list[ClusterRele
     and the oldest supported release (OLD_NODE_KUBE_VERSION on OLD_NODE_CONTAINERD_VERSION,
     the older node's programs under a control plane of their own release)."""
     versions = versions or read_versions()
+    pairs = (
+        ("KUBE_VERSION", "CONTAINERD_VERSION"),
+        ("OLD_NODE_KUBE_VERSION", "OLD_NODE_CONTAINERD_VERSION"),
+    )
     return [
-        ClusterRelease(f"1.{minor_of(versions[kube])}", versions[kube], versions[containerd])
-        for kube, containerd in (
-            ("KUBE_VERSION", "CONTAINERD_VERSION"),
-            ("OLD_NODE_KUBE_VERSION", "OLD_NODE_CONTAINERD_VERSION"),
+        ClusterRelease(
+            f"1.{minor_of(versions[kube])}", versions[kube], versions[containerd], newest=i == 0
         )
+        for i, (kube, containerd) in enumerate(pairs)
     ]
+
+
+def oldest_release() -> ClusterRelease:
+    return cluster_releases()[-1]
 
 
 def read_versions(path: Path = E2E_DIR / "versions.env") -> dict[str, str]:

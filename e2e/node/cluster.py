@@ -64,7 +64,6 @@ class Cluster:
     containerd: Containerd
     dns: DnsServer
     lock: int  # flock on the machine's node lock, held while this cluster runs
-    release: ClusterRelease  # the Kubernetes and containerd releases it runs
     node_procs: list[Process] = field(default_factory=list)  # kubelet, kube-proxy
 
     @classmethod
@@ -100,7 +99,7 @@ class Cluster:
             os.close(lock)
             raise
         try:
-            cluster = cls._start_node(cp, node_tools, network, state, lock, release)
+            cluster = cls._start_node(cp, node_tools, network, state, lock)
             gates = {**NODE_FEATURE_GATES, **(kubelet_feature_gates or {})}
             cluster._start_kubelet(startup_timeout, gates)
             cluster._start_kube_proxy()
@@ -119,7 +118,6 @@ class Cluster:
         network: PodNetwork,
         state: Path,
         lock: int,
-        release: ClusterRelease,
     ) -> Cluster:
         registry = start_registry(state / "registry", ca=cp.ca, address=NODE_IP)
         cp.procs.append(registry.process)
@@ -135,7 +133,7 @@ class Cluster:
         wait_until("containerd's socket", containerd.answers, 30, [runtime])
 
         dns = DnsServer(NODE_IP, _service_lookup(cp)).start()
-        return cls(cp, registry, images, node_tools, state, containerd, dns, lock, release)
+        return cls(cp, registry, images, node_tools, state, containerd, dns, lock)
 
     def _start_kubelet(self, timeout: float, feature_gates: dict[str, bool]) -> None:
         cp, directory = self.cp, self.state / "kubelet"
@@ -197,6 +195,11 @@ class Cluster:
             60,
             [*self.cp.core, proxy],
         )
+
+    @property
+    def release(self) -> ClusterRelease:
+        """The Kubernetes and containerd releases it runs."""
+        return self.node_tools.release
 
     @property
     def runtime_log(self) -> RuntimeLog:

@@ -35,7 +35,7 @@ from e2e.node.containerd import Containerd
 from e2e.node.kubelet import kubelet_argv, kubelet_config, write_yaml
 from e2e.node.network import NODE_IP, OLD_NODE_POD_RANGE, PodNetwork
 from e2e.processes import Process, free_port, wait_until
-from e2e.tools import NodeTools, cluster_releases, find_node_tools
+from e2e.tools import NodeTools, find_node_tools, oldest_release
 
 OLD_NODE_NAME = "podinit-node-old"
 KUBELET_PORT = 10251  # the first node's kubelet has 10250 on the same address
@@ -54,9 +54,11 @@ class OldNode:
     @contextlib.contextmanager
     def join(cls, cluster: Cluster, *, timeout: float = 180) -> Iterator[OldNode]:
         """The older node, Ready; it leaves the cluster on exit."""
-        tools = find_node_tools(cluster_releases()[-1])
+        tools = find_node_tools(oldest_release())
         state = cluster.state / "old-node"
-        node = cls(cluster, tools, state, Containerd(tools.containerd, state, v1=True))
+        node = cls(
+            cluster, tools, state, Containerd(tools.containerd, state, v1=tools.containerd_v1)
+        )
         try:
             node._start_containerd()
             node._start_kubelet(timeout)

@@ -25,10 +25,11 @@ _Q = r'\\"([^"\\]+)\\"'  # a quoted value inside msg
 # containerd 2 prints the CRI metadata in protobuf's text form (name:\"web\" uid:\"...\"),
 # containerd 1.7 as a Go struct (&PodSandboxMetadata{Name:web,Uid:...,Namespace:...,}).
 _V = r"([^,]+)"  # a value inside a Go struct
+# The request and its answer; not "... failed, error ...", which would reset the pod's times.
 _SANDBOX_REQUESTED = re.compile(
-    rf"^RunPodSandbox for (?:name:{_Q}\s+uid:{_Q}\s+namespace:{_Q}"
-    rf"|&PodSandboxMetadata\{{Name:{_V},Uid:{_V},Namespace:{_V},)"
-    rf".*?(?: returns sandbox id {_Q})?$"
+    rf"^RunPodSandbox for (?:name:{_Q}\s+uid:{_Q}\s+namespace:{_Q}(?:\s+attempt:\d+)?"
+    rf"|&PodSandboxMetadata\{{Name:{_V},Uid:{_V},Namespace:{_V},[^}}]*\}})"
+    rf"(?: returns sandbox id {_Q})?$"
 )
 _CREATE = re.compile(
     rf"^CreateContainer within sandbox {_Q} for (?:container )?"

@@ -81,3 +81,9 @@ def test_a_container_killed_after_its_grace_period_is_marked_killed(
     tmp_path: Path, form: Format
 ) -> None:
     assert app_of(tmp_path, form, 'Kill container \\"c1\\"').killed
+
+
+def test_a_failed_sandbox_request_leaves_the_pods_times_alone(tmp_path: Path, form: Format) -> None:
+    failed = f'RunPodSandbox for {form.pod} failed, error" error="rpc error: deadline exceeded'
+    app = app_of(tmp_path, form, failed)
+    assert (app.id, app.stop_signal) == ("c1", "quit")

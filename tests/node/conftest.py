@@ -54,6 +54,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     marker = metafunc.definition.get_closest_marker("clusters")
     names = marker.args if marker else ("newest",)
+    if unknown := set(names) - set(_BY_AGE):
+        raise pytest.UsageError(
+            f"clusters({', '.join(map(repr, unknown))}): not one of {list(_BY_AGE)}"
+        )
     releases = [_BY_AGE[name] for name in names]
     # session scope: pytest groups the tests by cluster, so each starts once
     metafunc.parametrize(

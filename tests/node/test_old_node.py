@@ -23,7 +23,7 @@ from e2e.node.cluster import Cluster
 from e2e.node.kubelet import NODE_NAME
 from e2e.node.oldnode import OldNode
 from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE
-from e2e.tools import ToolsMissing, cluster_releases, find_node_tools
+from e2e.tools import ToolsMissing, find_node_tools, oldest_release
 from tests.unavailable import found
 
 INIT = "/podinit/podinit"
@@ -33,7 +33,7 @@ REFRESH = 30.0  # webhook/server/nodes.py REFRESH_SECONDS
 
 @pytest.fixture(scope="module")
 def release(cluster: Cluster) -> Iterator[str]:
-    found(lambda: find_node_tools(cluster_releases()[-1]), ToolsMissing)  # before installing
+    found(lambda: find_node_tools(oldest_release()), ToolsMissing)  # before installing
     yield workloads.helm_install(cluster, values=workloads.chart_values(cluster))
     cluster.cp.helm("uninstall", RELEASE, "-n", RELEASE_NAMESPACE, check=False)
 
