@@ -87,8 +87,19 @@ class Buildah:
             args += ["-f", str(containerfile)]
         for key, value in (build_args or {}).items():
             args += ["--build-arg", f"{key}={value}"]
-        self.run(*args, str(context))
+        before = self.containers()
+        try:
+            self.run(*args, str(context))
+        finally:
+            # buildah 1.28 leaves a stage's working container behind, mounted, when `--target`
+            # names a stage whose every step is cached: one more overlay mount per build
+            for leftover in self.containers() - before:
+                self.run("rm", leftover)
         return self.image_id(tag)
+
+    def containers(self) -> set[str]:
+        """The ids of the working containers in this storage."""
+        return set(self.run("containers", "--quiet", "--all").split())
 
     def set_architecture(self, image: str, arch: str) -> None:
         """Re-tag ``image`` as built for ``arch`` (its files already are), in one layer."""
