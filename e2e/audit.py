@@ -28,6 +28,10 @@ rules:
       - {group: "admissionregistration.k8s.io"}
       - {group: "apps"}
     verbs: ["create", "update", "patch", "delete"]
+  # evictions (the reconciler's), counted by evictions()
+  - level: Metadata
+    resources: [{group: "", resources: ["pods/eviction"]}]
+    verbs: ["create"]
   - level: None
 """
 
@@ -62,6 +66,19 @@ class PodAdmission:
 
     def mutated_by(self, configuration: str) -> bool:
         return any(m["configuration"] == configuration and m["mutated"] for m in self.mutations)
+
+
+def evictions(events: Iterable[dict[str, Any]], namespace: str) -> list[str]:
+    """The pods of ``namespace`` evicted through the Eviction API (answered 201), by name, in
+    log order."""
+    return [
+        e["objectRef"]["name"]
+        for e in events
+        if e.get("stage") == "ResponseComplete"
+        and e["objectRef"].get("subresource") == "eviction"
+        and e["objectRef"].get("namespace") == namespace
+        and e.get("responseStatus", {}).get("code") == 201
+    ]
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ Measured and printed: seconds from the webhook's return to the last replacement 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from e2e import audit
 from e2e.node import disruption, workloads
 from e2e.node.cluster import Cluster
 from e2e.node.workloads import RELEASE, RELEASE_NAMESPACE, ready, scale_webhook, wrapped
@@ -189,8 +191,15 @@ def test_the_leader_killed_mid_reconcile_hands_over_and_no_pod_is_evicted_twice(
         )
         for name, (_, _, fewest) in REPLACED.items():
             assert watched.fewest_ready[name] >= fewest, (name, watched.fewest_ready)
+        # the apiserver's own record: every replaceable pod evicted, none twice
+        evicted = audit.evictions(cluster.cp.audit_events(), namespace)
+        assert len(evicted) == len(set(evicted)) == EVICTED, evicted
+        # An Event for each eviction, but one the killed process had made and not yet
+        # reported (the Event is written once the eviction is answered) may have none.
         replacing = events(cluster, namespace, "PodinitReplacing")
-        assert len(replacing) == EVICTED, json.dumps([e["note"] for e in replacing])
+        told = [re.search(r'pod "([^"]+)"', e["note"])[1] for e in replacing]  # type: ignore[index]
+        assert len(told) == len(set(told)) and set(told) <= set(evicted), (told, evicted)
+        assert len(told) >= EVICTED - 1, json.dumps([e["note"] for e in replacing])
         assert {e["reportingInstance"] for e in replacing} >= {first}
         assert_left_alone(cluster, namespace)
     finally:
