@@ -189,24 +189,16 @@ def find_tools(kube_version: str | None = None, *, controllers: bool = False) ->
         "HELM": (cached("helm", "HELM_VERSION"), built),
         "HELM4": (cached("helm", "HELM4_VERSION"), built),
     }
-    if main:
-        wanted["KUBE_CONTROLLER_MANAGER"] = (
-            cached("kube-controller-manager", "KUBE_VERSION"),
-            built,
-        )
-    elif controllers:
-        if release != versions["OLD_NODE_KUBE_VERSION"]:
-            raise ValueError(f"no controller manager is built for {release}")
-        wanted["OLDEST_KUBE_CONTROLLER_MANAGER"] = (
-            _release(release, "kube-controller-manager"),
-            built,
-        )
+    manager = "KUBE_CONTROLLER_MANAGER" if main else "OLDEST_KUBE_CONTROLLER_MANAGER"
+    if controllers and not main and release != versions["OLD_NODE_KUBE_VERSION"]:
+        raise ValueError(f"no controller manager is built for {release}")
+    if main or controllers:
+        wanted[manager] = (_release(release, "kube-controller-manager"), built)
     paths = _locate(wanted)
     return Tools(
         etcd=paths["ETCD"],
         kube_apiserver=paths["KUBE_APISERVER" + suffix],
-        kube_controller_manager=paths.get("KUBE_CONTROLLER_MANAGER")
-        or paths.get("OLDEST_KUBE_CONTROLLER_MANAGER"),
+        kube_controller_manager=paths.get(manager),
         helm=paths["HELM"],
         helm4=paths["HELM4"],
         kubectl=paths["KUBECTL" + suffix],

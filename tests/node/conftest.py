@@ -25,8 +25,6 @@ from e2e.tools import (
     ClusterRelease,
     ToolsMissing,
     cluster_releases,
-    find_node_tools,
-    find_tools,
 )
 from tests.unavailable import unavailable
 
@@ -76,12 +74,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if not os.path.isfile("/usr/lib/cni/bridge"):
         unavailable("needs the CNI plugins (Debian package containernetworking-plugins)")
     try:
-        find_node_tools(release)
-        find_tools(release.kube_version, controllers=True)
+        started = Cluster.start(release=release)  # looks its tools up before anything else
     except ToolsMissing as e:
         unavailable(str(e))
-    try:
-        started = Cluster.start(release=release)
     except BuildError as e:
         pytest.fail(f"building the images failed: {e}", pytrace=False)
     try:
